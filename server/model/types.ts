@@ -1,0 +1,98 @@
+/**
+ * The contract between the demo server's HTTP layer and its model.
+ *
+ * The HTTP layer (server/handler.ts) validates requests, applies stop
+ * strings and encodes the wire format; the model (server/model/) owns the
+ * tokenizer, the chat template, the weights and the forward pass. Neither
+ * knows the other's internals.
+ *
+ * @module
+ */
+
+/** One chat message after the HTTP layer has validated it. */
+export interface ChatMessage {
+  /** `system`, `user` or `assistant`. */
+  role: "system" | "user" | "assistant";
+  /** Text and images in order. */
+  parts: ChatPart[];
+}
+
+/** A piece of message content. */
+export type ChatPart =
+  | { type: "text"; text: string }
+  | { type: "image"; png: Uint8Array };
+
+/** A prompt ready for the forward pass. */
+export interface ModelInput {
+  /** Token id of every prompt position; vision positions hold the image-patch id. */
+  ids: Int32Array;
+  /** Feature vector of each vision position, by absolute position. */
+  patches: Map<number, Float32Array>;
+  /** Half-open ranges of vision positions. */
+  visionRanges: { start: number; end: number }[];
+}
+
+/** A candidate token with its log-probability. */
+export interface TokenLogprob {
+  /** Token id. */
+  id: number;
+  /** Natural-log probability under the sampling distribution at temperature 1. */
+  logprob: number;
+}
+
+/** Options for {@linkcode DemoModel.generate}. */
+export interface GenerateOptions {
+  /** Most tokens to generate (the end-of-turn token counts). */
+  maxTokens: number;
+  /** 0 is greedy; above 0 samples from softmax(logits / temperature). */
+  temperature: number;
+  /** Seed for sampling; same seed, same tokens. */
+  seed?: number;
+  /** How many alternatives to report per generated token. @default {0} */
+  topLogprobs?: number;
+  /** Layers whose attention to return. @default {[]} */
+  captureLayers?: number[];
+  /**
+   * Called after each generated token with every generated id so far;
+   * returning true ends generation (the HTTP layer's stop strings).
+   */
+  shouldStop?: (generated: readonly number[]) => boolean;
+}
+
+/** What one generation returns. */
+export interface GenerateResult {
+  /** Generated ids, the end-of-turn token included when one was produced. */
+  tokens: number[];
+  /** `"stop"` (end of turn or stop string) or `"length"` (maxTokens reached). */
+  finishReason: "stop" | "length";
+  /** Per generated token: its own logprob and the top alternatives. */
+  logprobs: { token: TokenLogprob; top: TokenLogprob[] }[];
+  /** Per prompt position: the logprob of the actual token; null at position 0. */
+  promptLogprobs: (TokenLogprob | null)[];
+  /**
+   * Per captured layer, the softmax attention the forward pass used,
+   * `[T, H, T]` flattened in C order, where T = prompt + generated - 1
+   * (the last generated token's query is never computed).
+   */
+  attention: Map<number, Float32Array>;
+}
+
+/** The demo model as the HTTP layer sees it. */
+export interface DemoModel {
+  /** The name served by /v1/models. */
+  readonly name: string;
+  /** Decoder layers. */
+  readonly numLayers: number;
+  /** Attention heads per layer. */
+  readonly numHeads: number;
+  /** Longest sequence (prompt plus generated) the model accepts. */
+  readonly maxPositions: number;
+  /** Applies the chat template (Gemma-style turns) and tokenizes. */
+  renderChat(messages: ChatMessage[]): ModelInput;
+  /** The text of one token, as `decoded_token` and `logprobs` report it. */
+  tokenText(id: number): string;
+  /** Decodes generated ids to the reply text (special tokens dropped). */
+  decode(ids: readonly number[]): string;
+  /** Runs the model. */
+  generate(input: ModelInput, options: GenerateOptions): GenerateResult;
+}
