@@ -1,0 +1,166 @@
+/**
+ * The notebooks, executed for real: Deno's Jupyter kernel under nbclient
+ * (scripts/run_notebooks.py), then rendered to HTML by nbconvert and
+ * photographed by headless Chromium.
+ *
+ * A notebook passes when no cell errors, every cell tagged `chart` produced
+ * a chart (`text/html` holding an `<svg` or `<img`, or an image), every cell
+ * tagged `answer` reports ✓ and no ✗, and every chart area of the screenshot
+ * holds ink. The executed notebooks, HTML pages and screenshots are kept in
+ * `.artifacts/notebooks/` (printed at the start).
+ *
+ * Where Jupyter or Chromium is missing the tests say so and are skipped;
+ * with `CI=true` a missing tool fails the run.
+ */
+
+import assert from "node:assert/strict";
+import {
+  findChromium,
+  findJupyterPython,
+  runNotebooks,
+  temporaryJupyter,
+} from "../scripts/jupyter_env.ts";
+import { listNotebooks } from "../scripts/notebooks.ts";
+import { photographNotebook } from "../scripts/render_notebook.ts";
+
+const CI = Deno.env.get("CI") === "true";
+const ARTIFACTS = new URL("../.artifacts/notebooks/", import.meta.url).pathname;
+/** Below this share of non-white pixels a chart area counts as blank. */
+const MIN_INK = 0.03;
+
+const python = await findJupyterPython();
+const chromium = await findChromium();
+const notebooks = await listNotebooks();
+
+if (!python.ok) {
+  console.log(`${CI ? "FAIL" : "Skipping"} notebook execution: ${python.reason}`);
+}
+if (!chromium.ok) {
+  console.log(`${CI ? "FAIL" : "Skipping"} notebook screenshots: ${chromium.reason}`);
+}
+if (python.ok) console.log(`notebook artifacts: ${ARTIFACTS}`);
+
+interface Output {
+  output_type: string;
+  text?: string | string[];
+  data?: Record<string, unknown>;
+  ename?: string;
+  evalue?: string;
+}
+
+interface Cell {
+  cell_type: string;
+  source: string | string[];
+  metadata: { tags?: string[] };
+  outputs?: Output[];
+}
+
+const joined = (text: unknown) => Array.isArray(text) ? text.join("") : String(text ?? "");
+
+/** Everything a cell printed or displayed, as text. */
+function outputText(cell: Cell): string {
+  return (cell.outputs ?? []).map((o) =>
+    o.output_type === "stream" ? joined(o.text) : joined(o.data?.["text/plain"]) + "\n" + joined(o.data?.["text/html"])
+  ).join("\n");
+}
+
+/** True when a cell's outputs hold a chart a browser can draw. */
+function hasChart(cell: Cell): boolean {
+  return (cell.outputs ?? []).some((o) => {
+    const html = joined(o.data?.["text/html"]);
+    return /<svg[\s>]/.test(html) || /<img[\s>]/.test(html) ||
+      "image/png" in (o.data ?? {}) || "image/jpeg" in (o.data ?? {});
+  });
+}
+
+const tagged = (cells: Cell[], tag: string) =>
+  cells.map((cell, index) => ({ cell, index })).filter(({ cell }) => cell.metadata.tags?.includes(tag));
+
+Deno.test({
+  name: "notebook tools: Jupyter (nbclient, nbconvert) and Chromium are installed",
+  ignore: !CI && !(python.ok && chromium.ok),
+  fn() {
+    assert.ok(python.ok, python.ok ? "" : `Cannot run the notebook tests: ${python.reason}`);
+    assert.ok(chromium.ok, chromium.ok ? "" : `Cannot photograph the notebooks: ${chromium.reason}`);
+  },
+});
+
+Deno.test("notebooks/ holds the needle, codename and tour notebooks", () => {
+  const names = notebooks.map((p) => p.replace(/^.*\//, ""));
+  for (const name of ["needle.ipynb", "codename.ipynb", "tour.ipynb"]) {
+    assert.ok(names.includes(name), `notebooks/${name} is missing (found ${names.join(", ") || "none"})`);
+  }
+});
+
+for (const path of notebooks) {
+  const name = path.replace(/^.*\//, "");
+  Deno.test({
+    name: `notebooks/${name} executes in Jupyter, charts every chart cell, answers right, and renders`,
+    ignore: !python.ok && !CI,
+    sanitizeResources: false,
+    async fn(t) {
+      assert.ok(python.ok, python.ok ? "" : `Cannot execute ${name}: ${python.reason}`);
+      const source: { cells: Cell[] } = JSON.parse(await Deno.readTextFile(path));
+      const charts = tagged(source.cells, "chart");
+      const answers = tagged(source.cells, "answer");
+      assert.ok(charts.length > 0, `${name} tags no cell "chart"; tag the cells that draw charts`);
+      assert.ok(answers.length > 0, `${name} tags no cell "answer"; tag the cells that check results`);
+
+      const jupyter = await temporaryJupyter();
+      let executed: { cells: Cell[] };
+      try {
+        await Deno.mkdir(ARTIFACTS, { recursive: true });
+        const run = await runNotebooks(python.path, [path], { outputDir: ARTIFACTS, env: jupyter.env });
+        assert.ok(run.success, `${name} failed to execute:\n${run.output}`);
+        executed = JSON.parse(await Deno.readTextFile(`${ARTIFACTS}${name}`));
+      } finally {
+        await Deno.remove(jupyter.dir, { recursive: true });
+      }
+
+      await t.step("no cell errors", () => {
+        const errors = executed.cells.flatMap((cell, index) =>
+          (cell.outputs ?? []).filter((o) => o.output_type === "error").map((o) => `cell ${index}: ${o.ename}: ${o.evalue}`)
+        );
+        assert.deepEqual(errors, []);
+      });
+
+      await t.step("every chart cell produced a chart", () => {
+        const empty = charts.filter(({ index }) => !hasChart(executed.cells[index])).map(({ index }) => index);
+        assert.deepEqual(empty, [], `cells ${empty.join(", ")} of ${name} are tagged chart but show no <svg>/<img>`);
+      });
+
+      await t.step("every answer cell reports ✓ and no ✗", () => {
+        for (const { index } of answers) {
+          const text = outputText(executed.cells[index]);
+          assert.match(text, /✓/, `cell ${index} of ${name} reports no ✓:\n${text}`);
+          assert.doesNotMatch(text, /✗/, `cell ${index} of ${name} reports ✗:\n${text}`);
+        }
+      });
+
+      await t.step({
+        name: "every chart is visible in Chromium's screenshot",
+        ignore: !chromium.ok && !CI,
+        fn: async () => {
+          assert.ok(chromium.ok, chromium.ok ? "" : `Cannot photograph ${name}: ${chromium.reason}`);
+          const shot = await photographNotebook(`${ARTIFACTS}${name}`, ARTIFACTS, {
+            python: python.path,
+            chromium: chromium.path,
+          });
+          console.log(`  ${shot.png}`);
+          for (const { index } of charts) {
+            const areas = shot.charts.filter((c) => c.cell === index);
+            assert.ok(areas.length > 0, `cell ${index} of ${name}: no chart on the rendered page`);
+            for (const area of areas) {
+              assert.ok(
+                area.ink >= MIN_INK,
+                `cell ${index} of ${name}: chart area ${area.width}x${area.height} at y=${area.y} is blank (${
+                  (area.ink * 100).toFixed(1)
+                }% ink); see ${shot.png}`,
+              );
+            }
+          }
+        },
+      });
+    },
+  });
+}
