@@ -155,6 +155,7 @@ export async function photographNotebook(
   const browser = options.chromium ?? await required(findChromium());
   const width = options.width ?? 1100;
   const maxHeight = options.maxHeight ?? 30000;
+  outDir = outDir.replace(/\/+$/, "");
   await Deno.mkdir(outDir, { recursive: true });
   const name = notebook.replace(/^.*\//, "").replace(/\.ipynb$/, "");
   await run(python, [

@@ -33,10 +33,14 @@ const chromium = await findChromium();
 const notebooks = await listNotebooks();
 
 if (!python.ok) {
-  console.log(`${CI ? "FAIL" : "Skipping"} notebook execution: ${python.reason}`);
+  console.log(
+    `${CI ? "FAIL" : "Skipping"} notebook execution: ${python.reason}`,
+  );
 }
 if (!chromium.ok) {
-  console.log(`${CI ? "FAIL" : "Skipping"} notebook screenshots: ${chromium.reason}`);
+  console.log(
+    `${CI ? "FAIL" : "Skipping"} notebook screenshots: ${chromium.reason}`,
+  );
 }
 if (python.ok) console.log(`notebook artifacts: ${ARTIFACTS}`);
 
@@ -55,12 +59,15 @@ interface Cell {
   outputs?: Output[];
 }
 
-const joined = (text: unknown) => Array.isArray(text) ? text.join("") : String(text ?? "");
+const joined = (text: unknown) =>
+  Array.isArray(text) ? text.join("") : String(text ?? "");
 
 /** Everything a cell printed or displayed, as text. */
 function outputText(cell: Cell): string {
   return (cell.outputs ?? []).map((o) =>
-    o.output_type === "stream" ? joined(o.text) : joined(o.data?.["text/plain"]) + "\n" + joined(o.data?.["text/html"])
+    o.output_type === "stream"
+      ? joined(o.text)
+      : joined(o.data?.["text/plain"]) + "\n" + joined(o.data?.["text/html"])
   ).join("\n");
 }
 
@@ -74,43 +81,70 @@ function hasChart(cell: Cell): boolean {
 }
 
 const tagged = (cells: Cell[], tag: string) =>
-  cells.map((cell, index) => ({ cell, index })).filter(({ cell }) => cell.metadata.tags?.includes(tag));
+  cells.map((cell, index) => ({ cell, index })).filter(({ cell }) =>
+    cell.metadata.tags?.includes(tag)
+  );
 
 Deno.test({
-  name: "notebook tools: Jupyter (nbclient, nbconvert) and Chromium are installed",
+  name:
+    "notebook tools: Jupyter (nbclient, nbconvert) and Chromium are installed",
   ignore: !CI && !(python.ok && chromium.ok),
   fn() {
-    assert.ok(python.ok, python.ok ? "" : `Cannot run the notebook tests: ${python.reason}`);
-    assert.ok(chromium.ok, chromium.ok ? "" : `Cannot photograph the notebooks: ${chromium.reason}`);
+    assert.ok(
+      python.ok,
+      python.ok ? "" : `Cannot run the notebook tests: ${python.reason}`,
+    );
+    assert.ok(
+      chromium.ok,
+      chromium.ok ? "" : `Cannot photograph the notebooks: ${chromium.reason}`,
+    );
   },
 });
 
 Deno.test("notebooks/ holds the needle, codename and tour notebooks", () => {
   const names = notebooks.map((p) => p.replace(/^.*\//, ""));
   for (const name of ["needle.ipynb", "codename.ipynb", "tour.ipynb"]) {
-    assert.ok(names.includes(name), `notebooks/${name} is missing (found ${names.join(", ") || "none"})`);
+    assert.ok(
+      names.includes(name),
+      `notebooks/${name} is missing (found ${names.join(", ") || "none"})`,
+    );
   }
 });
 
 for (const path of notebooks) {
   const name = path.replace(/^.*\//, "");
   Deno.test({
-    name: `notebooks/${name} executes in Jupyter, charts every chart cell, answers right, and renders`,
+    name:
+      `notebooks/${name} executes in Jupyter, charts every chart cell, answers right, and renders`,
     ignore: !python.ok && !CI,
     sanitizeResources: false,
     async fn(t) {
-      assert.ok(python.ok, python.ok ? "" : `Cannot execute ${name}: ${python.reason}`);
-      const source: { cells: Cell[] } = JSON.parse(await Deno.readTextFile(path));
+      assert.ok(
+        python.ok,
+        python.ok ? "" : `Cannot execute ${name}: ${python.reason}`,
+      );
+      const source: { cells: Cell[] } = JSON.parse(
+        await Deno.readTextFile(path),
+      );
       const charts = tagged(source.cells, "chart");
       const answers = tagged(source.cells, "answer");
-      assert.ok(charts.length > 0, `${name} tags no cell "chart"; tag the cells that draw charts`);
-      assert.ok(answers.length > 0, `${name} tags no cell "answer"; tag the cells that check results`);
+      assert.ok(
+        charts.length > 0,
+        `${name} tags no cell "chart"; tag the cells that draw charts`,
+      );
+      assert.ok(
+        answers.length > 0,
+        `${name} tags no cell "answer"; tag the cells that check results`,
+      );
 
       const jupyter = await temporaryJupyter();
       let executed: { cells: Cell[] };
       try {
         await Deno.mkdir(ARTIFACTS, { recursive: true });
-        const run = await runNotebooks(python.path, [path], { outputDir: ARTIFACTS, env: jupyter.env });
+        const run = await runNotebooks(python.path, [path], {
+          outputDir: ARTIFACTS,
+          env: jupyter.env,
+        });
         assert.ok(run.success, `${name} failed to execute:\n${run.output}`);
         executed = JSON.parse(await Deno.readTextFile(`${ARTIFACTS}${name}`));
       } finally {
@@ -119,21 +153,39 @@ for (const path of notebooks) {
 
       await t.step("no cell errors", () => {
         const errors = executed.cells.flatMap((cell, index) =>
-          (cell.outputs ?? []).filter((o) => o.output_type === "error").map((o) => `cell ${index}: ${o.ename}: ${o.evalue}`)
+          (cell.outputs ?? []).filter((o) => o.output_type === "error").map((
+            o,
+          ) => `cell ${index}: ${o.ename}: ${o.evalue}`)
         );
         assert.deepEqual(errors, []);
       });
 
       await t.step("every chart cell produced a chart", () => {
-        const empty = charts.filter(({ index }) => !hasChart(executed.cells[index])).map(({ index }) => index);
-        assert.deepEqual(empty, [], `cells ${empty.join(", ")} of ${name} are tagged chart but show no <svg>/<img>`);
+        const empty = charts.filter(({ index }) =>
+          !hasChart(executed.cells[index])
+        ).map(({ index }) => index);
+        assert.deepEqual(
+          empty,
+          [],
+          `cells ${
+            empty.join(", ")
+          } of ${name} are tagged chart but show no <svg>/<img>`,
+        );
       });
 
       await t.step("every answer cell reports ✓ and no ✗", () => {
         for (const { index } of answers) {
           const text = outputText(executed.cells[index]);
-          assert.match(text, /✓/, `cell ${index} of ${name} reports no ✓:\n${text}`);
-          assert.doesNotMatch(text, /✗/, `cell ${index} of ${name} reports ✗:\n${text}`);
+          assert.match(
+            text,
+            /✓/,
+            `cell ${index} of ${name} reports no ✓:\n${text}`,
+          );
+          assert.doesNotMatch(
+            text,
+            /✗/,
+            `cell ${index} of ${name} reports ✗:\n${text}`,
+          );
         }
       });
 
@@ -141,15 +193,25 @@ for (const path of notebooks) {
         name: "every chart is visible in Chromium's screenshot",
         ignore: !chromium.ok && !CI,
         fn: async () => {
-          assert.ok(chromium.ok, chromium.ok ? "" : `Cannot photograph ${name}: ${chromium.reason}`);
-          const shot = await photographNotebook(`${ARTIFACTS}${name}`, ARTIFACTS, {
-            python: python.path,
-            chromium: chromium.path,
-          });
+          assert.ok(
+            chromium.ok,
+            chromium.ok ? "" : `Cannot photograph ${name}: ${chromium.reason}`,
+          );
+          const shot = await photographNotebook(
+            `${ARTIFACTS}${name}`,
+            ARTIFACTS,
+            {
+              python: python.path,
+              chromium: chromium.path,
+            },
+          );
           console.log(`  ${shot.png}`);
           for (const { index } of charts) {
             const areas = shot.charts.filter((c) => c.cell === index);
-            assert.ok(areas.length > 0, `cell ${index} of ${name}: no chart on the rendered page`);
+            assert.ok(
+              areas.length > 0,
+              `cell ${index} of ${name}: no chart on the rendered page`,
+            );
             for (const area of areas) {
               assert.ok(
                 area.ink >= MIN_INK,
