@@ -101,6 +101,90 @@ Deno.test({
   },
 });
 
+/** A Deno-kernel notebook with the given code cells, written to a temp folder. */
+async function scratchNotebook(cells: string[]): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "attnscope-nb-" });
+  const path = `${dir}/scratch.ipynb`;
+  await Deno.writeTextFile(
+    path,
+    JSON.stringify({
+      nbformat: 4,
+      nbformat_minor: 5,
+      metadata: {
+        kernelspec: {
+          name: "deno",
+          display_name: "Deno",
+          language: "typescript",
+        },
+      },
+      cells: cells.map((source, i) => ({
+        id: `c${i}`,
+        cell_type: "code",
+        source,
+        metadata: {},
+        outputs: [],
+        execution_count: null,
+      })),
+    }),
+  );
+  return path;
+}
+
+Deno.test({
+  name:
+    "run_notebooks.py keeps an output the kernel sends after the cell went idle",
+  ignore: !python.ok && !CI,
+  async fn() {
+    assert.ok(python.ok, python.ok ? "" : python.reason);
+    // The timer fires after the cell's value is shown and the kernel is
+    // idle: stock nbclient stops reading at idle and loses the line (or
+    // files it under the next cell).
+    const path = await scratchNotebook([
+      "setTimeout(() => console.log('late line'), 50); 'value'",
+      "await new Promise((r) => setTimeout(r, 300)); 'next'",
+    ]);
+    const jupyter = await temporaryJupyter();
+    try {
+      const run = await runNotebooks(python.path, [path], { env: jupyter.env });
+      assert.ok(run.success, run.output);
+      const nb: { cells: Cell[] } = JSON.parse(await Deno.readTextFile(path));
+      assert.match(outputText(nb.cells[0]), /"value"[\s\S]*late line/);
+      assert.doesNotMatch(outputText(nb.cells[1]), /late line/);
+    } finally {
+      await Deno.remove(jupyter.dir, { recursive: true });
+      await Deno.remove(path.replace(/\/[^/]*$/, ""), { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "run_notebooks.py names the failing cell and its error, and leaves the notebook unchanged",
+  ignore: !python.ok && !CI,
+  async fn() {
+    assert.ok(python.ok, python.ok ? "" : python.reason);
+    const path = await scratchNotebook([
+      "1 + 1",
+      "throw new RangeError('layer 99 is out of range')",
+      "3",
+    ]);
+    const before = await Deno.readTextFile(path);
+    const jupyter = await temporaryJupyter();
+    try {
+      const run = await runNotebooks(python.path, [path], { env: jupyter.env });
+      assert.equal(run.success, false);
+      assert.match(
+        run.output,
+        /Cannot execute .*scratch\.ipynb: cell 1 .* raised RangeError: layer 99 is out of range/,
+      );
+      assert.equal(await Deno.readTextFile(path), before);
+    } finally {
+      await Deno.remove(jupyter.dir, { recursive: true });
+      await Deno.remove(path.replace(/\/[^/]*$/, ""), { recursive: true });
+    }
+  },
+});
+
 Deno.test("notebooks/ holds the needle, codename and tour notebooks", () => {
   const names = notebooks.map((p) => p.replace(/^.*\//, ""));
   for (const name of ["needle.ipynb", "codename.ipynb", "tour.ipynb"]) {
