@@ -1,0 +1,381 @@
+/**
+ * `captureAttention()`: one chat completion with attention capture, through
+ * the official OpenAI SDK, against vLLM with attention instrumentation or
+ * attnscope's demo server.
+ *
+ * The SDK drops fields it does not know (`attn_capture_data`,
+ * `prompt_logprobs`), so the raw body is kept (`.asResponse()`) and decoded
+ * by {@linkcode extractAttentionFromResponse}.
+ *
+ * @module
+ */
+
+import OpenAI from "openai";
+import { extractAttentionFromResponse } from "./extract.ts";
+import type { AttentionCapture } from "./layer.ts";
+import type { ScoresDType } from "./scores.ts";
+import { warn } from "./warn.ts";
+import { Base64Span, parseResponseBytes } from "./wire.ts";
+
+/** A chat message as the OpenAI SDK takes it. */
+export type ChatMessageParam = OpenAI.Chat.ChatCompletionMessageParam;
+
+/** Options for {@linkcode captureAttention}. */
+export interface CaptureAttentionOptions {
+  /** The OpenAI base URL, e.g. `http://127.0.0.1:8000/v1`. */
+  baseUrl: string;
+  /**
+   * Sent as `Authorization: Bearer <apiKey>`; vLLM and the demo server check
+   * it only when started with `--api-key`.
+   * @default {"EMPTY"}
+   */
+  apiKey?: string;
+  /**
+   * The model name.
+   * @default {undefined} the first model `GET /v1/models` lists
+   */
+  model?: string;
+  /** The conversation; give this or `prompt`. */
+  messages?: readonly ChatMessageParam[];
+  /** A single user message; give this or `messages`. */
+  prompt?: string;
+  /**
+   * Layers to capture: `"all"`, `"2,18,27"` or `[2, 18, 27]`.
+   * @default {undefined} the server's `--attention-instrumentation-layers`
+   */
+  layers?: string | readonly number[];
+  /**
+   * Most tokens to generate.
+   * @default {undefined} the server's default (the rest of the context)
+   */
+  maxTokens?: number;
+  /**
+   * Sampling temperature; 0 is greedy, as the reference client uses.
+   * @default {0}
+   */
+  temperature?: number;
+  /**
+   * Sampling seed, for reproducible sampling above temperature 0.
+   * @default {undefined}
+   */
+  seed?: number;
+  /**
+   * Stop strings.
+   * @default {undefined}
+   */
+  stop?: string | readonly string[];
+  /**
+   * Ask for attention at all (`attn_capture: 1`); with `false` the result's
+   * `attention` is `null`.
+   * @default {true}
+   */
+  capture?: boolean;
+  /**
+   * Ask for vLLM's `prompt_logprobs: 0` to label prompt tokens.
+   * @default {true}
+   */
+  promptLogprobs?: boolean;
+  /**
+   * Element type of the decoded scores.
+   * @default {"float32"}
+   */
+  dtype?: ScoresDType;
+  /**
+   * Extra request fields, sent as they are (e.g. vLLM's `attn_capture_prefix`).
+   * @default {{}}
+   */
+  extraBody?: Record<string, unknown>;
+  /**
+   * Request timeout in milliseconds.
+   * @default {600000}
+   */
+  timeout?: number;
+  /**
+   * Retries on connection errors and 5xx; 0 fails fast with a clear error.
+   * @default {0}
+   */
+  maxRetries?: number;
+}
+
+/** What {@linkcode captureAttention} returns. */
+export interface CaptureResult {
+  /**
+   * The parsed response, as the server sent it except that each layer's
+   * `data` payload is left out (it is decoded into `attention`).
+   */
+  response: Record<string, unknown>;
+  /** The decoded layers by index, or `null` when `capture: false`. */
+  attention: AttentionCapture | null;
+  /**
+   * One label per absolute position (prompt then generated), from
+   * `prompt_logprobs` and `logprobs` where the server gave them, else the
+   * position as a string; newlines shown as `↵`, as the reference does.
+   */
+  labels: string[];
+  /** The reply text. */
+  text: string;
+  /** The model that answered. */
+  model: string;
+  /** Prompt tokens. */
+  promptLen: number;
+  /** `"stop"`, `"length"`, ... */
+  finishReason: string | null;
+  /** The raw response body. */
+  body: Uint8Array;
+}
+
+/**
+ * Sends one chat completion with attention capture and decodes the result.
+ *
+ * @param options Server, model, messages and sampling.
+ * @returns The response, the decoded attention, token labels and the text.
+ * @throws {TypeError} When neither or both of `messages` and `prompt` are given.
+ * @throws {Error} When the server cannot be reached (naming the URL and how
+ *   to start a server), refuses the request (with its message), or sends no
+ *   attention (naming the server flags needed).
+ *
+ * @example
+ * ```ts
+ * import { captureAttention } from "./client.ts";
+ * import { startDemoServer } from "../server/serve.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await using server = await startDemoServer();
+ * const { text, attention, labels } = await captureAttention({
+ *   baseUrl: server.baseUrl,
+ *   prompt: "alpha: 12\nbeta: 34\nalpha:",
+ *   layers: "all",
+ * });
+ * assert.equal(text.trim(), "12");
+ * const last = attention![Math.max(...Object.keys(attention!).map(Number))];
+ * assert.equal(labels.length, last.scores.queryLength + 1);
+ * ```
+ */
+export async function captureAttention(
+  options: CaptureAttentionOptions,
+): Promise<CaptureResult> {
+  const baseUrl = options.baseUrl.replace(/\/+$/, "");
+  const messages = readMessages(options);
+  const client = new OpenAI({
+    apiKey: options.apiKey ?? "EMPTY",
+    baseURL: baseUrl,
+    timeout: options.timeout ?? 600_000,
+    maxRetries: options.maxRetries ?? 0,
+  });
+  const capture = options.capture ?? true;
+  const layers = options.layers === undefined
+    ? undefined
+    : typeof options.layers === "string"
+    ? options.layers
+    : options.layers.join(",");
+  let body: Uint8Array;
+  let model = options.model;
+  try {
+    model ??= await firstModel(client, baseUrl);
+    const request = {
+      model,
+      messages: [...messages],
+      temperature: options.temperature ?? 0,
+      logprobs: true,
+      ...(options.maxTokens === undefined
+        ? {}
+        : { max_tokens: options.maxTokens }),
+      ...(options.seed === undefined ? {} : { seed: options.seed }),
+      ...(options.stop === undefined ? {} : {
+        stop: typeof options.stop === "string"
+          ? options.stop
+          : [...options.stop],
+      }),
+      ...(options.promptLogprobs ?? true ? { prompt_logprobs: 0 } : {}),
+      ...(capture ? { attn_capture: 1 } : {}),
+      ...(capture && layers !== undefined
+        ? { attn_capture_layers: layers }
+        : {}),
+      ...options.extraBody,
+      stream: false as const,
+    };
+    const response = await client.chat.completions.create(request)
+      .asResponse();
+    body = new Uint8Array(await response.arrayBuffer());
+  } catch (error) {
+    throw explain(error, baseUrl);
+  }
+  const parsed = parseResponseBytes(body);
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw new TypeError(
+      `Cannot read the response of ${baseUrl}: it is not a JSON object; check that baseUrl points at an OpenAI-compatible server`,
+    );
+  }
+  const raw = parsed as Record<string, unknown>;
+  let attention: AttentionCapture | null = null;
+  if (capture) {
+    attention = await extractAttentionFromResponse(raw, {
+      dtype: options.dtype,
+    });
+    if (!attention) {
+      throw new Error(
+        `Cannot capture attention from ${baseUrl}: the response carries no attn_capture_data; start the server with --enable-attention-instrumentation (vLLM also needs --enforce-eager --no-enable-chunked-prefill --no-enable-prefix-caching to capture every prompt row; attnscope's demo server: deno task serve --enable-attention-instrumentation)`,
+      );
+    }
+    warnMissingLayers(layers, attention, baseUrl);
+  }
+  const choice = firstChoice(raw);
+  const usage = (raw.usage ?? {}) as Record<string, unknown>;
+  const promptLen = typeof usage.prompt_tokens === "number"
+    ? usage.prompt_tokens
+    : Array.isArray(raw.prompt_logprobs)
+    ? raw.prompt_logprobs.length
+    : 0;
+  const completion = typeof usage.completion_tokens === "number"
+    ? usage.completion_tokens
+    : 0;
+  return {
+    response: withoutPayloads(raw),
+    attention,
+    labels: tokenLabels(raw, promptLen, completion),
+    text: typeof choice?.message?.content === "string"
+      ? choice.message.content
+      : "",
+    model: typeof raw.model === "string" ? raw.model : model,
+    promptLen,
+    finishReason: choice?.finish_reason ?? null,
+    body,
+  };
+}
+
+function readMessages(
+  options: CaptureAttentionOptions,
+): readonly ChatMessageParam[] {
+  const { messages, prompt } = options;
+  if ((messages === undefined) === (prompt === undefined)) {
+    throw new TypeError(
+      `Cannot capture attention: ${
+        messages === undefined ? "neither" : "both"
+      } messages and prompt ${
+        messages === undefined ? "are" : "were"
+      } given; pass exactly one`,
+    );
+  }
+  return messages ?? [{ role: "user", content: prompt! }];
+}
+
+async function firstModel(client: OpenAI, baseUrl: string): Promise<string> {
+  const page = await client.models.list();
+  const id = page.data[0]?.id;
+  if (!id) {
+    throw new Error(
+      `Cannot pick a model: ${baseUrl}/models lists none; pass model explicitly`,
+    );
+  }
+  return id;
+}
+
+/** Turns SDK errors into messages that say what to do. */
+function explain(error: unknown, baseUrl: string): Error {
+  if (error instanceof OpenAI.APIConnectionError) {
+    const cause = (error.cause as Error | undefined)?.message ?? error.message;
+    return new Error(
+      `Cannot reach the attention server at ${baseUrl}: ${cause}; start one (attnscope's demo server: deno task serve --enable-attention-instrumentation; or vLLM with --enable-attention-instrumentation) or fix baseUrl / --api-base`,
+      { cause: error },
+    );
+  }
+  if (error instanceof OpenAI.APIError) {
+    const body = error.error as { message?: unknown } | undefined;
+    const said = typeof body?.message === "string"
+      ? body.message
+      : error.message;
+    const hint = error.status === 401
+      ? "; pass the key the server was started with (--api-key) as apiKey"
+      : error.status === 404
+      ? "; check the model name and that baseUrl ends in /v1"
+      : "";
+    return new Error(
+      `Cannot capture attention from ${baseUrl}: the server answered ${error.status}: ${said}${hint}`,
+      { cause: error },
+    );
+  }
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+function warnMissingLayers(
+  layers: string | undefined,
+  attention: AttentionCapture,
+  baseUrl: string,
+): void {
+  if (layers === undefined || layers.trim().toLowerCase() === "all") return;
+  const requested = layers.split(",").map((s) => Number(s.trim()));
+  const missing = requested.filter((l) => !(l in attention));
+  if (missing.length === 0) return;
+  const got = Object.keys(attention).join(", ");
+  warn(
+    `Layer${missing.length > 1 ? "s" : ""} ${missing.join(", ")} ${
+      missing.length > 1 ? "were" : "was"
+    } requested from ${baseUrl} but ${
+      missing.length > 1 ? "are" : "is"
+    } missing from the response (it has ${got}); vLLM leaves out layers the model does not have, so check the layer indices`,
+  );
+}
+
+interface Choice {
+  message?: { content?: unknown };
+  finish_reason?: string | null;
+  logprobs?: { content?: { token?: unknown }[] | null } | null;
+}
+
+function firstChoice(raw: Record<string, unknown>): Choice | undefined {
+  return Array.isArray(raw.choices) ? raw.choices[0] as Choice : undefined;
+}
+
+/**
+ * Labels from vLLM's `prompt_logprobs` (first entry of each position's
+ * dict: the prompt token itself) and the choice's `logprobs`.
+ */
+function tokenLabels(
+  raw: Record<string, unknown>,
+  promptLen: number,
+  completion: number,
+): string[] {
+  const labels = Array.from(
+    { length: promptLen + completion },
+    (_, i) => String(i),
+  );
+  const show = (t: string) => t.replaceAll("\n", "↵");
+  if (Array.isArray(raw.prompt_logprobs)) {
+    raw.prompt_logprobs.forEach((entry, i) => {
+      if (i >= promptLen || entry === null || typeof entry !== "object") return;
+      const first = Object.values(entry as Record<string, unknown>)[0] as
+        | { decoded_token?: unknown }
+        | undefined;
+      if (typeof first?.decoded_token === "string") {
+        labels[i] = show(first.decoded_token);
+      }
+    });
+  }
+  const content = firstChoice(raw)?.logprobs?.content;
+  if (Array.isArray(content)) {
+    content.forEach((entry, j) => {
+      if (typeof entry?.token === "string" && promptLen + j < labels.length) {
+        labels[promptLen + j] = show(entry.token);
+      }
+    });
+  }
+  return labels;
+}
+
+/** A copy of the response whose layers keep everything but `data`. */
+function withoutPayloads(
+  raw: Record<string, unknown>,
+): Record<string, unknown> {
+  const list = raw.attn_capture_data;
+  if (!Array.isArray(list)) return raw;
+  return {
+    ...raw,
+    attn_capture_data: list.map((item) => {
+      if (item === null || typeof item !== "object") return item;
+      const { data, ...rest } = item as Record<string, unknown>;
+      return data instanceof Base64Span || typeof data === "string"
+        ? rest
+        : item;
+    }),
+  };
+}
