@@ -1,0 +1,584 @@
+/**
+ * The `Figure` every chart factory returns, and the shared plumbing: a
+ * server-side DOM for Observable Plot (linkedom plus the canvas stand-in),
+ * composition of title, legends, chart and caption into one standalone SVG,
+ * and saving as SVG, HTML or PNG.
+ *
+ * @module
+ */
+
+import * as Plot from "@observablehq/plot";
+import { parseHTML } from "linkedom";
+import { withCanvas } from "../canvas.ts";
+import { JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
+import { type RasterizeOptions, rasterizeSvg } from "./_rasterize.ts";
+
+/** The SVG namespace, written on every SVG root so viewers that load the SVG as an image accept it. */
+export const SVG_NS = "http://www.w3.org/2000/svg";
+
+/** The DOM document type Plot renders into. */
+export type PlotDocument = Document;
+
+let sharedDocument: PlotDocument | null = null;
+
+/**
+ * The linkedom document Plot renders into, with canvas support for raster
+ * marks and color ramps. One document is shared: Plot never attaches what it
+ * renders, so nothing accumulates.
+ *
+ * @returns The document.
+ *
+ * @example
+ * ```ts
+ * import { plotDocument } from "./_figure.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const canvas = plotDocument().createElement("canvas") as unknown as { getContext(kind: string): unknown };
+ * assert.notEqual(canvas.getContext("2d"), null);
+ * ```
+ */
+export function plotDocument(): PlotDocument {
+  if (!sharedDocument) {
+    const { document } = parseHTML(
+      "<!DOCTYPE html><html><head></head><body></body></html>",
+    );
+    sharedDocument = withCanvas(document) as unknown as PlotDocument;
+  }
+  return sharedDocument;
+}
+
+/** Something that serializes to markup (an element Plot rendered). */
+export interface HasOuterHTML {
+  /** The element's markup. */
+  readonly outerHTML: string;
+}
+
+/** One block of a figure's vertical layout: an SVG fragment of known size. */
+export interface FigureBlock {
+  /** A complete `<svg>` element's markup. */
+  svg: string;
+  /** Its width in pixels. */
+  width: number;
+  /** Its height in pixels. */
+  height: number;
+}
+
+/** What a figure is made of, top to bottom. */
+export interface FigureParts {
+  /** What kind of chart, e.g. `"heatmap"` (for `text/plain` and errors). */
+  kind: string;
+  /** The short `text/plain` summary. */
+  summary: string;
+  /** Bold heading. */
+  title?: string;
+  /** A line under the title. */
+  subtitle?: string;
+  /** Legends, drawn above the chart. */
+  legends?: readonly FigureBlock[];
+  /** The chart itself. */
+  chart?: FigureBlock;
+  /** Lines under the chart (split at newlines). */
+  caption?: string;
+  /** For HTML-only figures (token text), the body; no SVG is made then. */
+  html?: string;
+}
+
+/** Options for {@linkcode Figure.toPNG} and {@linkcode Figure.save}. */
+export type PngOptions = RasterizeOptions;
+
+/**
+ * A rendered chart: shows itself in Deno's Jupyter kernel, and saves as
+ * SVG, standalone HTML or PNG.
+ *
+ * @example
+ * ```ts
+ * import { Figure } from "./_figure.ts";
+ * import { JUPYTER_DISPLAY } from "../jupyter.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const figure = new Figure({
+ *   kind: "demo",
+ *   summary: "A demo figure",
+ *   title: "Demo",
+ *   chart: { svg: '<svg width="10" height="10"><rect width="10" height="10"/></svg>', width: 10, height: 10 },
+ * });
+ * const bundle = figure[JUPYTER_DISPLAY]();
+ * assert.equal(bundle["text/plain"], "A demo figure");
+ * assert.match(String(bundle["image/svg+xml"]), /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+ * assert.match(String(bundle["text/html"]), /<svg xmlns=/);
+ * ```
+ */
+export class Figure {
+  /** What kind of chart this is, e.g. `"heatmap"`. */
+  readonly kind: string;
+  #summary: string;
+  #svg: string | null;
+  #html: string;
+
+  /**
+   * Composes a figure from its parts; chart factories call this.
+   *
+   * @param parts Title, legends, chart, caption, or an HTML body.
+   *
+   * @example
+   * ```ts
+   * import { Figure } from "./_figure.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const figure = new Figure({ kind: "text", summary: "s", html: "<p>hi</p>" });
+   * assert.equal(figure.hasSvg, false);
+   * ```
+   */
+  constructor(parts: FigureParts) {
+    this.kind = parts.kind;
+    this.#summary = parts.summary;
+    if (parts.html !== undefined) {
+      this.#svg = null;
+      this.#html = parts.html;
+    } else {
+      this.#svg = composeSvg(parts);
+      this.#html =
+        `<div class="attnscope-figure" style="overflow-x:auto">${this.#svg}</div>`;
+    }
+  }
+
+  /** Whether the figure is an SVG chart (the token text view is HTML only). */
+  get hasSvg(): boolean {
+    return this.#svg !== null;
+  }
+
+  /**
+   * The figure as one standalone SVG document (title, legends, chart and
+   * caption composed), `xmlns` on the root.
+   *
+   * @returns The SVG markup.
+   * @throws {TypeError} When the figure is HTML only.
+   *
+   * @example
+   * ```ts
+   * import { Figure } from "./_figure.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const f = new Figure({ kind: "k", summary: "s", chart: { svg: "<svg></svg>", width: 5, height: 5 } });
+   * assert.match(f.toSVG(), /width="5" height="5"/);
+   * ```
+   */
+  toSVG(): string {
+    if (this.#svg === null) {
+      throw new TypeError(
+        `Cannot make SVG of this ${this.kind}: it is an HTML figure; use toHTML() or save it as .html`,
+      );
+    }
+    return this.#svg;
+  }
+
+  /**
+   * The figure as an HTML fragment, as Jupyter shows it.
+   *
+   * @returns The HTML.
+   *
+   * @example
+   * ```ts
+   * import { Figure } from "./_figure.ts";
+   * import assert from "node:assert/strict";
+   *
+   * assert.equal(new Figure({ kind: "k", summary: "s", html: "<b>x</b>" }).toHTML(), "<b>x</b>");
+   * ```
+   */
+  toHTML(): string {
+    return this.#html;
+  }
+
+  /**
+   * The figure as a standalone HTML page.
+   *
+   * @returns A complete HTML document.
+   *
+   * @example
+   * ```ts
+   * import { Figure } from "./_figure.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const page = new Figure({ kind: "k", summary: "My <chart>", html: "<b>x</b>" }).toStandaloneHTML();
+   * assert.match(page, /^<!DOCTYPE html>/);
+   * assert.match(page, /<title>My &lt;chart&gt;<\/title>/);
+   * ```
+   */
+  toStandaloneHTML(): string {
+    const title = escapeXml(this.#summary.split("\n")[0]);
+    return `<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>${title}</title>\n</head>\n<body style="margin:16px;background:white;color:black;font-family:system-ui,sans-serif">\n${this.#html}\n</body>\n</html>\n`;
+  }
+
+  /**
+   * The figure as a PNG, rasterized from the SVG with resvg (WebAssembly).
+   *
+   * @param options Scale, background and fonts.
+   * @returns The PNG file's bytes.
+   * @throws {TypeError} When the figure is HTML only.
+   *
+   * @example
+   * ```ts
+   * import { Figure } from "./_figure.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const f = new Figure({ kind: "k", summary: "s", chart: { svg: '<svg width="4" height="2"></svg>', width: 4, height: 2 } });
+   * const png = await f.toPNG({ scale: 1 });
+   * assert.equal(new DataView(png.buffer).getUint32(16), 4); // width
+   * ```
+   */
+  toPNG(options: PngOptions = {}): Promise<Uint8Array> {
+    return rasterizeSvg(this.toSVG(), options);
+  }
+
+  /**
+   * Writes the figure to a file; the extension picks the format: `.svg`,
+   * `.html` (standalone page) or `.png`.
+   *
+   * @param path Where to write.
+   * @param options PNG options, used for `.png`.
+   * @throws {TypeError} For another extension, or `.svg`/`.png` of an HTML figure.
+   *
+   * @example
+   * ```ts
+   * import { Figure } from "./_figure.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const f = new Figure({ kind: "k", summary: "s", chart: { svg: "<svg></svg>", width: 5, height: 5 } });
+   * const path = await Deno.makeTempFile({ suffix: ".svg" });
+   * await f.save(path);
+   * assert.match(await Deno.readTextFile(path), /^<svg xmlns=/);
+   * await assert.rejects(f.save("figure.jpg"), TypeError);
+   * ```
+   */
+  async save(path: string | URL, options: PngOptions = {}): Promise<void> {
+    const name = String(path).toLowerCase();
+    if (name.endsWith(".svg")) return Deno.writeTextFile(path, this.toSVG());
+    if (name.endsWith(".html") || name.endsWith(".htm")) {
+      return Deno.writeTextFile(path, this.toStandaloneHTML());
+    }
+    if (name.endsWith(".png")) {
+      return Deno.writeFile(path, await this.toPNG(options));
+    }
+    throw new TypeError(
+      `Cannot save ${this.kind} to ${
+        String(path)
+      }: unknown extension; use .svg, .html or .png`,
+    );
+  }
+
+  /**
+   * The short summary (the `text/plain` entry).
+   *
+   * @returns The summary.
+   *
+   * @example
+   * ```ts
+   * import { Figure } from "./_figure.ts";
+   * import assert from "node:assert/strict";
+   *
+   * assert.equal(String(new Figure({ kind: "k", summary: "sum", html: "" })), "sum");
+   * ```
+   */
+  toString(): string {
+    return this.#summary;
+  }
+
+  /**
+   * The MIME bundle for Deno's Jupyter kernel: `text/html` (preferred by
+   * nbconvert, which strips `image/svg+xml` of its drawing), `image/svg+xml`
+   * for SVG charts, and a short `text/plain`.
+   *
+   * @returns The bundle.
+   *
+   * @example
+   * ```ts
+   * import { Figure } from "./_figure.ts";
+   * import { JUPYTER_DISPLAY } from "../jupyter.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const bundle = new Figure({ kind: "k", summary: "s", html: "<b>x</b>" })[JUPYTER_DISPLAY]();
+   * assert.deepEqual(Object.keys(bundle).sort(), ["text/html", "text/plain"]);
+   * ```
+   */
+  [JUPYTER_DISPLAY](): MimeBundle {
+    const bundle: MimeBundle = { "text/plain": this.#summary };
+    bundle["text/html"] = this.#html;
+    if (this.#svg !== null) bundle["image/svg+xml"] = this.#svg;
+    return bundle;
+  }
+}
+
+const TITLE_SIZE = 16;
+const SUBTITLE_SIZE = 12;
+const CAPTION_SIZE = 11;
+const FONT = "system-ui, sans-serif";
+
+/**
+ * Stacks title, subtitle, legends, chart and caption into one SVG document.
+ *
+ * @param parts The parts.
+ * @returns SVG markup with `xmlns` on the root.
+ *
+ * @example
+ * ```ts
+ * import { composeSvg } from "./_figure.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const svg = composeSvg({ kind: "k", summary: "s", title: "A & B", chart: { svg: "<svg></svg>", width: 100, height: 50 } });
+ * assert.match(svg, />A &amp; B<\/text>/);
+ * assert.match(svg, /height="78"/);
+ * ```
+ */
+export function composeSvg(parts: FigureParts): string {
+  const body: string[] = [];
+  let y = 0;
+  let width = Math.max(
+    parts.chart?.width ?? 0,
+    ...(parts.legends ?? []).map((l) => l.width),
+  );
+  const text = (s: string, size: number, weight: string, fill: string) => {
+    y += Math.round(size * 1.4);
+    body.push(
+      `<text x="0" y="${
+        y - Math.round(size * 0.35)
+      }" font-size="${size}" font-weight="${weight}" fill="${fill}">${
+        escapeXml(s)
+      }</text>`,
+    );
+    width = Math.max(width, estimateTextWidth(s, size));
+  };
+  if (parts.title) text(parts.title, TITLE_SIZE, "bold", "#111");
+  if (parts.subtitle) text(parts.subtitle, SUBTITLE_SIZE, "normal", "#555");
+  if (parts.title || parts.subtitle) y += 4;
+  const place = (block: FigureBlock) => {
+    body.push(nestSvg(block.svg, 0, y, block.width, block.height));
+    y += block.height;
+  };
+  for (const legend of parts.legends ?? []) place(legend);
+  if (parts.chart) place(parts.chart);
+  if (parts.caption) {
+    y += 2;
+    for (const line of parts.caption.split("\n")) {
+      text(line, CAPTION_SIZE, "normal", "#555");
+    }
+  }
+  width = Math.ceil(width);
+  return `<svg xmlns="${SVG_NS}" xmlns:xlink="http://www.w3.org/1999/xlink" width="${width}" height="${y}" viewBox="0 0 ${width} ${y}" font-family="${FONT}" style="background:white;max-width:none"><rect width="${width}" height="${y}" fill="white"/>${
+    body.join("")
+  }</svg>`;
+}
+
+/**
+ * A Plot-rendered `<svg>` as a block for {@linkcode composeSvg}; Plot's
+ * `<figure>` wrappers are rejected, since every factory composes its own.
+ *
+ * @param node What Plot returned.
+ * @returns Markup and size.
+ * @throws {TypeError} When the node is not an `<svg>`.
+ *
+ * @example
+ * ```ts
+ * import * as Plot from "@observablehq/plot";
+ * import { plotBlock, plotDocument } from "./_figure.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const node = Plot.plot({ document: plotDocument(), width: 200, height: 100, marks: [Plot.frame()] });
+ * const block = plotBlock(node);
+ * assert.deepEqual([block.width, block.height], [200, 100]);
+ * ```
+ */
+export function plotBlock(node: HasOuterHTML | Element): FigureBlock {
+  const html = (node as HasOuterHTML).outerHTML;
+  if (!html.startsWith("<svg")) {
+    throw new TypeError(
+      `Cannot place a Plot chart: expected an <svg>, got ${
+        html.slice(0, 20)
+      }; pass title, subtitle, caption and legend through the attnscope options, not Plot's`,
+    );
+  }
+  const width = Number(/\bwidth="([\d.]+)"/.exec(html)?.[1] ?? 0);
+  const height = Number(/\bheight="([\d.]+)"/.exec(html)?.[1] ?? 0);
+  return { svg: roundGeometry(html), width, height };
+}
+
+const GEOMETRY_ATTRIBUTE =
+  /\s(x|y|x1|x2|y1|y2|width|height|cx|cy|r|d|transform|points)="([^"]*)"/g;
+
+/**
+ * Rounds numbers inside geometry attributes to 2 decimals: Plot writes
+ * full doubles (`214.00000000000003`), which can double a large chart's size
+ * for no visible change. Text content is left alone.
+ *
+ * @param svg SVG markup.
+ * @returns The markup with rounded coordinates.
+ *
+ * @example
+ * ```ts
+ * import { roundGeometry } from "./_figure.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(
+ *   roundGeometry('<text x="214.00000000000003" y="0.71em">0.123456</text>'),
+ *   '<text x="214" y="0.71em">0.123456</text>',
+ * );
+ * ```
+ */
+export function roundGeometry(svg: string): string {
+  return svg.replace(
+    GEOMETRY_ATTRIBUTE,
+    (_, name: string, value: string) =>
+      ` ${name}="${
+        value.replace(/-?\d+\.\d{3,}(?:e-?\d+)?/g, (n) => String(Math.round(Number(n) * 100) / 100))
+      }"`,
+  );
+}
+
+/**
+ * A continuous color legend (Plot's ramp) as a figure block.
+ *
+ * @param color Plot color scale options (type, domain, scheme, label...).
+ * @param width Legend width in pixels.
+ * @returns The block.
+ *
+ * @example
+ * ```ts
+ * import { rampLegend } from "./_figure.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const legend = rampLegend({ domain: [0, 1], scheme: "viridis", label: "attention" });
+ * assert.match(legend.svg, /data:image\/png;base64/);
+ * ```
+ */
+export function rampLegend(
+  color: Plot.ScaleOptions,
+  width = 260,
+): FigureBlock {
+  const node = Plot.legend({
+    document: plotDocument(),
+    color: { ...color, legend: "ramp" } as Plot.ScaleOptions,
+    width,
+    // Room for the first tick label, which Plot centers on the left edge.
+    marginLeft: 12,
+  } as Plot.LegendOptions) as unknown as HasOuterHTML;
+  return plotBlock(node);
+}
+
+/**
+ * A categorical legend (colored squares and names) as an SVG block; Plot's
+ * own swatches are HTML, which a standalone SVG cannot hold.
+ *
+ * @param items Names and colors.
+ * @param options Optional heading and extra entries drawn as outlines.
+ * @returns The block.
+ *
+ * @example
+ * ```ts
+ * import { swatchLegend } from "./_figure.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const legend = swatchLegend([{ label: "vision", color: "#f28e2b" }]);
+ * assert.match(legend.svg, /vision/);
+ * ```
+ */
+export function swatchLegend(
+  items: readonly { label: string; color: string; outline?: boolean }[],
+  options: { label?: string } = {},
+): FigureBlock {
+  const parts: string[] = [];
+  let x = 0;
+  if (options.label) {
+    parts.push(
+      `<text x="0" y="14" font-weight="bold">${
+        escapeXml(options.label)
+      }</text>`,
+    );
+    x += estimateTextWidth(options.label, 10) + 12;
+  }
+  for (const item of items) {
+    parts.push(
+      item.outline
+        ? `<rect x="${
+          x + 0.75
+        }" y="5.75" width="10.5" height="10.5" fill="none" stroke="${item.color}" stroke-width="1.5"/>`
+        : `<rect x="${x}" y="5" width="12" height="12" fill="${item.color}"/>`,
+    );
+    parts.push(`<text x="${x + 16}" y="14">${escapeXml(item.label)}</text>`);
+    x += 16 + estimateTextWidth(item.label, 10) + 14;
+  }
+  const width = Math.ceil(x);
+  return {
+    svg:
+      `<svg xmlns="${SVG_NS}" width="${width}" height="24" viewBox="0 0 ${width} 24" font-size="10" font-family="${FONT}" fill="currentColor">${
+        parts.join("")
+      }</svg>`,
+    width,
+    height: 24,
+  };
+}
+
+/**
+ * Escapes text for XML and HTML content and attributes.
+ *
+ * @param s The text.
+ * @returns The escaped text.
+ *
+ * @example
+ * ```ts
+ * import { escapeXml } from "./_figure.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(escapeXml(`<a href="x">&</a>`), "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;");
+ * ```
+ */
+export function escapeXml(s: string): string {
+  return s.replace(
+    /[&<>"']/g,
+    (c) =>
+      ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[
+        c
+      ]!,
+  );
+}
+
+/**
+ * A rough text width for layout (no font metrics without a browser): 0.6
+ * em per character, which errs wide for proportional fonts.
+ *
+ * @param s The text.
+ * @param size Font size in pixels.
+ * @returns Width in pixels.
+ *
+ * @example
+ * ```ts
+ * import { estimateTextWidth } from "./_figure.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(estimateTextWidth("abcde", 10), 30);
+ * ```
+ */
+export function estimateTextWidth(s: string, size: number): number {
+  return [...s].length * size * 0.6;
+}
+
+/** Puts a complete `<svg>` at (x, y) inside another, adding `xmlns` if missing. */
+function nestSvg(
+  svg: string,
+  x: number,
+  y: number,
+  width: number,
+  height: number,
+): string {
+  // Plot's root carries width/height/viewBox; the nested position needs x/y,
+  // and the root of a standalone document needs xmlns.
+  const open = /^<svg\b([^>]*)>/.exec(svg);
+  if (!open) return svg;
+  let attrs = open[1].replace(/\s(x|y)="[^"]*"/g, "");
+  if (!/\sxmlns=/.test(attrs)) attrs = ` xmlns="${SVG_NS}"` + attrs;
+  if (!/\swidth=/.test(attrs)) attrs += ` width="${width}"`;
+  if (!/\sheight=/.test(attrs)) attrs += ` height="${height}"`;
+  // Plot's class rule sets height:auto and max-width:100%, which browsers
+  // apply to a nested <svg> too and would squash it; inline style wins.
+  attrs = attrs.replace(/\sstyle="[^"]*"/, "") +
+    ` style="width:${width}px;height:${height}px;max-width:none;overflow:visible"`;
+  return `<svg x="${x}" y="${y}"${attrs}>${svg.slice(open[0].length)}`;
+}

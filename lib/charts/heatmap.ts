@@ -1,0 +1,526 @@
+/**
+ * The attention heatmap of one layer: queries down, keys across, one head or
+ * the head mean. Small grids are SVG cells with hover text; large ones a
+ * raster image reduced by maximum, so a 4,096-token layer draws in about a
+ * second and stays well under a megabyte.
+ *
+ * @module
+ */
+
+import * as Plot from "@observablehq/plot";
+import { parseCssColor } from "../canvas.ts";
+import { encodePng, pngDataUrl } from "../png.ts";
+import type { TokenMeta } from "../token_meta.ts";
+import {
+  estimateTextWidth,
+  Figure,
+  plotBlock,
+  plotDocument,
+  rampLegend,
+  SVG_NS,
+} from "./_figure.ts";
+import {
+  type AttentionGrid,
+  attentionGrid,
+  gridExtent,
+  type PositionRange,
+} from "./_grid.ts";
+import { type AttentionSource, resolveSource } from "./_source.ts";
+import {
+  formatWeight,
+  MARK_COLOR,
+  markedSet,
+  positionLabel,
+  thinnedTicks,
+} from "./_tokens.ts";
+
+/** Options for {@linkcode attentionHeatmap}; other Plot options pass through. */
+export interface HeatmapOptions
+  extends Omit<Plot.PlotOptions, "title" | "subtitle" | "caption" | "color"> {
+  /**
+   * A head index (negative counts from the end), or `"mean"`.
+   * @default {"mean"}
+   */
+  head?: number | "mean";
+  /**
+   * Absolute position ranges to zoom into, half open `[start, end)`.
+   * @default {{}} everything captured
+   */
+  window?: { query?: PositionRange; key?: PositionRange };
+  /**
+   * Drop key 0 (the first-token sink) and renormalize each row.
+   * @default {false}
+   */
+  dropSink?: boolean;
+  /**
+   * Token text per absolute position, for axis labels and hover text.
+   * @default {undefined} positions only
+   */
+  labels?: readonly string[];
+  /**
+   * Absolute positions to highlight (e.g. the needle).
+   * @default {[]}
+   */
+  mark?: Iterable<number>;
+  /**
+   * Metadata, when the source is bare scores (named in hover text).
+   * @default {undefined} the layer's own
+   */
+  tokenMeta?: TokenMeta;
+  /**
+   * `"cells"` draws one SVG rectangle per cell (with hover text),
+   * `"raster"` one image; `"auto"` picks cells up to `cellLimit` cells.
+   * @default {"auto"}
+   */
+  render?: "auto" | "cells" | "raster";
+  /**
+   * Largest number of cells drawn as SVG rectangles under `render: "auto"`.
+   * @default {20000}
+   */
+  cellLimit?: number;
+  /**
+   * Heading; `""` for none.
+   * @default {"Layer L · head H"}
+   */
+  title?: string;
+  /**
+   * Line under the heading; `""` for none.
+   * @default {a description of what is shown}
+   */
+  subtitle?: string;
+  /**
+   * Line under the chart; `""` for none.
+   * @default {marked positions and raster reduction, when any}
+   */
+  caption?: string;
+  /**
+   * Quantile of the shown values where colors saturate, so that a few huge
+   * cells (the sink, the first rows, which can only attend to themselves)
+   * do not turn everything else dark; 1 spans the true maximum. The caption
+   * says where colors saturate.
+   * @default {0.995}
+   */
+  saturate?: number;
+  /**
+   * Plot color scale options, merged over the defaults (`viridis`, linear,
+   * domain `[0, saturation value]`, clamped); `legend: false` hides the legend.
+   * @default {{}}
+   */
+  color?: Plot.ScaleOptions;
+}
+
+const DEFAULT_WIDTH = 640;
+let hatchCounter = 0;
+
+/**
+ * Draws the attention heatmap of one layer.
+ *
+ * @param source A decoded layer, or its scores.
+ * @param options Head, window, sink, labels, marks, render mode and Plot options.
+ * @returns The figure.
+ *
+ * @example
+ * ```ts
+ * import { attentionHeatmap } from "./heatmap.ts";
+ * import { AttentionScores } from "../scores.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const scores = new AttentionScores(new Float32Array([1, 0, 0.25, 0.75]), [2, 1, 2]);
+ * const figure = attentionHeatmap(scores, { labels: ["a", "b"], mark: [1] });
+ * assert.match(figure.toSVG(), /<title>query a 0\nkey a 0\nattention 1.000<\/title>/);
+ * assert.match(String(figure), /^Heatmap, head mean: queries 0-1 x keys 0-1/);
+ * ```
+ */
+export function attentionHeatmap(
+  source: AttentionSource,
+  options: HeatmapOptions = {},
+): Figure {
+  const {
+    head = "mean",
+    window,
+    dropSink = false,
+    labels,
+    mark,
+    tokenMeta,
+    render = "auto",
+    cellLimit = 20000,
+    saturate = 0.995,
+    title,
+    subtitle,
+    caption,
+    color: colorOptions = {},
+    marks: extraMarks = [],
+    ...plotOptions
+  } = options;
+  const src = resolveSource(source, tokenMeta, "a heatmap");
+  const marked = markedSet(mark);
+
+  const probe = gridExtent(src.scores, { window, dropSink });
+  if (head !== "mean") src.scores.headIndex(head);
+  const nRows = probe.queryPositions.length;
+  const [k0, k1] = probe.keyRange;
+  const nCols = k1 - k0;
+  const q0 = probe.queryPositions[0];
+  const qEnd = probe.queryPositions[nRows - 1] + 1;
+
+  // Layout: room for labels, square cells when the shape allows.
+  const longest = (positions: Iterable<number>) => {
+    let n = 0;
+    for (const p of positions) n = Math.max(n, positionLabel(p, labels).length);
+    return n;
+  };
+  const width = plotOptions.width ?? DEFAULT_WIDTH;
+  const yLabelChars = longest(sample(probe.queryPositions));
+  const xLabelChars = longest(sample(range(k0, k1)));
+  const rotate = labels !== undefined;
+  const marginLeft = plotOptions.marginLeft ??
+    Math.min(
+      150,
+      Math.max(40, estimateTextWidth("x".repeat(yLabelChars), 10) + 24),
+    );
+  const marginTop = plotOptions.marginTop ??
+    (rotate
+      ? Math.min(130, estimateTextWidth("x".repeat(xLabelChars), 10) + 30)
+      : 40);
+  const marginRight = plotOptions.marginRight ?? 12;
+  const marginBottom = plotOptions.marginBottom ?? 8;
+  const plotW = Math.max(40, width - marginLeft - marginRight);
+  const height = plotOptions.height ??
+    Math.round(
+      marginTop + marginBottom +
+        Math.min(900, Math.max(120, (plotW * nRows) / nCols)),
+    );
+  const plotH = Math.max(20, height - marginTop - marginBottom);
+
+  const mode = render === "auto"
+    ? (nRows * nCols <= cellLimit ? "cells" : "raster")
+    : render;
+  const grid = mode === "cells"
+    ? attentionGrid(src.scores, { head, window, dropSink })
+    : attentionGrid(src.scores, {
+      head,
+      window,
+      dropSink,
+      maxRows: Math.round(plotH),
+      maxCols: Math.round(plotW),
+    });
+
+  if (!(saturate > 0 && saturate <= 1)) {
+    throw new RangeError(
+      `Cannot draw a heatmap with saturate ${saturate}: expected a quantile in (0, 1]; use 1 for the true maximum`,
+    );
+  }
+  const top = saturate >= 1 ? grid.max : quantile(grid.values, saturate);
+  const colorMax = top > 0 ? top : (grid.max > 0 ? grid.max : 1);
+  const color: Plot.ScaleOptions = {
+    type: "linear",
+    scheme: "viridis",
+    domain: [0, colorMax],
+    clamp: true,
+    label: dropSink ? "attention (sink dropped)" : "attention",
+    ...colorOptions,
+  };
+  const headName = grid.head === "mean"
+    ? `mean of ${src.scores.numHeads} heads`
+    : `head ${grid.head}`;
+  const hatchId = `attnscope-masked-${++hatchCounter}`;
+
+  const body: Plot.Markish[] = [maskedBackground(hatchId, k0, k1, q0, qEnd)];
+  if (mode === "cells") {
+    body.push(cellMark(grid, k0, labels));
+  } else {
+    body.push(rasterMark(grid, color, k0, k1, q0, qEnd));
+  }
+  const roomX = plotW / (rotate ? 12 : 40);
+  const roomY = plotH / 12;
+  const xTicks = thinnedTicks(k0, nCols, roomX, marked);
+  const yTicks = thinnedTicks(q0, qEnd - q0, roomY, marked);
+  const tickFormat = (v: number) => positionLabel(Math.floor(v), labels);
+  const axisCommon = { tickSize: 3, fontVariant: "normal" } as const;
+  const split = (ticks: number[]) => [
+    ticks.filter((t) => !marked.has(t)).map((t) => t + 0.5),
+    ticks.filter((t) => marked.has(t)).map((t) => t + 0.5),
+  ];
+  const [xPlain, xMarked] = split(xTicks);
+  const [yPlain, yMarked] = split(yTicks);
+  const xAxis = (ticks: number[], extra: Plot.AxisXOptions = {}) =>
+    Plot.axisX(ticks, {
+      ...axisCommon,
+      anchor: "top",
+      tickFormat,
+      tickRotate: rotate ? -90 : 0,
+      textAnchor: rotate ? "start" : "middle",
+      label: null,
+      ...extra,
+    });
+  const yAxis = (ticks: number[], extra: Plot.AxisYOptions = {}) =>
+    Plot.axisY(ticks, {
+      ...axisCommon,
+      anchor: "left",
+      tickFormat,
+      label: null,
+      ...extra,
+    });
+  const markStyle = { color: MARK_COLOR, fontWeight: "bold" } as const;
+  const highlight: Plot.Markish[] = [];
+  // Outlines only where cells are big enough to frame; thin columns get
+  // markers in the margin instead, so the marked data stays visible.
+  const cellPx = Math.min(plotW / nCols, plotH / nRows);
+  const markedKeys = [...marked].filter((m) => m >= k0 && m < k1);
+  const markedQueries = [...marked].filter((m) =>
+    m >= q0 && m < qEnd && probe.queryPositions.includes(m)
+  );
+  highlight.push(marginMarkers(markedKeys, markedQueries));
+  for (const m of cellPx >= 4 ? marked : []) {
+    if (m >= k0 && m < k1) {
+      highlight.push(Plot.rect([m], {
+        x1: m,
+        x2: m + 1,
+        y1: q0,
+        y2: qEnd,
+        fill: "none",
+        stroke: MARK_COLOR,
+        strokeWidth: 1.5,
+      }));
+    }
+    if (markedQueries.includes(m)) {
+      highlight.push(Plot.rect([m], {
+        x1: k0,
+        x2: k1,
+        y1: m,
+        y2: m + 1,
+        fill: "none",
+        stroke: MARK_COLOR,
+        strokeWidth: 1.5,
+      }));
+    }
+  }
+
+  const node = Plot.plot({
+    ...plotOptions,
+    document: plotDocument(),
+    width,
+    height,
+    marginLeft,
+    marginTop,
+    marginRight,
+    marginBottom,
+    x: { domain: [k0, k1], ...(plotOptions.x ?? {}), axis: null },
+    y: {
+      domain: [q0, qEnd],
+      reverse: true,
+      ...(plotOptions.y ?? {}),
+      axis: null,
+    },
+    color,
+    marks: [
+      ...body,
+      Plot.frame({ stroke: "#999" }),
+      xAxis(xPlain),
+      xAxis(xMarked, markStyle),
+      yAxis(yPlain),
+      yAxis(yMarked, markStyle),
+      ...highlight,
+      ...(extraMarks as Plot.Markish[]),
+    ],
+  } as Plot.PlotOptions);
+
+  const layerName = src.layer === null ? "" : `Layer ${src.layer} · `;
+  const defaultSubtitle = [
+    `Query (rows, ${q0}–${qEnd - 1}) × key (columns, ${k0}–${k1 - 1})`,
+    dropSink ? "sink (key 0) dropped, rows renormalized" : "",
+    "hatched: masked (future) keys",
+  ].filter(Boolean).join(" · ");
+  const notes: string[] = [];
+  if (mode === "raster" && grid.reduced) {
+    notes.push(
+      `Each pixel shows the maximum of about ${
+        Math.ceil(nRows / grid.rows)
+      } × ${Math.ceil(nCols / grid.cols)} cells.`,
+    );
+  }
+  if (colorMax < grid.max && colorOptions.domain === undefined) {
+    notes.push(
+      `Colors saturate at ${formatWeight(colorMax)} (${
+        +(saturate * 100).toFixed(2)
+      }th percentile); the maximum is ${formatWeight(grid.max)}.`,
+    );
+  }
+  const markedNames = [...marked].map((m) => positionLabel(m, labels, 24));
+  if (markedNames.length) notes.push(`Marked: ${markedNames.join(", ")}.`);
+  const legendOn = (colorOptions as { legend?: unknown }).legend !== false;
+  return new Figure({
+    kind: "heatmap",
+    summary: `Heatmap${src.layer === null ? "" : ` of layer ${src.layer}`}, ${
+      grid.head === "mean" ? "head mean" : `head ${grid.head}`
+    }: queries ${q0}-${qEnd - 1} x keys ${k0}-${k1 - 1} (${
+      mode === "cells" ? "SVG cells" : `raster ${grid.cols}x${grid.rows}`
+    }), max ${formatWeight(grid.max)}`,
+    title: title ?? `${layerName}${headName}`,
+    subtitle: subtitle ?? defaultSubtitle,
+    legends: legendOn ? [rampLegend(color)] : [],
+    chart: plotBlock(node),
+    caption: caption ?? notes.join("\n"),
+  });
+}
+
+/** Hatching behind the grid: masked cells are left empty and show it. */
+function maskedBackground(
+  id: string,
+  k0: number,
+  k1: number,
+  q0: number,
+  qEnd: number,
+): Plot.RenderFunction {
+  return (_index, scales, _values, _dimensions, context) => {
+    const doc = context.document;
+    const g = doc.createElementNS(SVG_NS, "g");
+    const x = scales.x!(k0) as number;
+    const y = Math.min(scales.y!(q0) as number, scales.y!(qEnd) as number);
+    const w = (scales.x!(k1) as number) - x;
+    const h = Math.abs((scales.y!(qEnd) as number) - (scales.y!(q0) as number));
+    g.innerHTML =
+      `<defs><pattern id="${id}" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#f5f5f5"/><line x1="0" y1="0" x2="0" y2="6" stroke="#c8c8c8" stroke-width="1.5"/></pattern></defs><rect x="${x}" y="${y}" width="${w}" height="${h}" fill="url(#${id})"/>`;
+    return g as unknown as SVGElement;
+  };
+}
+
+function cellMark(
+  grid: AttentionGrid,
+  k0: number,
+  labels: readonly string[] | undefined,
+): Plot.Markish {
+  const x: number[] = [];
+  const y: number[] = [];
+  const fill: number[] = [];
+  const title: string[] = [];
+  const { values, cols, queryPositions } = grid;
+  for (let r = 0; r < grid.rows; r++) {
+    const q = queryPositions[r];
+    const qLabel = positionLabel(q, labels, 24);
+    for (let c = 0; c < cols; c++) {
+      const v = values[r * cols + c];
+      if (Number.isNaN(v)) continue;
+      x.push(k0 + c);
+      y.push(q);
+      fill.push(v);
+      title.push(
+        `query ${qLabel}\nkey ${positionLabel(k0 + c, labels, 24)}\nattention ${
+          formatWeight(v)
+        }`,
+      );
+    }
+  }
+  return Plot.rect(fill, {
+    x1: x,
+    x2: x.map((v) => v + 1),
+    y1: y,
+    y2: y.map((v) => v + 1),
+    fill,
+    title,
+    inset: 0,
+    shapeRendering: "crispEdges",
+  });
+}
+
+/** Triangles outside the frame at marked keys (top) and queries (left). */
+function marginMarkers(
+  keys: readonly number[],
+  queries: readonly number[],
+): Plot.RenderFunction {
+  return (_index, scales, _values, dimensions, context) => {
+    const g = context.document.createElementNS(SVG_NS, "g");
+    const top = dimensions.marginTop;
+    const left = dimensions.marginLeft;
+    const parts: string[] = [];
+    for (const k of keys) {
+      const x = ((scales.x!(k) as number) + (scales.x!(k + 1) as number)) / 2;
+      parts.push(`M${r2(x - 4)},${top - 7}L${r2(x + 4)},${top - 7}L${r2(x)},${top - 1}Z`);
+    }
+    for (const q of queries) {
+      const y = ((scales.y!(q) as number) + (scales.y!(q + 1) as number)) / 2;
+      parts.push(`M${left - 7},${r2(y - 4)}L${left - 7},${r2(y + 4)}L${left - 1},${r2(y)}Z`);
+    }
+    if (parts.length) {
+      g.innerHTML = `<path d="${parts.join("")}" fill="${MARK_COLOR}"/>`;
+    }
+    return g as unknown as SVGElement;
+  };
+}
+
+function r2(v: number): number {
+  return Math.round(v * 100) / 100;
+}
+
+/** The q-quantile of the finite values (NaN cells are masked). */
+function quantile(values: Float32Array, q: number): number {
+  const finite = values.filter((v) => !Number.isNaN(v)).sort();
+  if (finite.length === 0) return 0;
+  return finite[Math.min(finite.length - 1, Math.floor(q * (finite.length - 1)))];
+}
+
+/** One `<image>` of the grid, colored through the chart's color scale. */
+function rasterMark(
+  grid: AttentionGrid,
+  color: Plot.ScaleOptions,
+  k0: number,
+  k1: number,
+  q0: number,
+  qEnd: number,
+): Plot.Markish[] {
+  const scale = Plot.scale({ color });
+  const [d0, d1] = (scale.domain as number[]).map(Number);
+  // A lookup table: parsing a CSS color per pixel would dominate the time.
+  const N = 1024;
+  const lut = new Uint8Array(N * 4);
+  for (let i = 0; i < N; i++) {
+    const rgba =
+      parseCssColor(String(scale.apply(d0 + ((d1 - d0) * i) / (N - 1)))) ??
+        [0, 0, 0, 255];
+    lut.set(rgba, i * 4);
+  }
+  const { values, rows, cols } = grid;
+  const rgba = new Uint8Array(rows * cols * 4);
+  const k = (N - 1) / (d1 - d0 || 1);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (Number.isNaN(v)) continue; // transparent: the hatching shows
+    const j = Math.max(0, Math.min(N - 1, Math.round((v - d0) * k))) * 4;
+    const o = i * 4;
+    rgba[o] = lut[j];
+    rgba[o + 1] = lut[j + 1];
+    rgba[o + 2] = lut[j + 2];
+    rgba[o + 3] = lut[j + 3];
+  }
+  const href = pngDataUrl(encodePng(rgba, cols, rows));
+  const image: Plot.RenderFunction = (_i, scales, _v, _d, context) => {
+    const img = context.document.createElementNS(SVG_NS, "image");
+    const x = scales.x!(k0) as number;
+    const y = Math.min(scales.y!(q0) as number, scales.y!(qEnd) as number);
+    img.setAttribute("x", String(x));
+    img.setAttribute("y", String(y));
+    img.setAttribute("width", String((scales.x!(k1) as number) - x));
+    img.setAttribute(
+      "height",
+      String(Math.abs((scales.y!(qEnd) as number) - (scales.y!(q0) as number))),
+    );
+    img.setAttribute("preserveAspectRatio", "none");
+    img.setAttribute("image-rendering", "pixelated");
+    img.setAttribute("style", "image-rendering:pixelated");
+    img.setAttribute("href", href);
+    return img as unknown as SVGElement;
+  };
+  // An empty mark keeps Plot's color scale (and so the legend) defined.
+  return [Plot.dot([] as number[], { fill: (d: number) => d }), image];
+}
+
+function* range(a: number, b: number): Generator<number> {
+  for (let i = a; i < b; i++) yield i;
+}
+
+/** Up to ~2,000 evenly spaced items: enough to size margins. */
+function* sample(items: Iterable<number>): Generator<number> {
+  const all = [...items];
+  const step = Math.max(1, Math.floor(all.length / 2000));
+  for (let i = 0; i < all.length; i += step) yield all[i];
+}
