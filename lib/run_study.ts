@@ -1,0 +1,172 @@
+/**
+ * Runs one of the reference script's studies against a server and writes
+ * the report the reference prints. The CLI (`main.ts`) and the notebooks
+ * share this.
+ *
+ * @module
+ */
+
+import { captureAttention, type CaptureResult } from "./client.ts";
+import { codenameLayerLines, needleLayerLines, pythonRepr } from "./compact.ts";
+import {
+  isCorrect,
+  markedPositions,
+  type Study,
+  studyLayers,
+} from "./studies.ts";
+
+/** Options for {@linkcode runStudy}. */
+export interface RunStudyOptions {
+  /** The OpenAI base URL of the server. */
+  baseUrl: string;
+  /**
+   * Layers to capture.
+   * @default {undefined} `"all"` on the demo server, else the reference's defaults
+   */
+  layers?: string;
+  /**
+   * Whether the server is attnscope's demo server (it has few layers).
+   * @default {false}
+   */
+  demo?: boolean;
+  /**
+   * The API key.
+   * @default {"EMPTY"}
+   */
+  apiKey?: string;
+  /**
+   * The model name.
+   * @default {undefined} the first of `/v1/models`
+   */
+  model?: string;
+}
+
+/** A finished study run. */
+export interface StudyRun {
+  /** The study. */
+  study: Study;
+  /** The layers asked for. */
+  layers: string;
+  /** The capture. */
+  capture: CaptureResult;
+  /** The generated text, trimmed as the reference trims it. */
+  output: string;
+  /** Whether the output holds the expected answer. */
+  correct: boolean;
+  /** Positions marked `◀` (the needle's key). */
+  marks: Set<number>;
+}
+
+/**
+ * Captures a study's prompt at temperature 0, as the reference does.
+ *
+ * @param study The study.
+ * @param options Server and layers.
+ * @returns The run.
+ *
+ * @example
+ * ```ts
+ * import { runStudy } from "./run_study.ts";
+ * import { NEEDLE_STUDY } from "./studies.ts";
+ * import { startDemoServer } from "../server/serve.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await using server = await startDemoServer();
+ * const run = await runStudy(NEEDLE_STUDY, { baseUrl: server.baseUrl, demo: true });
+ * assert.equal(run.correct, true);
+ * assert.ok(run.marks.size > 0);
+ * ```
+ */
+export async function runStudy(
+  study: Study,
+  options: RunStudyOptions,
+): Promise<StudyRun> {
+  const layers = studyLayers(study, options);
+  const capture = await captureAttention({
+    baseUrl: options.baseUrl,
+    apiKey: options.apiKey,
+    model: options.model,
+    prompt: study.prompt,
+    layers,
+    temperature: 0,
+  });
+  const output = capture.text.trim();
+  return {
+    study,
+    layers,
+    capture,
+    output,
+    correct: isCorrect(study, output),
+    marks: markedPositions(study, capture.labels),
+  };
+}
+
+/**
+ * The banner the reference prints before sending the request.
+ *
+ * @param study The study.
+ * @param model The model name.
+ * @param layers The layers asked for.
+ * @returns The lines.
+ *
+ * @example
+ * ```ts
+ * import { studyBanner } from "./run_study.ts";
+ * import { NEEDLE_STUDY } from "./studies.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const lines = studyBanner(NEEDLE_STUDY, "m", "all");
+ * assert.equal(lines[1], "Needle-in-a-haystack | model=m layers=all");
+ * assert.equal(lines.at(-1), "Expected: '1729'");
+ * ```
+ */
+export function studyBanner(
+  study: Study,
+  model: string,
+  layers: string,
+): string[] {
+  return [
+    "=".repeat(60),
+    `${study.title} | model=${model} layers=${layers}`,
+    "Prompt:",
+    study.prompt,
+    `Expected: ${pythonRepr(study.expected)}`,
+  ];
+}
+
+/**
+ * The reference's report of a run: banner, output with ✓ or ✗, then each
+ * layer's compact block in layer order.
+ *
+ * @param run The run.
+ * @returns The text, one string per line.
+ *
+ * @example
+ * ```ts
+ * import { runStudy, studyReport } from "./run_study.ts";
+ * import { CODENAME_STUDY } from "./studies.ts";
+ * import { startDemoServer } from "../server/serve.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await using server = await startDemoServer();
+ * const run = await runStudy(CODENAME_STUDY, { baseUrl: server.baseUrl, demo: true });
+ * const report = studyReport(run);
+ * assert.ok(report.some((l) => /^Output: '.*Phantom.*' ✓$/.test(l)));
+ * assert.ok(report.some((l) => l.startsWith("── L0 (T=")));
+ * ```
+ */
+export function studyReport(run: StudyRun): string[] {
+  const lines = studyBanner(run.study, run.capture.model, run.layers);
+  lines.push(`Output: ${pythonRepr(run.output)} ${run.correct ? "✓" : "✗"}`);
+  const attention = run.capture.attention ?? {};
+  const order = Object.keys(attention).map(Number).sort((a, b) => a - b);
+  for (const li of order) {
+    lines.push("");
+    lines.push(
+      ...(run.study.name === "needle"
+        ? needleLayerLines(attention[li], run.capture.labels, run.marks)
+        : codenameLayerLines(attention[li], run.capture.labels)),
+    );
+  }
+  return lines;
+}
