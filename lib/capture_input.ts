@@ -12,8 +12,8 @@ import type { AttentionCapture } from "./layer.ts";
 
 /** A capture with its context, as `captureAttention` returns it. */
 export interface CaptureRecord {
-  /** Every decoded layer, keyed by layer index. */
-  attention: AttentionCapture;
+  /** Every decoded layer, keyed by layer index (`null` when nothing was captured). */
+  attention: AttentionCapture | null;
   /** One token label per absolute position (prompt and generated), when known. */
   labels?: readonly string[] | null;
   /** The response body (anything JSON); its `attn_capture_data` is not needed. */
@@ -79,7 +79,8 @@ export function normalizeCapture(
     );
   }
   const isRecord = "attention" in capture &&
-    typeof (capture as CaptureRecord).attention === "object";
+    typeof (capture as CaptureRecord).attention === "object" &&
+    !((capture as CaptureRecord).attention instanceof AttentionLayer);
   const record: CaptureRecord = isRecord
     ? capture as CaptureRecord
     : { attention: capture as AttentionCapture };
