@@ -1,0 +1,158 @@
+/**
+ * Base64 decoding of a layer's `data`, from a string or from the body's bytes,
+ * with the platform's `Uint8Array.fromBase64` / `setFromBase64`.
+ *
+ * Bytes are decoded in chunks of a few MiB so no payload ever becomes one
+ * string; JSON escapes (`\/`, `\u002F`) in a span are resolved first.
+ *
+ * @module
+ */
+
+import type { Base64Span } from "./wire.ts";
+
+/** Chunk of base64 characters turned into a string at a time. */
+const CHUNK = 4 << 20;
+
+/**
+ * Decodes base64 text, given as a string or as a {@linkcode Base64Span} of
+ * the body's bytes, into a fresh buffer. ASCII whitespace is skipped; missing
+ * padding is accepted.
+ *
+ * @param text The base64 text.
+ * @param where What is decoded, for error messages, e.g. `"layer 18"`.
+ * @returns The decoded bytes (a view of a buffer that holds only them).
+ * @throws {SyntaxError} When the text is not base64.
+ *
+ * @example
+ * ```ts
+ * import { decodeBase64 } from "./base64.ts";
+ * import { Base64Span } from "./wire.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual([...decodeBase64("AQID", "layer 0")], [1, 2, 3]);
+ * const span = new Base64Span(new TextEncoder().encode("A\\/8="));
+ * assert.deepEqual([...decodeBase64(span, "layer 0")], [3, 255]);
+ * assert.throws(() => decodeBase64("AQ!D", "layer 7"), /Cannot decode layer 7: data is not valid base64/);
+ * ```
+ */
+export function decodeBase64(
+  text: string | Base64Span,
+  where: string,
+): Uint8Array {
+  try {
+    if (typeof text === "string") return Uint8Array.fromBase64(text);
+    let ascii = text.bytes;
+    if (ascii.indexOf(0x5c) >= 0) ascii = unescapeJson(ascii, where);
+    return decodeAscii(ascii);
+  } catch (error) {
+    if (!(error instanceof SyntaxError) || error.message.startsWith("Cannot")) {
+      throw error;
+    }
+    throw new SyntaxError(
+      `Cannot decode ${where}: data is not valid base64 (${error.message}); the server must send base64(gzip(float16 bytes))`,
+    );
+  }
+}
+
+/** Decodes base64 held as ASCII bytes, one chunk-sized string at a time. */
+function decodeAscii(ascii: Uint8Array): Uint8Array {
+  // Sized exactly for plain padded base64, so the result fills its buffer
+  // and can be transferred to a worker without a copy.
+  let pads = 0;
+  while (pads < 2 && ascii[ascii.length - 1 - pads] === 0x3d) pads++;
+  const out = new Uint8Array(Math.ceil(ascii.length / 4) * 3 - pads);
+  const decoder = new TextDecoder();
+  let read = 0;
+  let written = 0;
+  let chunk = CHUNK;
+  while (read < ascii.length) {
+    const end = Math.min(ascii.length, read + chunk);
+    const last = end === ascii.length;
+    const result = out.subarray(written).setFromBase64(
+      decoder.decode(ascii.subarray(read, end)),
+      { lastChunkHandling: last ? "loose" : "stop-before-partial" },
+    );
+    read += result.read;
+    written += result.written;
+    // "loose" consumes the last chunk whole or throws.
+    if (last) break;
+    // Chunks hold whole 4-character groups unless whitespace shifted them;
+    // a chunk with no whole group (almost all whitespace) is retried larger.
+    if (result.read === 0) chunk *= 2;
+  }
+  return out.subarray(0, written);
+}
+
+/**
+ * Resolves the JSON escapes of a string's raw bytes: `\/`, `\"`, `\\`, the
+ * one-letter escapes and `\uXXXX` (as UTF-8).
+ *
+ * @param raw The bytes between the quotes.
+ * @param where What is decoded, for error messages.
+ * @returns The unescaped bytes.
+ * @throws {SyntaxError} On a malformed escape.
+ *
+ * @example
+ * ```ts
+ * import { unescapeJson } from "./base64.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const raw = new TextEncoder().encode("a\\/b\\u002Bc");
+ * assert.equal(new TextDecoder().decode(unescapeJson(raw, "layer 0")), "a/b+c");
+ * ```
+ */
+export function unescapeJson(raw: Uint8Array, where: string): Uint8Array {
+  const out = new Uint8Array(raw.length);
+  let w = 0;
+  let from = 0;
+  for (;;) {
+    const slash = raw.indexOf(0x5c, from);
+    const stop = slash < 0 ? raw.length : slash;
+    out.set(raw.subarray(from, stop), w);
+    w += stop - from;
+    if (slash < 0) break;
+    const c = raw[slash + 1];
+    from = slash + 2;
+    switch (c) {
+      case 0x2f: // \/
+      case 0x5c: // \\
+      case 0x22: // \"
+        out[w++] = c;
+        break;
+      case 0x62: // \b
+        out[w++] = 0x08;
+        break;
+      case 0x66: // \f
+        out[w++] = 0x0c;
+        break;
+      case 0x6e: // \n
+        out[w++] = 0x0a;
+        break;
+      case 0x72: // \r
+        out[w++] = 0x0d;
+        break;
+      case 0x74: // \t
+        out[w++] = 0x09;
+        break;
+      case 0x75: { // \uXXXX
+        const hex = new TextDecoder().decode(raw.subarray(from, from + 4));
+        if (!/^[0-9a-fA-F]{4}$/.test(hex)) throw badEscape(where, slash);
+        w += new TextEncoder().encodeInto(
+          String.fromCharCode(parseInt(hex, 16)),
+          out.subarray(w),
+        ).written;
+        from += 4;
+        break;
+      }
+      default:
+        throw badEscape(where, slash);
+    }
+  }
+  return out.subarray(0, w);
+}
+
+function badEscape(where: string, at: number): SyntaxError {
+  return new SyntaxError(
+    `Cannot decode ${where}: data has a malformed JSON escape at character ${at}; pass the body exactly as the server sent it`,
+  );
+}

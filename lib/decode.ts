@@ -1,0 +1,406 @@
+/**
+ * Gzip float16 payload -> flat score array, on the calling thread
+ * ({@linkcode decodeScores}) or on a pool of workers, one layer per worker at
+ * a time ({@linkcode decodeScoresBatch}).
+ *
+ * Layers are independent, so a 2-core machine decodes two at once. Memory
+ * stays bounded: a layer's gzip bytes are produced (base64-decoded) only
+ * when a worker is about to take it, and buffers move between threads by
+ * transfer, never by copy.
+ *
+ * @module
+ */
+
+import { float16ToFloat32 } from "./float16.ts";
+import { inflateExact, inflateExactInto } from "./inflate.ts";
+import type { ScoresArray, ScoresDType, ScoresShape } from "./scores.ts";
+
+/** Options for {@linkcode decodeScores}. */
+export interface DecodeScoresOptions {
+  /**
+   * Element type of the result: `"float32"` as the reference client, or
+   * `"float16"` to keep the wire's values without conversion (half the
+   * memory, faster).
+   * @default {"float32"}
+   */
+  dtype?: ScoresDType;
+  /**
+   * What is decoded, named in error messages.
+   * @default {"the capture"}
+   */
+  where?: string;
+}
+
+/**
+ * Inflates one layer's gzip payload and views or converts it as scores.
+ *
+ * @param gz The gzip bytes of the float16 array.
+ * @param shape `[Tq, H, Tk]`; the payload must inflate to `Tq*H*Tk*2` bytes.
+ * @param options Output dtype and the name for errors.
+ * @returns `Tq*H*Tk` values.
+ * @throws {TypeError} When the payload is not gzip.
+ * @throws {RangeError} When it inflates to a size other than the shape's.
+ *
+ * @example
+ * ```ts
+ * import { decodeScores } from "./decode.ts";
+ * import { gzipSync } from "node:zlib";
+ * import assert from "node:assert/strict";
+ *
+ * const halves = new Float16Array([1, 0, 0.25, 0.75]);
+ * const gz = gzipSync(new Uint8Array(halves.buffer));
+ * assert.deepEqual([...decodeScores(gz, [2, 1, 2])], [1, 0, 0.25, 0.75]);
+ * assert.ok(decodeScores(gz, [2, 1, 2], { dtype: "float16" }) instanceof Float16Array);
+ * assert.throws(() => decodeScores(gz, [1, 1, 2], { where: "layer 4" }), /Cannot decode layer 4/);
+ * ```
+ */
+export function decodeScores(
+  gz: Uint8Array,
+  shape: ScoresShape,
+  options: DecodeScoresOptions = {},
+): ScoresArray {
+  const { dtype = "float32", where = "the capture" } = options;
+  const count = shape[0] * shape[1] * shape[2];
+  if (dtype === "float16") {
+    // inflateExact returns a buffer of its own: the view starts at 0.
+    const bytes = inflateExact(gz, count * 2, where);
+    return new Float16Array(bytes.buffer, bytes.byteOffset, count);
+  }
+  // Converting chunk by chunk while each is in cache, instead of inflating
+  // the whole float16 layer first, saves writing (and page-faulting) a
+  // buffer of half the output's size.
+  const out = new Float32Array(count);
+  inflateExactInto(gz, count * 2, where, (chunk, at) => {
+    const halves = new Uint16Array(
+      chunk.buffer,
+      chunk.byteOffset,
+      chunk.length >> 1,
+    );
+    float16ToFloat32(halves, out.subarray(at >> 1, (at >> 1) + halves.length));
+  });
+  return out;
+}
+
+/** One layer for {@linkcode decodeScoresBatch}. */
+export interface DecodeJob {
+  /** Names the layer in error messages, e.g. `"layer 18"`. */
+  where: string;
+  /** `[Tq, H, Tk]`. */
+  shape: ScoresShape;
+  /**
+   * Produces the gzip bytes; called only when the job is about to run, so
+   * at most a few payloads are held at once. Bytes that fill their buffer
+   * are transferred to a worker (the buffer is detached); a view of part of
+   * a buffer is copied.
+   */
+  gzip: () => Uint8Array;
+}
+
+/** Options for {@linkcode decodeScoresBatch}. */
+export interface DecodeBatchOptions {
+  /**
+   * Element type of the results.
+   * @default {"float32"}
+   */
+  dtype?: ScoresDType;
+  /**
+   * Worker threads to decode on; `0` decodes on the calling thread. Ignored
+   * when `pool` is given.
+   * @default {defaultWorkerCount(jobs)}
+   */
+  workers?: number;
+  /**
+   * A running pool to decode on (reused across calls, so no worker start-up
+   * per call); the caller closes it.
+   * @default {undefined} a pool of `workers` workers for this call only
+   */
+  pool?: DecodePool;
+}
+
+/** Below this many output bytes in total, workers cost more than they save. */
+const WORKER_THRESHOLD = 16 << 20;
+
+/**
+ * Decodes several layers, in parallel on worker threads when that pays.
+ * Results come in job order. The first failing layer rejects the batch (its
+ * error names the layer) and no further layer is started.
+ *
+ * @param jobs The layers.
+ * @param options Output dtype, worker count or pool.
+ * @returns One flat score array per job.
+ *
+ * @example
+ * ```ts
+ * import { decodeScoresBatch } from "./decode.ts";
+ * import { gzipSync } from "node:zlib";
+ * import assert from "node:assert/strict";
+ *
+ * const gz = gzipSync(new Uint8Array(new Float16Array([1, 0, 0.5, 0.5]).buffer));
+ * const jobs = [0, 1].map((i) => ({ where: `layer ${i}`, shape: [2, 1, 2] as const, gzip: () => gz }));
+ * const [a, b] = await decodeScoresBatch(jobs, { workers: 2 });
+ * assert.deepEqual([...a], [1, 0, 0.5, 0.5]);
+ * assert.deepEqual([...b], [...a]);
+ * ```
+ */
+export async function decodeScoresBatch(
+  jobs: readonly DecodeJob[],
+  options: DecodeBatchOptions = {},
+): Promise<ScoresArray[]> {
+  const dtype = options.dtype ?? "float32";
+  if (options.pool) return await options.pool.decode(jobs, { dtype });
+  const workers = Math.min(
+    options.workers ?? defaultWorkerCount(jobs),
+    jobs.length,
+  );
+  if (!Number.isInteger(workers) || workers < 0) {
+    throw new RangeError(
+      `Cannot decode layers: workers ${options.workers} is not a non-negative integer; pass 0 to decode on this thread`,
+    );
+  }
+  if (workers === 0) {
+    return jobs.map((j) =>
+      decodeScores(j.gzip(), j.shape, { dtype, where: j.where })
+    );
+  }
+  const pool = new DecodePool(workers);
+  try {
+    return await pool.decode(jobs, { dtype });
+  } finally {
+    pool.close();
+  }
+}
+
+/**
+ * How many workers {@linkcode decodeScoresBatch} uses by default: none for
+ * fewer than two layers or under 16 MiB of scores, else one more than the
+ * cores, at most one per layer. One more than the cores because equal layers
+ * then finish together (3 layers on 2 cores take 1.5 layer-times, not 2);
+ * measured in `bench/compare.ts`.
+ *
+ * @param jobs The layers.
+ * @returns The worker count.
+ *
+ * @example
+ * ```ts
+ * import { defaultWorkerCount } from "./decode.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const small = { where: "layer 0", shape: [4, 1, 4] as const, gzip: () => new Uint8Array() };
+ * assert.equal(defaultWorkerCount([small, small]), 0);
+ * ```
+ */
+export function defaultWorkerCount(jobs: readonly DecodeJob[]): number {
+  let bytes = 0;
+  for (const j of jobs) bytes += j.shape[0] * j.shape[1] * j.shape[2] * 2;
+  if (jobs.length < 2 || bytes < WORKER_THRESHOLD) return 0;
+  return Math.min(jobs.length, coreCount() + 1);
+}
+
+function coreCount(): number {
+  return Math.max(1, globalThis.navigator?.hardwareConcurrency ?? 1);
+}
+
+/** What a worker sends back. */
+type Reply =
+  | { id: number; buffer: ArrayBuffer }
+  | { id: number; error: { name: string; message: string } };
+
+/**
+ * A set of decode worker threads, kept for reuse: decoding several responses
+ * in a row (a notebook, a server) then pays worker start-up once. Batches
+ * run one after another; each layer goes to the next free worker.
+ *
+ * @example
+ * ```ts
+ * import { DecodePool } from "./decode.ts";
+ * import { gzipSync } from "node:zlib";
+ * import assert from "node:assert/strict";
+ *
+ * using pool = new DecodePool(2);
+ * const gz = gzipSync(new Uint8Array(new Float16Array([0.5, 0.5]).buffer));
+ * const [scores] = await pool.decode([{ where: "layer 0", shape: [1, 1, 2], gzip: () => gz }]);
+ * assert.deepEqual([...scores], [0.5, 0.5]);
+ * ```
+ */
+export class DecodePool {
+  #workers: Worker[] = [];
+  #queue: Promise<unknown> = Promise.resolve();
+  #closed = false;
+
+  /**
+   * Starts the workers (they load in the background).
+   *
+   * @param size Number of workers.
+   * @default size one more than `navigator.hardwareConcurrency`
+   * @throws {RangeError} When `size` is not a positive integer.
+   *
+   * @example
+   * ```ts
+   * import { DecodePool } from "./decode.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new DecodePool(1);
+   * assert.equal(pool.size, 1);
+   * pool.close();
+   * ```
+   */
+  constructor(size: number = coreCount() + 1) {
+    if (!Number.isInteger(size) || size < 1) {
+      throw new RangeError(
+        `Cannot start a decode pool: size ${size} is not a positive integer; pass 1 or more`,
+      );
+    }
+    for (let i = 0; i < size; i++) this.#workers.push(spawnWorker());
+  }
+
+  /** Number of workers. */
+  get size(): number {
+    return this.#workers.length;
+  }
+
+  /**
+   * Decodes layers on the pool's workers, results in job order.
+   *
+   * @param jobs The layers.
+   * @param options Output dtype.
+   * @returns One flat score array per job.
+   * @throws {Error} When the pool is closed.
+   *
+   * @example
+   * ```ts
+   * import { DecodePool } from "./decode.ts";
+   * import { gzipSync } from "node:zlib";
+   * import assert from "node:assert/strict";
+   *
+   * using pool = new DecodePool(1);
+   * const gz = gzipSync(new Uint8Array(new Float16Array([1]).buffer));
+   * const [s] = await pool.decode([{ where: "layer 0", shape: [1, 1, 1], gzip: () => gz }], { dtype: "float16" });
+   * assert.ok(s instanceof Float16Array);
+   * ```
+   */
+  decode(
+    jobs: readonly DecodeJob[],
+    options: { dtype?: ScoresDType } = {},
+  ): Promise<ScoresArray[]> {
+    if (this.#closed) {
+      return Promise.reject(
+        new Error(
+          "Cannot decode on a closed DecodePool: close() was called; create a new pool",
+        ),
+      );
+    }
+    const run = this.#queue.then(() =>
+      this.#run(jobs, options.dtype ?? "float32")
+    );
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Stops the workers; later `decode` calls reject.
+   *
+   * @example
+   * ```ts
+   * import { DecodePool } from "./decode.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new DecodePool(1);
+   * pool.close();
+   * await assert.rejects(pool.decode([]), /closed DecodePool/);
+   * ```
+   */
+  close(): void {
+    this.#closed = true;
+    for (const w of this.#workers) w.terminate();
+  }
+
+  /** Same as {@linkcode DecodePool.close}, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #run(jobs: readonly DecodeJob[], dtype: ScoresDType): Promise<ScoresArray[]> {
+    const results: ScoresArray[] = new Array(jobs.length);
+    let next = 0;
+    let inFlight = 0;
+    let failure: Error | undefined;
+    return new Promise<ScoresArray[]>((resolve, reject) => {
+      // The batch settles only once every started layer has replied, so the
+      // workers are idle again for the next batch.
+      const settle = () => {
+        if (inFlight > 0) return;
+        if (failure) reject(failure);
+        else if (next >= jobs.length) resolve(results);
+      };
+      const fail = (error: Error) => {
+        failure ??= error;
+      };
+      const feed = (slot: number) => {
+        if (failure || next >= jobs.length || this.#closed) return settle();
+        const id = next++;
+        const job = jobs[id];
+        let gz: Uint8Array;
+        try {
+          gz = job.gzip();
+        } catch (error) {
+          fail(error as Error);
+          return settle();
+        }
+        // A view of a larger buffer (e.g. the body) would transfer the
+        // whole buffer away from its owner: copy such views, move the rest.
+        if (gz.byteOffset !== 0 || gz.byteLength !== gz.buffer.byteLength) {
+          gz = new Uint8Array(gz);
+        }
+        const worker = this.#workers[slot];
+        inFlight++;
+        worker.onmessage = (event: MessageEvent<Reply>) => {
+          inFlight--;
+          const reply = event.data;
+          if ("error" in reply) {
+            fail(rebuildError(reply.error));
+          } else {
+            results[reply.id] = dtype === "float16"
+              ? new Float16Array(reply.buffer)
+              : new Float32Array(reply.buffer);
+          }
+          feed(slot);
+        };
+        worker.onerror = (event: ErrorEvent) => {
+          event.preventDefault();
+          inFlight--;
+          fail(
+            new Error(
+              `Cannot decode ${job.where}: its decode worker crashed (${event.message}); pass { workers: 0 } to decode on this thread`,
+            ),
+          );
+          // A crashed worker is replaced so the pool stays usable.
+          worker.terminate();
+          this.#workers[slot] = spawnWorker();
+          settle();
+        };
+        worker.postMessage(
+          { id, gz, shape: job.shape, dtype, where: job.where },
+          [gz.buffer as ArrayBuffer],
+        );
+      };
+      if (jobs.length === 0) return resolve(results);
+      for (let slot = 0; slot < this.#workers.length; slot++) feed(slot);
+    });
+  }
+}
+
+function spawnWorker(): Worker {
+  return new Worker(new URL("./_decode_worker.ts", import.meta.url).href, {
+    type: "module",
+  });
+}
+
+/** Recreates a worker's error with its class, so callers can tell them apart. */
+function rebuildError(e: { name: string; message: string }): Error {
+  const classes: Record<string, ErrorConstructor> = {
+    TypeError,
+    RangeError,
+    SyntaxError,
+  };
+  return new (classes[e.name] ?? Error)(e.message);
+}

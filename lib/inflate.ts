@@ -1,0 +1,242 @@
+/**
+ * Gzip inflation of a layer's payload to an exact, known size, with
+ * `node:zlib` (about 2x faster than `DecompressionStream` in Deno, and faster
+ * than pako).
+ *
+ * The output size is known before inflating (`prod(shape) * 2` bytes), so the
+ * output buffer is allocated once at that size and inflation stops as soon as
+ * the stream would go past it: a gzip bomb costs at most one buffer of the
+ * expected size, never the size it would inflate to.
+ *
+ * {@linkcode inflateExact} returns the whole output (the float16 path: the
+ * output is the result). {@linkcode inflateExactInto} streams it through one
+ * small reused buffer (the float32 path: each chunk is converted while it is
+ * in cache, and no float16 copy of the layer is ever held).
+ *
+ * @module
+ */
+
+import { constants, createGunzip, gunzipSync } from "node:zlib";
+
+/** zlib refuses smaller output chunks. */
+const MIN_CHUNK = 64;
+
+/**
+ * Inflates gzip data that must decompress to exactly `expectedBytes` bytes.
+ *
+ * @param gz The gzip bytes (one or more gzip members, as Python accepts).
+ * @param expectedBytes The exact inflated size.
+ * @param where What is inflated, for error messages, e.g. `"layer 18"`.
+ * @returns The inflated bytes, filling a buffer of their own.
+ * @throws {TypeError} When the data is not gzip.
+ * @throws {RangeError} When it inflates to more or fewer bytes than expected,
+ *   or is truncated or corrupt.
+ *
+ * @example
+ * ```ts
+ * import { inflateExact } from "./inflate.ts";
+ * import { gzipSync } from "node:zlib";
+ * import assert from "node:assert/strict";
+ *
+ * const gz = gzipSync(new Uint8Array([1, 2, 3, 4]));
+ * assert.deepEqual([...inflateExact(gz, 4, "layer 0")], [1, 2, 3, 4]);
+ * assert.throws(() => inflateExact(gz, 2, "layer 0"), /inflates past the 2 bytes/);
+ * assert.throws(() => inflateExact(gz, 6, "layer 0"), /inflated 4 bytes but 6 were expected/);
+ * ```
+ */
+export function inflateExact(
+  gz: Uint8Array,
+  expectedBytes: number,
+  where: string,
+): Uint8Array {
+  checkMagic(gz, where);
+  let out: Uint8Array;
+  try {
+    out = gunzipSync(gz, {
+      // One output chunk of the expected size: zlib writes straight into the
+      // buffer that is returned, and the cap stops a bomb at the first chunk
+      // past it.
+      chunkSize: Math.max(MIN_CHUNK, expectedBytes),
+      maxOutputLength: Math.max(1, expectedBytes),
+    });
+  } catch (error) {
+    throw inflateError(error, expectedBytes, where);
+  }
+  if (out.length !== expectedBytes) {
+    throw sizeError(out.length, expectedBytes, where);
+  }
+  // Small outputs may sit in Buffer's shared pool; the caller owns (and may
+  // transfer) the buffer, so give it one of its own.
+  return out.byteOffset === 0 && out.buffer.byteLength === out.length
+    ? new Uint8Array(out.buffer)
+    : new Uint8Array(out);
+}
+
+function inflateError(
+  error: unknown,
+  expectedBytes: number,
+  where: string,
+): Error {
+  const code = (error as { code?: string }).code;
+  const message = (error as { message?: string }).message ?? String(error);
+  if (code === "ERR_BUFFER_TOO_LARGE") {
+    return new RangeError(
+      `Cannot decode ${where}: data inflates past the ${expectedBytes} bytes its shape needs, stopped there; the payload is corrupt or hostile, or the shape is wrong`,
+    );
+  }
+  if (code === "Z_BUF_ERROR") {
+    return new RangeError(
+      `Cannot decode ${where}: gzip data is truncated (${message}); the response was cut short, fetch it again`,
+    );
+  }
+  return new RangeError(
+    `Cannot decode ${where}: gzip data is corrupt (${message}); the server must send base64(gzip(float16 bytes))`,
+  );
+}
+
+function hex(bytes: Uint8Array): string {
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join(" ") ||
+    "(nothing)";
+}
+
+/** Chunk size for streaming: fits in L2 cache with its float32 expansion. */
+const STREAM_CHUNK = 256 << 10;
+
+/** The part of `node:zlib`'s native handle that streaming uses. */
+interface ZlibHandle {
+  writeSync(
+    flush: number,
+    input: Uint8Array,
+    inOffset: number,
+    inLength: number,
+    output: Uint8Array,
+    outOffset: number,
+    outLength: number,
+  ): void;
+  onerror: (message: string, errno: number) => void;
+}
+
+/**
+ * Inflates gzip data that must decompress to exactly `expectedBytes` bytes,
+ * handing the output to `sink` chunk by chunk (each chunk is a view of one
+ * reused buffer, valid only during the call; chunks have even lengths).
+ *
+ * It drives the native zlib handle behind `node:zlib`'s `Gunzip` directly
+ * (the synchronous write with a caller-owned output buffer that `node:zlib`
+ * itself uses), because the public synchronous API cannot stream; where that
+ * handle is not available it falls back to {@linkcode inflateExact}.
+ *
+ * @param gz The gzip bytes.
+ * @param expectedBytes The exact inflated size.
+ * @param where What is inflated, for error messages.
+ * @param sink Receives each chunk and its byte offset in the output.
+ * @throws {TypeError} When the data is not gzip.
+ * @throws {RangeError} When it inflates to more or fewer bytes than expected,
+ *   or is truncated or corrupt; nothing past `expectedBytes` reaches `sink`.
+ *
+ * @example
+ * ```ts
+ * import { inflateExactInto } from "./inflate.ts";
+ * import { gzipSync } from "node:zlib";
+ * import assert from "node:assert/strict";
+ *
+ * const data = new Uint8Array(1 << 20).map((_, i) => i % 251);
+ * const out = new Uint8Array(data.length);
+ * inflateExactInto(gzipSync(data), data.length, "layer 0", (chunk, at) => out.set(chunk, at));
+ * assert.deepEqual(out, data);
+ * ```
+ */
+export function inflateExactInto(
+  gz: Uint8Array,
+  expectedBytes: number,
+  where: string,
+  sink: (chunk: Uint8Array, offset: number) => void,
+): void {
+  checkMagic(gz, where);
+  const stream = createGunzip() as unknown as {
+    _handle?: ZlibHandle;
+    _writeState?: Uint32Array;
+    close(): void;
+  };
+  const handle = stream._handle;
+  const state = stream._writeState;
+  if (typeof handle?.writeSync !== "function" || !state) {
+    stream.close();
+    sink(inflateExact(gz, expectedBytes, where), 0);
+    return;
+  }
+  let failure: { message: string; errno: number } | undefined;
+  handle.onerror = (message, errno) => {
+    failure = { message, errno };
+  };
+  const chunk = new Uint8Array(STREAM_CHUNK);
+  let inOffset = 0;
+  let inLength = gz.length;
+  let total = 0;
+  try {
+    for (;;) {
+      handle.writeSync(
+        constants.Z_FINISH,
+        gz,
+        inOffset,
+        inLength,
+        chunk,
+        0,
+        chunk.length,
+      );
+      if (failure) {
+        throw inflateError(
+          {
+            code: failure.errno === constants.Z_BUF_ERROR ? "Z_BUF_ERROR" : "",
+            message: failure.message,
+          },
+          expectedBytes,
+          where,
+        );
+      }
+      const availOut = state[0];
+      const availIn = state[1];
+      const produced = chunk.length - availOut;
+      if (total + produced > expectedBytes) {
+        throw inflateError(
+          { code: "ERR_BUFFER_TOO_LARGE" },
+          expectedBytes,
+          where,
+        );
+      }
+      if (produced > 0) sink(chunk.subarray(0, produced), total);
+      total += produced;
+      inOffset += inLength - availIn;
+      inLength = availIn;
+      // Output space left over means the stream ended (zlib continues into
+      // further gzip members itself).
+      if (availOut !== 0) break;
+    }
+  } finally {
+    stream.close();
+  }
+  if (inLength > 0) {
+    throw new RangeError(
+      `Cannot decode ${where}: ${inLength} bytes follow the gzip data; the payload is corrupt, fetch it again`,
+    );
+  }
+  if (total !== expectedBytes) {
+    throw sizeError(total, expectedBytes, where);
+  }
+}
+
+function checkMagic(gz: Uint8Array, where: string): void {
+  if (gz.length < 18 || gz[0] !== 0x1f || gz[1] !== 0x8b) {
+    throw new TypeError(
+      `Cannot decode ${where}: data is not gzip (${gz.length} bytes starting ${
+        hex(gz.subarray(0, 4))
+      }, gzip starts 1f 8b); the server must send base64(gzip(float16 bytes))`,
+    );
+  }
+}
+
+function sizeError(got: number, expected: number, where: string): RangeError {
+  return new RangeError(
+    `Cannot decode ${where}: data inflated ${got} bytes but ${expected} were expected from its shape; the response may be truncated or the shape wrong`,
+  );
+}

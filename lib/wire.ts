@@ -1,0 +1,215 @@
+/**
+ * Reads a response body from its bytes without making the body, or any
+ * layer's `data` field, into one JavaScript string.
+ *
+ * A T=4096, H=8 capture of 9 layers is larger than the longest string V8 can
+ * hold (2^29-24 characters), so `TextDecoder` + `JSON.parse` of the whole body
+ * fails where Python's client succeeds. The scan below finds every string in
+ * the body, cuts the large `"data"` strings out as byte spans, and parses what
+ * is left (the small skeleton: ids, choices, shapes, token metadata) with
+ * `JSON.parse`, so everything but the payloads gets standard JSON semantics.
+ *
+ * @module
+ */
+
+/**
+ * A `"data"` string of the body, left as the bytes between its quotes.
+ *
+ * @example
+ * ```ts
+ * import { parseResponseBytes, Base64Span } from "./wire.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const body = new TextEncoder().encode('{"attn_capture_data": [{"data": "AAAA"}]}');
+ * const parsed = parseResponseBytes(body, { spanThreshold: 1 }) as {
+ *   attn_capture_data: { data: Base64Span }[];
+ * };
+ * const span = parsed.attn_capture_data[0].data;
+ * assert.ok(span instanceof Base64Span);
+ * assert.equal(span.length, 4);
+ * assert.equal(span.bytes.buffer, body.buffer);
+ * ```
+ */
+export class Base64Span {
+  /** The string's raw bytes, escapes included, viewing the body (no copy). */
+  readonly bytes: Uint8Array;
+
+  /**
+   * Wraps a span of the body.
+   *
+   * @param bytes The bytes between the quotes.
+   *
+   * @example
+   * ```ts
+   * import { Base64Span } from "./wire.ts";
+   * import assert from "node:assert/strict";
+   *
+   * assert.equal(new Base64Span(new Uint8Array(8)).length, 8);
+   * ```
+   */
+  constructor(bytes: Uint8Array) {
+    this.bytes = bytes;
+  }
+
+  /** Number of bytes in the span. */
+  get length(): number {
+    return this.bytes.length;
+  }
+}
+
+/** Options for {@linkcode parseResponseBytes}. */
+export interface ParseResponseBytesOptions {
+  /**
+   * Minimum length in bytes of a `"data"` string that is left as a
+   * {@linkcode Base64Span} instead of becoming a string; shorter ones are
+   * parsed as usual.
+   * @default {4096}
+   */
+  spanThreshold?: number;
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COLON = 0x3a;
+const DATA_KEY = [0x22, 0x64, 0x61, 0x74, 0x61, 0x22]; // "data"
+
+/**
+ * Parses a JSON body held as bytes; every `"data": "<string>"` value at least
+ * `spanThreshold` bytes long becomes a {@linkcode Base64Span} viewing the
+ * body, everything else is what `JSON.parse` gives.
+ *
+ * @param body The UTF-8 response body.
+ * @param options The span threshold.
+ * @returns The parsed value with spans in place of large `data` strings.
+ * @throws {SyntaxError} When the body is not JSON.
+ *
+ * @example JSON escapes in the skeleton keep their meaning
+ * ```ts
+ * import { parseResponseBytes } from "./wire.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const body = new TextEncoder().encode('{"model": "a\\/b", "data": "QUJD"}');
+ * const parsed = parseResponseBytes(body, { spanThreshold: 1 }) as Record<string, unknown>;
+ * assert.equal(parsed.model, "a/b");
+ * ```
+ */
+export function parseResponseBytes(
+  body: Uint8Array,
+  options: ParseResponseBytesOptions = {},
+): unknown {
+  const threshold = options.spanThreshold ?? 4096;
+  const spans: Base64Span[] = [];
+  const pieces: Uint8Array[] = [];
+  // A nonce keeps a marker from matching a string the body really contains.
+  const nonce = Math.random().toString(36).slice(2);
+  const markerPrefix = `\u0000attnscope-span-${nonce}:`;
+  let copiedTo = 0;
+  let pos = 0;
+  for (;;) {
+    // Outside strings, valid JSON has no quote characters, so the next
+    // quote always opens a string.
+    const open = body.indexOf(QUOTE, pos);
+    if (open < 0) break;
+    const close = stringEnd(body, open + 1);
+    if (close - open - 1 >= threshold && followsDataKey(body, open)) {
+      pieces.push(body.subarray(copiedTo, open));
+      pieces.push(
+        new TextEncoder().encode(
+          `"\\u0000attnscope-span-${nonce}:${spans.length}"`,
+        ),
+      );
+      spans.push(new Base64Span(body.subarray(open + 1, close)));
+      copiedTo = close + 1;
+    }
+    pos = close + 1;
+  }
+  pieces.push(body.subarray(copiedTo));
+  const text = new TextDecoder().decode(concat(pieces));
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new SyntaxError(
+      `Cannot parse the response body: ${
+        (error as Error).message
+      }; pass the body exactly as the server sent it`,
+    );
+  }
+  return spans.length ? restoreSpans(value, markerPrefix, spans) : value;
+}
+
+/**
+ * Index of the quote that closes the string whose content starts at `from`.
+ * A quote is escaped when an odd number of backslashes precede it.
+ */
+function stringEnd(body: Uint8Array, from: number): number {
+  let p = from;
+  for (;;) {
+    const q = body.indexOf(QUOTE, p);
+    if (q < 0) {
+      throw new SyntaxError(
+        `Cannot parse the response body: a string opened at byte ${
+          from - 1
+        } never closes; the body may be truncated`,
+      );
+    }
+    let k = q - 1;
+    while (k >= from && body[k] === BACKSLASH) k--;
+    if ((q - 1 - k) % 2 === 0) return q;
+    p = q + 1;
+  }
+}
+
+/** Whether the string opening at `open` is the value of a `"data"` key. */
+function followsDataKey(body: Uint8Array, open: number): boolean {
+  let p = open - 1;
+  while (p >= 0 && isSpace(body[p])) p--;
+  if (p < 0 || body[p] !== COLON) return false;
+  p--;
+  while (p >= 0 && isSpace(body[p])) p--;
+  const start = p - DATA_KEY.length + 1;
+  if (start < 0 || (start > 0 && body[start - 1] === BACKSLASH)) return false;
+  for (let i = 0; i < DATA_KEY.length; i++) {
+    if (body[start + i] !== DATA_KEY[i]) return false;
+  }
+  return true;
+}
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+}
+
+function concat(pieces: Uint8Array[]): Uint8Array {
+  if (pieces.length === 1) return pieces[0];
+  let size = 0;
+  for (const p of pieces) size += p.length;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of pieces) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Puts the spans where their markers are; markers are only `data` values. */
+function restoreSpans(
+  value: unknown,
+  prefix: string,
+  spans: Base64Span[],
+): unknown {
+  const walk = (v: unknown): unknown => {
+    if (typeof v === "string") {
+      return v.startsWith(prefix) ? spans[Number(v.slice(prefix.length))] : v;
+    }
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) v[i] = walk(v[i]);
+    } else if (v !== null && typeof v === "object") {
+      const o = v as Record<string, unknown>;
+      for (const key of Object.keys(o)) o[key] = walk(o[key]);
+    }
+    return v;
+  };
+  // The skeleton is small (the payloads were cut out), so one walk is cheap.
+  return walk(value);
+}
