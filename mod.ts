@@ -23,3 +23,7 @@ export * from "./lib/layer.ts";
 export * from "./lib/analyzer.ts";
 export * from "./lib/warn.ts";
 export { JUPYTER_DISPLAY, type MimeBundle } from "./lib/jupyter.ts";
+export * from "./lib/client.ts";
+export * from "./lib/studies.ts";
+export * from "./lib/run_study.ts";
+export * from "./lib/compact.ts";
