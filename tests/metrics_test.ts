@@ -414,3 +414,27 @@ Deno.test("HeadSummary displays itself with a text summary of the top heads", as
   assert.deepEqual(one.shape, [4, 1, 4]);
   assert.deepEqual([...one.row(1, 0)], [0.5, 0.5, 0, 0]);
 });
+
+Deno.test("headSummary() treats captureAttention's position placeholders as unknown tokens", () => {
+  // Positions 1 and 3 unlabelled ("1", "3"); "3" must not match a real "3".
+  const labels = ["<bos>", "1", "3", "3"];
+  const { result, warnings } = collectWarnings(() =>
+    headSummary({ attention: { 0: layerOf(HAND) }, labels })
+  );
+  assert.match(warnings[0], /2 of 4 token labels are position placeholders/);
+  // Only real duplicates count: none here, so head 1's duplicate score is 0.
+  close([result.get("duplicateToken", 0, 1)], [0]);
+  const all = collectWarnings(() =>
+    headSummary({
+      attention: { 0: layerOf(HAND) },
+      labels: ["0", "1", "2", "3"],
+    })
+  );
+  assert.deepEqual(all.result.metricNames(), [
+    "previousToken",
+    "sinkMass",
+    "entropy",
+    "maxWeight",
+  ]);
+  assert.match(all.warnings[0], /only position placeholders/);
+});

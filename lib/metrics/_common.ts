@@ -111,3 +111,30 @@ export function divideOrNaN(
   if (empty) warn(`${metric} is NaN for some heads: ${why}`);
   return sums;
 }
+
+/**
+ * Token identities from capture labels. `captureAttention` labels a position
+ * it has no text for with its own index ("0", "1", ...); such placeholders
+ * must not match a real token "5" elsewhere, so each becomes a unique marker.
+ * Returns `null` when every label is a placeholder.
+ * @internal
+ */
+export function tokensFromLabels(
+  labels: readonly string[],
+): TokenSequence | null {
+  const out = labels.slice();
+  let placeholders = 0;
+  for (let i = 0; i < labels.length; i++) {
+    if (labels[i] !== String(i)) continue;
+    out[i] = `\u0000unlabelled position ${i}`;
+    // Position 0 has no prompt logprob on vLLM; a BOS token is unique anyway.
+    if (i > 0) placeholders++;
+  }
+  if (placeholders >= labels.length - 1) return null;
+  if (placeholders > 0) {
+    warn(
+      `${placeholders} of ${labels.length} token labels are position placeholders (the server sent no text for them, e.g. no prompt_logprobs); token-identity scores treat them as distinct unknown tokens; pass options.tokens (e.g. from labelGemmaPrompt) for exact scores`,
+    );
+  }
+  return out;
+}

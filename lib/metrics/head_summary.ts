@@ -11,7 +11,11 @@ import { displayBundle, JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
 import type { AttentionLayer } from "../layer.ts";
 import { AttentionScores } from "../scores.ts";
 import { warn } from "../warn.ts";
-import type { QueryRange, TokenSequence } from "./_common.ts";
+import {
+  type QueryRange,
+  type TokenSequence,
+  tokensFromLabels,
+} from "./_common.ts";
 import {
   duplicateTokenScore,
   type ErrorMeasure,
@@ -420,11 +424,14 @@ export function headSummary(
     }
   }
   const sums: Partial<Record<HeadMetricName, Float64Array[]>> = {};
+  let haveTokens = true;
   for (const capture of normalized) {
-    const tokens = options.tokens ?? capture.labels ?? undefined;
+    const tokens = options.tokens ??
+      (capture.labels ? tokensFromLabels(capture.labels) : null) ?? undefined;
+    haveTokens &&= tokens !== undefined;
     if (!tokens) {
       warn(
-        "headSummary: the capture has no token labels, so duplicateToken and induction scores are left out; pass options.tokens or capture with labels",
+        "headSummary: the capture has no token labels (or only position placeholders), so duplicateToken and induction scores are left out; pass options.tokens or capture with labels",
       );
     }
     capture.layers.forEach((layer, n) => {
@@ -448,9 +455,9 @@ export function headSummary(
   }
   // A metric missing in some captures (no labels there) would be averaged
   // over fewer captures than counted, so it is dropped entirely.
-  for (const name of ["duplicateToken", "induction"] as const) {
-    const have = normalized.every((c) => options.tokens ?? c.labels);
-    if (!have) delete sums[name];
+  if (!haveTokens) {
+    delete sums.duplicateToken;
+    delete sums.induction;
   }
   return new HeadSummary({
     layers: layerIds,
