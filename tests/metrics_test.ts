@@ -438,3 +438,33 @@ Deno.test("headSummary() treats captureAttention's position placeholders as unkn
   ]);
   assert.match(all.warnings[0], /only position placeholders/);
 });
+
+Deno.test("HeadSummary shows one heatmap per metric and the focus head once charts are loaded", async () => {
+  await import("../lib/charts/metrics.ts");
+  const summary = headSummary(
+    { attention: { 0: layerOf(HAND) }, labels: HAND_TOKENS },
+    { focus: { layer: 0, head: 1 } },
+  );
+  const bundle = await summary[JUPYTER_DISPLAY]();
+  const html = String(bundle["text/html"]);
+  for (
+    const title of [
+      "previous-token score",
+      "induction score",
+      "sink mass",
+      "attention entropy (nats)",
+    ]
+  ) {
+    assert.ok(html.includes(`>${title}</text>`), title);
+  }
+  // Each cell carries hover text with its value; the focus heatmap follows.
+  assert.match(
+    html,
+    /<title>layer 0 · head 0\nprevious-token score 0\.750<\/title>/,
+  );
+  assert.match(html, /Layer 0 · head 1/);
+  assert.match(
+    String(bundle["image/svg+xml"]),
+    /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/,
+  );
+});

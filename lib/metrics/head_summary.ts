@@ -112,6 +112,8 @@ export class HeadSummary {
   readonly sourceLayers: readonly AttentionLayer[];
   /** The head shown in detail by the display, if any. */
   readonly focus: { layer: number; head: number } | null;
+  /** The first capture's token labels, for chart axes, or `null`. */
+  readonly labels: readonly string[] | null;
 
   /**
    * Groups computed values; most callers use {@linkcode headSummary}.
@@ -133,6 +135,7 @@ export class HeadSummary {
     captureCount?: number;
     sourceLayers?: readonly AttentionLayer[];
     focus?: { layer: number; head: number } | null;
+    labels?: readonly string[] | null;
   }) {
     this.layers = Object.freeze([...parts.layers]);
     this.metrics = parts.metrics;
@@ -144,6 +147,7 @@ export class HeadSummary {
     this.captureCount = parts.captureCount ?? 1;
     this.sourceLayers = parts.sourceLayers ?? [];
     this.focus = parts.focus ?? null;
+    this.labels = parts.labels ?? null;
   }
 
   /**
@@ -465,6 +469,7 @@ export function headSummary(
     captureCount: normalized.length,
     sourceLayers: normalized[0].layers,
     focus: options.focus ?? null,
+    labels: normalized[0].labels,
   });
 }
 
