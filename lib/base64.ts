@@ -8,7 +8,51 @@
  * @module
  */
 
-import type { Base64Span } from "./wire.ts";
+/**
+ * A `"data"` string of a response body, left as the bytes between its quotes
+ * (and, when the body scan decoded it on the way, the decoded bytes).
+ *
+ * @example
+ * ```ts
+ * import { Base64Span, decodeBase64 } from "./base64.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const span = new Base64Span(new TextEncoder().encode("AQID"));
+ * assert.equal(span.length, 4);
+ * assert.deepEqual([...decodeBase64(span, "layer 0")], [1, 2, 3]);
+ * ```
+ */
+export class Base64Span {
+  /** The string's raw bytes, escapes included, viewing the body (no copy). */
+  readonly bytes: Uint8Array;
+  /** The decoded bytes, when already decoded; taken by `decodeBase64`. */
+  decoded: Uint8Array | null;
+
+  /**
+   * Wraps a span of the body.
+   *
+   * @param bytes The bytes between the quotes.
+   * @param decoded Their decoded value, if known.
+   * @default decoded null
+   *
+   * @example
+   * ```ts
+   * import { Base64Span } from "./base64.ts";
+   * import assert from "node:assert/strict";
+   *
+   * assert.equal(new Base64Span(new Uint8Array(8)).decoded, null);
+   * ```
+   */
+  constructor(bytes: Uint8Array, decoded: Uint8Array | null = null) {
+    this.bytes = bytes;
+    this.decoded = decoded;
+  }
+
+  /** Number of bytes in the span. */
+  get length(): number {
+    return this.bytes.length;
+  }
+}
 
 /** Chunk of base64 characters turned into a string at a time. */
 const CHUNK = 4 << 20;
@@ -20,13 +64,13 @@ const CHUNK = 4 << 20;
  *
  * @param text The base64 text.
  * @param where What is decoded, for error messages, e.g. `"layer 18"`.
- * @returns The decoded bytes (a view of a buffer that holds only them).
+ * @returns The decoded bytes, in a buffer that nothing else uses (the
+ *   caller may transfer it).
  * @throws {SyntaxError} When the text is not base64.
  *
  * @example
  * ```ts
- * import { decodeBase64 } from "./base64.ts";
- * import { Base64Span } from "./wire.ts";
+ * import { Base64Span, decodeBase64 } from "./base64.ts";
  * import assert from "node:assert/strict";
  *
  * assert.deepEqual([...decodeBase64("AQID", "layer 0")], [1, 2, 3]);
@@ -41,6 +85,12 @@ export function decodeBase64(
 ): Uint8Array {
   try {
     if (typeof text === "string") return Uint8Array.fromBase64(text);
+    if (text.decoded) {
+      // Handed over once: the caller may transfer its buffer to a worker.
+      const decoded = text.decoded;
+      text.decoded = null;
+      return decoded;
+    }
     let ascii = text.bytes;
     if (ascii.indexOf(0x5c) >= 0) ascii = unescapeJson(ascii, where);
     return decodeAscii(ascii);
@@ -52,6 +102,75 @@ export function decodeBase64(
       `Cannot decode ${where}: data is not valid base64 (${error.message}); the server must send base64(gzip(float16 bytes))`,
     );
   }
+}
+
+/**
+ * Decodes the base64 text that starts at `start` in a JSON body up to the
+ * quote that closes its string, chunk by chunk. The closing quote is found
+ * in each decoded chunk string (a search far faster than over bytes), so
+ * finding the end and decoding take one pass.
+ *
+ * @param body The body bytes.
+ * @param start Index of the string's first character (after the quote).
+ * @returns The closing quote's index and the decoded bytes (filling their
+ *   own resizable buffer), or
+ *   `null` when the text has escapes, bad characters or no end, for the
+ *   caller to handle the slow way.
+ *
+ * @example
+ * ```ts
+ * import { decodeBase64Until } from "./base64.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const body = new TextEncoder().encode('{"data": "AQID", "x": 1}');
+ * const found = decodeBase64Until(body, 10);
+ * assert.equal(found?.end, 14);
+ * assert.deepEqual([...found!.bytes], [1, 2, 3]);
+ * assert.equal(decodeBase64Until(new TextEncoder().encode('"A\\/8="'), 1), null);
+ * ```
+ */
+export function decodeBase64Until(
+  body: Uint8Array,
+  start: number,
+): { end: number; bytes: Uint8Array } | null {
+  // A resizable buffer grows in place as chunks are decoded and ends at the
+  // exact size, so the result can move to a worker without a copy.
+  const buffer = new ArrayBuffer(0, {
+    maxByteLength: Math.ceil((body.length - start) / 4) * 3,
+  });
+  const decoder = new TextDecoder();
+  let pos = start;
+  let written = 0;
+  while (pos < body.length) {
+    const stop = Math.min(body.length, pos + CHUNK);
+    const text = decoder.decode(body.subarray(pos, stop));
+    // Non-ASCII: character and byte positions differ; leave it.
+    if (text.length !== stop - pos) return null;
+    const quote = text.indexOf('"');
+    const cut = quote < 0 ? text.length : quote;
+    const slash = text.indexOf("\\");
+    if (slash >= 0 && slash < cut) return null;
+    buffer.resize(
+      Math.min(buffer.maxByteLength, written + Math.ceil(cut / 4) * 3),
+    );
+    let result: { read: number; written: number };
+    try {
+      result = new Uint8Array(buffer, written).setFromBase64(
+        quote < 0 ? text : text.slice(0, quote),
+        { lastChunkHandling: quote < 0 ? "stop-before-partial" : "loose" },
+      );
+    } catch {
+      return null;
+    }
+    written += result.written;
+    if (quote >= 0) {
+      buffer.resize(written);
+      return { end: pos + quote, bytes: new Uint8Array(buffer, 0, written) };
+    }
+    if (result.read === 0) return null;
+    pos += result.read;
+  }
+  return null;
 }
 
 /** Decodes base64 held as ASCII bytes, one chunk-sized string at a time. */

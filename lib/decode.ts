@@ -89,9 +89,9 @@ export interface DecodeJob {
   shape: ScoresShape;
   /**
    * Produces the gzip bytes; called only when the job is about to run, so
-   * at most a few payloads are held at once. Bytes that fill their buffer
-   * are transferred to a worker (the buffer is detached); a view of part of
-   * a buffer is copied.
+   * at most a few payloads are held at once. With workers, bytes that fill
+   * their buffer are transferred to a worker (the buffer is detached); a
+   * view of part of a buffer is copied.
    */
   gzip: () => Uint8Array;
 }
@@ -135,8 +135,8 @@ const WORKER_THRESHOLD = 16 << 20;
  * import { gzipSync } from "node:zlib";
  * import assert from "node:assert/strict";
  *
- * const gz = gzipSync(new Uint8Array(new Float16Array([1, 0, 0.5, 0.5]).buffer));
- * const jobs = [0, 1].map((i) => ({ where: `layer ${i}`, shape: [2, 1, 2] as const, gzip: () => gz }));
+ * const gzip = () => gzipSync(new Uint8Array(new Float16Array([1, 0, 0.5, 0.5]).buffer));
+ * const jobs = [0, 1].map((i) => ({ where: `layer ${i}`, shape: [2, 1, 2] as const, gzip }));
  * const [a, b] = await decodeScoresBatch(jobs, { workers: 2 });
  * assert.deepEqual([...a], [1, 0, 0.5, 0.5]);
  * assert.deepEqual([...b], [...a]);
@@ -346,8 +346,8 @@ export class DecodePool {
           fail(error as Error);
           return settle();
         }
-        // A view of a larger buffer (e.g. the body) would transfer the
-        // whole buffer away from its owner: copy such views, move the rest.
+        // Bytes that fill their buffer move to the worker; a view of part of
+        // a buffer (the body, Buffer's pool) is copied so its owner keeps it.
         if (gz.byteOffset !== 0 || gz.byteLength !== gz.buffer.byteLength) {
           gz = new Uint8Array(gz);
         }

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { decodeBase64 } from "./base64.ts";
+import { Base64Span, decodeBase64 } from "./base64.ts";
 import {
   type DecodeJob,
   DecodePool,
@@ -27,7 +27,7 @@ import {
 } from "./scores.ts";
 import { TokenMeta } from "./token_meta.ts";
 import { warn } from "./warn.ts";
-import { Base64Span, parseResponseBytes } from "./wire.ts";
+import { parseResponseBytes } from "./wire.ts";
 
 /** What {@linkcode extractAttentionFromResponse} accepts. */
 export type ResponseInput =

@@ -12,50 +12,9 @@
  * @module
  */
 
-/**
- * A `"data"` string of the body, left as the bytes between its quotes.
- *
- * @example
- * ```ts
- * import { parseResponseBytes, Base64Span } from "./wire.ts";
- * import assert from "node:assert/strict";
- *
- * const body = new TextEncoder().encode('{"attn_capture_data": [{"data": "AAAA"}]}');
- * const parsed = parseResponseBytes(body, { spanThreshold: 1 }) as {
- *   attn_capture_data: { data: Base64Span }[];
- * };
- * const span = parsed.attn_capture_data[0].data;
- * assert.ok(span instanceof Base64Span);
- * assert.equal(span.length, 4);
- * assert.equal(span.bytes.buffer, body.buffer);
- * ```
- */
-export class Base64Span {
-  /** The string's raw bytes, escapes included, viewing the body (no copy). */
-  readonly bytes: Uint8Array;
+import { Base64Span, decodeBase64Until } from "./base64.ts";
 
-  /**
-   * Wraps a span of the body.
-   *
-   * @param bytes The bytes between the quotes.
-   *
-   * @example
-   * ```ts
-   * import { Base64Span } from "./wire.ts";
-   * import assert from "node:assert/strict";
-   *
-   * assert.equal(new Base64Span(new Uint8Array(8)).length, 8);
-   * ```
-   */
-  constructor(bytes: Uint8Array) {
-    this.bytes = bytes;
-  }
-
-  /** Number of bytes in the span. */
-  get length(): number {
-    return this.bytes.length;
-  }
-}
+export { Base64Span };
 
 /** Options for {@linkcode parseResponseBytes}. */
 export interface ParseResponseBytesOptions {
@@ -66,6 +25,14 @@ export interface ParseResponseBytesOptions {
    * @default {4096}
    */
   spanThreshold?: number;
+  /**
+   * Decode each span's base64 during the scan (one pass over the payload
+   * instead of two: finding the closing quote in the decoded text is nearly
+   * free); spans whose text has escapes or bad characters are left for
+   * {@linkcode decodeBase64}, which reports the error.
+   * @default {true}
+   */
+  decodeSpans?: boolean;
 }
 
 const QUOTE = 0x22;
@@ -98,6 +65,7 @@ export function parseResponseBytes(
   options: ParseResponseBytesOptions = {},
 ): unknown {
   const threshold = options.spanThreshold ?? 4096;
+  const decodeSpans = options.decodeSpans ?? true;
   const spans: Base64Span[] = [];
   const pieces: Uint8Array[] = [];
   // A nonce keeps a marker from matching a string the body really contains.
@@ -110,15 +78,27 @@ export function parseResponseBytes(
     // quote always opens a string.
     const open = body.indexOf(QUOTE, pos);
     if (open < 0) break;
-    const close = stringEnd(body, open + 1);
-    if (close - open - 1 >= threshold && followsDataKey(body, open)) {
+    const long = followsDataKey(body, open) &&
+      body.subarray(open + 1, open + 1 + threshold).indexOf(QUOTE) < 0;
+    let close: number;
+    let decoded: Uint8Array | null = null;
+    const fused = long && decodeSpans
+      ? decodeBase64Until(body, open + 1)
+      : null;
+    if (fused) {
+      close = fused.end;
+      decoded = fused.bytes;
+    } else {
+      close = stringEnd(body, open + 1);
+    }
+    if (long && close - open - 1 >= threshold) {
       pieces.push(body.subarray(copiedTo, open));
       pieces.push(
         new TextEncoder().encode(
           `"\\u0000attnscope-span-${nonce}:${spans.length}"`,
         ),
       );
-      spans.push(new Base64Span(body.subarray(open + 1, close)));
+      spans.push(new Base64Span(body.subarray(open + 1, close), decoded));
       copiedTo = close + 1;
     }
     pos = close + 1;
