@@ -35,3 +35,6 @@ export * from "./lib/capture_file.ts";
 export * from "./lib/capture_input.ts";
 export * from "./lib/npy.ts";
 export * from "./lib/charts/metrics.ts";
+export * from "./lib/charts/mod.ts";
+import "./lib/display.ts";
+export * from "./lib/gemma_labels.ts";
