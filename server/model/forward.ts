@@ -1,0 +1,296 @@
+/**
+ * The demo model's forward pass: an attention-only decoder (as in the
+ * induction-head papers) with causal multi-head softmax attention, scale
+ * 1/sqrt(headDim), run one position at a time over a key/value cache. The
+ * prompt and the generated tokens go through the same code, so the attention
+ * a caller captures is exactly the attention that produced each token.
+ *
+ * @module
+ */
+
+import { SEGMENT } from "./segments.ts";
+import { PositionTracker } from "./segments.ts";
+import { addRowTimes, type DemoWeights, type SparseMatrix } from "./weights.ts";
+
+/**
+ * Attention weights below this are left out of the weighted sum of values
+ * (their contribution is under 1e-12 per key, far below float16 resolution);
+ * the returned rows still hold them.
+ */
+const NEGLIGIBLE_WEIGHT = 1e-12;
+/** Query components this much smaller than the largest are skipped. */
+const NEGLIGIBLE_QUERY = 1e-12;
+
+interface HeadPlan {
+  /** Head-local dimensions where both queries and keys can be nonzero. */
+  qk: Int32Array;
+  /** Head-local dimensions where values can be nonzero and reach the output. */
+  v: Int32Array;
+}
+
+function nonzeroColumns(m: SparseMatrix): Uint8Array {
+  const used = new Uint8Array(m.cols);
+  for (let e = 0; e < m.col.length; e++) {
+    if (m.value[e] !== 0) used[m.col[e]] = 1;
+  }
+  return used;
+}
+
+function nonzeroRows(m: SparseMatrix): Uint8Array {
+  const used = new Uint8Array(m.rows);
+  for (let r = 0; r < m.rows; r++) {
+    if (m.rowStart[r + 1] > m.rowStart[r]) used[r] = 1;
+  }
+  return used;
+}
+
+function planHeads(weights: DemoWeights): HeadPlan[][] {
+  const { numHeads, headDim } = weights.config;
+  return weights.layers.map((layer) => {
+    const q = nonzeroColumns(layer.wq), k = nonzeroColumns(layer.wk);
+    const v = nonzeroColumns(layer.wv), o = nonzeroRows(layer.wo);
+    const heads: HeadPlan[] = [];
+    for (let h = 0; h < numHeads; h++) {
+      const qk: number[] = [], vd: number[] = [];
+      for (let a = 0; a < headDim; a++) {
+        const c = h * headDim + a;
+        if (q[c] && k[c]) qk.push(a);
+        if (v[c] && o[c]) vd.push(a);
+      }
+      heads.push({ qk: Int32Array.from(qk), v: Int32Array.from(vd) });
+    }
+    return heads;
+  });
+}
+
+class GrowingRows {
+  data: Float32Array;
+  constructor(readonly width: number, capacity: number) {
+    this.data = new Float32Array(Math.max(1, width * capacity));
+  }
+  ensure(rows: number): void {
+    if (rows * this.width <= this.data.length) return;
+    const next = new Float32Array(
+      Math.max(rows * this.width, this.data.length * 2),
+    );
+    next.set(this.data);
+    this.data = next;
+  }
+}
+
+const plans = new WeakMap<DemoWeights, HeadPlan[][]>();
+
+/** Options for {@linkcode Sequence}. */
+export interface SequenceOptions {
+  /** Layers whose attention rows to keep. @default {[]} */
+  captureLayers?: readonly number[];
+  /** Expected length, to size the caches. @default {256} */
+  expectedLength?: number;
+}
+
+/**
+ * One sequence being run through the model: push tokens one at a time, get
+ * the next-token logits after each.
+ *
+ * @example
+ * ```ts
+ * import { Sequence } from "./forward.ts";
+ * import { loadWeights } from "./weights.ts";
+ * import { SPECIAL } from "./vocab.ts";
+ * import assert from "node:assert/strict";
+ * const seq = new Sequence(loadWeights(), { captureLayers: [0] });
+ * seq.push(SPECIAL.bos);
+ * seq.push(SPECIAL.startOfTurn);
+ * const row = seq.attentionRows(0)[1]; // position 1, all heads, keys 0..1
+ * assert.equal(row.length, 8 * 2);
+ * assert.ok(Math.abs(row[0] + row[1] - 1) < 1e-6);
+ * ```
+ */
+export class Sequence {
+  readonly #w: DemoWeights;
+  readonly #plans: HeadPlan[][];
+  readonly #tracker = new PositionTracker();
+  readonly #keys: GrowingRows[][];
+  readonly #values: GrowingRows[][];
+  readonly #capture: Map<number, Float32Array[]>;
+  readonly #x: Float32Array;
+  readonly #q: Float32Array;
+  readonly #k: Float32Array;
+  readonly #v: Float32Array;
+  readonly #o: Float32Array;
+  #scores = new Float64Array(256);
+  #length = 0;
+
+  /**
+   * @param weights Model weights.
+   * @param options Capture and sizing.
+   */
+  constructor(weights: DemoWeights, options: SequenceOptions = {}) {
+    this.#w = weights;
+    let p = plans.get(weights);
+    if (!p) plans.set(weights, p = planHeads(weights));
+    this.#plans = p;
+    const n = options.expectedLength ?? 256;
+    this.#keys = p.map((heads) =>
+      heads.map((h) => new GrowingRows(h.qk.length, n))
+    );
+    this.#values = p.map((heads) =>
+      heads.map((h) => new GrowingRows(h.v.length, n))
+    );
+    this.#capture = new Map((options.captureLayers ?? []).map((l) => [l, []]));
+    const { dModel, numHeads, headDim } = weights.config;
+    this.#x = new Float32Array(dModel);
+    this.#q = new Float32Array(numHeads * headDim);
+    this.#k = new Float32Array(numHeads * headDim);
+    this.#v = new Float32Array(numHeads * headDim);
+    this.#o = new Float32Array(numHeads * headDim);
+  }
+
+  /** Positions pushed so far. */
+  get length(): number {
+    return this.#length;
+  }
+
+  /**
+   * Attention rows kept for a captured layer: row t holds `heads * (t + 1)`
+   * weights, head-major.
+   *
+   * @param layer A layer passed in `captureLayers`.
+   * @returns The rows so far.
+   */
+  attentionRows(layer: number): Float32Array[] {
+    const rows = this.#capture.get(layer);
+    if (!rows) {
+      throw new RangeError(
+        `Cannot return attention of layer ${layer}: it was not captured; pass it in captureLayers`,
+      );
+    }
+    return rows;
+  }
+
+  /**
+   * Runs one position through every layer.
+   *
+   * @param id Token id.
+   * @param patch Image-patch features (mean red, green, blue in 0..1), for image-patch tokens.
+   * @returns The residual stream after the last layer (length dModel; reused on the next call).
+   */
+  push(id: number, patch?: Float32Array): Float32Array {
+    const w = this.#w;
+    const { numHeads, headDim, positionSlot, positionFrequencies } = w.config;
+    const t = this.#length;
+    const x = this.#x;
+    x.fill(0);
+    const { segment, clock } = this.#tracker.next(id);
+    for (let e = w.embed.rowStart[id]; e < w.embed.rowStart[id + 1]; e++) {
+      x[w.embed.col[e]] += w.embed.value[e];
+    }
+    for (
+      let e = w.segment.rowStart[segment];
+      e < w.segment.rowStart[segment + 1];
+      e++
+    ) {
+      x[w.segment.col[e]] += w.segment.value[e];
+    }
+    for (let p = 0; p < positionFrequencies.length; p++) {
+      x[positionSlot + 2 * p] += Math.cos(positionFrequencies[p] * clock);
+      x[positionSlot + 2 * p + 1] += Math.sin(positionFrequencies[p] * clock);
+    }
+    if (segment === SEGMENT.vision) {
+      if (!patch) {
+        throw new TypeError(
+          `Cannot run position ${t}: it is an image patch without features`,
+        );
+      }
+      addRowTimes(patch, w.patch, x);
+    }
+    if (this.#scores.length < t + 1) {
+      this.#scores = new Float64Array(Math.max(t + 1, this.#scores.length * 2));
+    }
+    const scores = this.#scores;
+    const scale = 1 / Math.sqrt(headDim);
+    const sig = new Int32Array(headDim);
+
+    for (let l = 0; l < w.layers.length; l++) {
+      const layer = w.layers[l];
+      const q = this.#q, k = this.#k, v = this.#v, o = this.#o;
+      q.fill(0);
+      k.fill(0);
+      v.fill(0);
+      o.fill(0);
+      addRowTimes(x, layer.wq, q);
+      addRowTimes(x, layer.wk, k);
+      addRowTimes(x, layer.wv, v);
+      const captured = this.#capture.get(l);
+      const row = captured ? new Float32Array(numHeads * (t + 1)) : undefined;
+      for (let h = 0; h < numHeads; h++) {
+        const plan = this.#plans[l][h];
+        const base = h * headDim;
+        const na = plan.qk.length, nv = plan.v.length;
+        const keys = this.#keys[l][h], values = this.#values[l][h];
+        keys.ensure(t + 1);
+        values.ensure(t + 1);
+        const kd = keys.data, vd = values.data;
+        for (let a = 0; a < na; a++) kd[t * na + a] = k[base + plan.qk[a]];
+        for (let b = 0; b < nv; b++) vd[t * nv + b] = v[base + plan.v[b]];
+        // The query's significant components (constructed queries are sparse).
+        let largest = 0;
+        for (let a = 0; a < na; a++) {
+          largest = Math.max(largest, Math.abs(q[base + plan.qk[a]]));
+        }
+        let ns = 0;
+        for (let a = 0; a < na; a++) {
+          if (Math.abs(q[base + plan.qk[a]]) > largest * NEGLIGIBLE_QUERY) {
+            sig[ns++] = a;
+          }
+        }
+        let max = -Infinity;
+        for (let j = 0; j <= t; j++) {
+          let s = 0;
+          const off = j * na;
+          for (let i = 0; i < ns; i++) {
+            const a = sig[i];
+            s += q[base + plan.qk[a]] * kd[off + a];
+          }
+          s *= scale;
+          scores[j] = s;
+          if (s > max) max = s;
+        }
+        let sum = 0;
+        for (let j = 0; j <= t; j++) {
+          const e = Math.exp(scores[j] - max);
+          scores[j] = e;
+          sum += e;
+        }
+        for (let j = 0; j <= t; j++) scores[j] /= sum;
+        if (row) {
+          for (let j = 0; j <= t; j++) row[h * (t + 1) + j] = scores[j];
+        }
+        if (nv > 0) {
+          for (let j = 0; j <= t; j++) {
+            const p = scores[j];
+            if (p < NEGLIGIBLE_WEIGHT) continue;
+            const off = j * nv;
+            for (let b = 0; b < nv; b++) o[base + plan.v[b]] += p * vd[off + b];
+          }
+        }
+      }
+      if (captured && row) captured.push(row);
+      addRowTimes(o, layer.wo, x);
+    }
+    this.#length++;
+    return x;
+  }
+
+  /**
+   * Next-token logits from a residual returned by {@linkcode Sequence.push}.
+   *
+   * @param residual The final residual stream of one position.
+   * @returns Logits over the vocabulary.
+   */
+  logits(residual: Float32Array): Float64Array {
+    const out = new Float64Array(this.#w.config.vocabSize);
+    addRowTimes(residual, this.#w.unembed, out);
+    return out;
+  }
+}
