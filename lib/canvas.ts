@@ -335,10 +335,13 @@ export interface PatchableDocument {
  * import { parseHTML } from "linkedom";
  * import assert from "node:assert/strict";
  *
- * const { document } = parseHTML("<html><body></body></html>");
- * withCanvas(document);
+ * // linkedom's types lean on DOM lib types that Deno does not load.
+ * const window = parseHTML("<html><body></body></html>") as unknown as {
+ *   document: { createElement(tagName: string): unknown };
+ * };
+ * const document = withCanvas(window.document);
  * assert.ok(document.createElement("canvas") instanceof CanvasStandIn);
- * assert.equal(document.createElement("div").tagName, "DIV");
+ * assert.equal((document.createElement("div") as { tagName: string }).tagName, "DIV");
  * ```
  */
 export function withCanvas<D extends PatchableDocument>(document: D): D {

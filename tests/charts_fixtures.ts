@@ -119,12 +119,15 @@ export function syntheticLabels(
   needle = Math.floor(tokens / 3),
 ): string[] {
   const random = seededRandom(7);
-  return Array.from({ length: tokens }, (_, i) =>
-    i === 0
-      ? "<bos>"
-      : i === needle
-      ? " PINEAPPLE"
-      : WORDS[Math.floor(random() * WORDS.length)]);
+  return Array.from(
+    { length: tokens },
+    (_, i) =>
+      i === 0
+        ? "<bos>"
+        : i === needle
+        ? " PINEAPPLE"
+        : WORDS[Math.floor(random() * WORDS.length)],
+  );
 }
 
 /** An analyzer over a synthetic layer. */

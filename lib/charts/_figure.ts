@@ -9,15 +9,18 @@
 
 import * as Plot from "@observablehq/plot";
 import { parseHTML } from "linkedom";
-import { withCanvas } from "../canvas.ts";
+import { type PatchableDocument, withCanvas } from "../canvas.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
 import { type RasterizeOptions, rasterizeSvg } from "./_rasterize.ts";
 
 /** The SVG namespace, written on every SVG root so viewers that load the SVG as an image accept it. */
 export const SVG_NS = "http://www.w3.org/2000/svg";
 
-/** The DOM document type Plot renders into. */
-export type PlotDocument = Document;
+/** The DOM document type Plot renders into (Deno has no DOM types). */
+export type PlotDocument = NonNullable<Plot.PlotOptions["document"]>;
+
+/** What a render function returns to Plot: an SVG element. */
+export type RenderedElement = ReturnType<Plot.RenderFunction>;
 
 let sharedDocument: PlotDocument | null = null;
 
@@ -39,12 +42,54 @@ let sharedDocument: PlotDocument | null = null;
  */
 export function plotDocument(): PlotDocument {
   if (!sharedDocument) {
-    const { document } = parseHTML(
+    // linkedom's types lean on DOM lib types Deno does not load.
+    const window = parseHTML(
       "<!DOCTYPE html><html><head></head><body></body></html>",
-    );
-    sharedDocument = withCanvas(document) as unknown as PlotDocument;
+    ) as unknown as { document: PatchableDocument };
+    sharedDocument = withCanvas(window.document) as unknown as PlotDocument;
   }
   return sharedDocument;
+}
+
+/**
+ * Observable Plot scale options (`type`, `scheme`, `domain`, `range`,
+ * `label`, `legend`, ...), passed to Plot as given; see Plot's scale docs.
+ */
+export interface ScaleOptionsPassThrough {
+  /** Any Plot scale option. */
+  [option: string]: unknown;
+}
+
+/**
+ * Observable Plot `plot()` options passed through to Plot as given
+ * (`width`, `height`, margins, `style`, scale options such as `x`, `y`,
+ * and `marks` appended after the chart's own); see Plot's docs.
+ */
+export interface PlotOptionsPassThrough {
+  /** Outer width in pixels. */
+  width?: number;
+  /** Outer height in pixels. */
+  height?: number;
+  /** Top margin in pixels. */
+  marginTop?: number;
+  /** Right margin in pixels. */
+  marginRight?: number;
+  /** Bottom margin in pixels. */
+  marginBottom?: number;
+  /** Left margin in pixels. */
+  marginLeft?: number;
+  /** Options of the x scale, merged over the chart's. */
+  x?: ScaleOptionsPassThrough;
+  /** Options of the y scale, merged over the chart's. */
+  y?: ScaleOptionsPassThrough;
+  /** Options of the fx facet scale, merged over the chart's. */
+  fx?: ScaleOptionsPassThrough;
+  /** Options of the fy facet scale, merged over the chart's. */
+  fy?: ScaleOptionsPassThrough;
+  /** Plot marks (or render functions) drawn on top of the chart's own. */
+  marks?: readonly unknown[];
+  /** Any other Plot option. */
+  [option: string]: unknown;
 }
 
 /** Something that serializes to markup (an element Plot rendered). */
@@ -326,7 +371,7 @@ const FONT = "system-ui, sans-serif";
  *
  * const svg = composeSvg({ kind: "k", summary: "s", title: "A & B", chart: { svg: "<svg></svg>", width: 100, height: 50 } });
  * assert.match(svg, />A &amp; B<\/text>/);
- * assert.match(svg, /height="78"/);
+ * assert.match(svg, /height="76"/); // 22 title + 4 gap + 50 chart
  * ```
  */
 export function composeSvg(parts: FigureParts): string {
@@ -387,7 +432,7 @@ export function composeSvg(parts: FigureParts): string {
  * assert.deepEqual([block.width, block.height], [200, 100]);
  * ```
  */
-export function plotBlock(node: HasOuterHTML | Element): FigureBlock {
+export function plotBlock(node: HasOuterHTML | object): FigureBlock {
   const html = (node as HasOuterHTML).outerHTML;
   if (!html.startsWith("<svg")) {
     throw new TypeError(
@@ -428,7 +473,8 @@ export function roundGeometry(svg: string): string {
     GEOMETRY_ATTRIBUTE,
     (_, name: string, value: string) =>
       ` ${name}="${
-        value.replace(/-?\d+\.\d{3,}(?:e-?\d+)?/g, (n) => String(Math.round(Number(n) * 100) / 100))
+        value.replace(/-?\d+\.\d{3,}(?:e-?\d+)?/g, (n) =>
+          String(Math.round(Number(n) * 100) / 100))
       }"`,
   );
 }
@@ -450,7 +496,7 @@ export function roundGeometry(svg: string): string {
  * ```
  */
 export function rampLegend(
-  color: Plot.ScaleOptions,
+  color: Plot.ScaleOptions | ScaleOptionsPassThrough,
   width = 260,
 ): FigureBlock {
   const node = Plot.legend({
@@ -459,7 +505,7 @@ export function rampLegend(
     width,
     // Room for the first tick label, which Plot centers on the left edge.
     marginLeft: 12,
-  } as Plot.LegendOptions) as unknown as HasOuterHTML;
+  } as unknown as Plot.LegendOptions) as unknown as HasOuterHTML;
   return plotBlock(node);
 }
 

@@ -8,15 +8,17 @@
  */
 
 import * as Plot from "@observablehq/plot";
-import { parseCssColor } from "../canvas.ts";
-import { encodePng, pngDataUrl } from "../png.ts";
+import { colorizer, gridPng, quantile } from "./_colorize.ts";
 import type { TokenMeta } from "../token_meta.ts";
 import {
   estimateTextWidth,
   Figure,
   plotBlock,
   plotDocument,
+  type PlotOptionsPassThrough,
   rampLegend,
+  type RenderedElement,
+  type ScaleOptionsPassThrough,
   SVG_NS,
 } from "./_figure.ts";
 import {
@@ -35,8 +37,7 @@ import {
 } from "./_tokens.ts";
 
 /** Options for {@linkcode attentionHeatmap}; other Plot options pass through. */
-export interface HeatmapOptions
-  extends Omit<Plot.PlotOptions, "title" | "subtitle" | "caption" | "color"> {
+export interface HeatmapOptions extends PlotOptionsPassThrough {
   /**
    * A head index (negative counts from the end), or `"mean"`.
    * @default {"mean"}
@@ -106,7 +107,7 @@ export interface HeatmapOptions
    * domain `[0, saturation value]`, clamped); `legend: false` hides the legend.
    * @default {{}}
    */
-  color?: Plot.ScaleOptions;
+  color?: ScaleOptionsPassThrough;
 }
 
 const DEFAULT_WIDTH = 640;
@@ -341,9 +342,8 @@ export function attentionHeatmap(
   }
   if (colorMax < grid.max && colorOptions.domain === undefined) {
     notes.push(
-      `Colors saturate at ${formatWeight(colorMax)} (${
-        +(saturate * 100).toFixed(2)
-      }th percentile); the maximum is ${formatWeight(grid.max)}.`,
+      `Colors saturate at ${formatWeight(colorMax)} (${+(saturate * 100)
+        .toFixed(2)}th percentile); the maximum is ${formatWeight(grid.max)}.`,
     );
   }
   const markedNames = [...marked].map((m) => positionLabel(m, labels, 24));
@@ -381,7 +381,7 @@ function maskedBackground(
     const h = Math.abs((scales.y!(qEnd) as number) - (scales.y!(q0) as number));
     g.innerHTML =
       `<defs><pattern id="${id}" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#f5f5f5"/><line x1="0" y1="0" x2="0" y2="6" stroke="#c8c8c8" stroke-width="1.5"/></pattern></defs><rect x="${x}" y="${y}" width="${w}" height="${h}" fill="url(#${id})"/>`;
-    return g as unknown as SVGElement;
+    return g as unknown as RenderedElement;
   };
 }
 
@@ -435,28 +435,27 @@ function marginMarkers(
     const parts: string[] = [];
     for (const k of keys) {
       const x = ((scales.x!(k) as number) + (scales.x!(k + 1) as number)) / 2;
-      parts.push(`M${r2(x - 4)},${top - 7}L${r2(x + 4)},${top - 7}L${r2(x)},${top - 1}Z`);
+      parts.push(
+        `M${r2(x - 4)},${top - 7}L${r2(x + 4)},${top - 7}L${r2(x)},${top - 1}Z`,
+      );
     }
     for (const q of queries) {
       const y = ((scales.y!(q) as number) + (scales.y!(q + 1) as number)) / 2;
-      parts.push(`M${left - 7},${r2(y - 4)}L${left - 7},${r2(y + 4)}L${left - 1},${r2(y)}Z`);
+      parts.push(
+        `M${left - 7},${r2(y - 4)}L${left - 7},${r2(y + 4)}L${left - 1},${
+          r2(y)
+        }Z`,
+      );
     }
     if (parts.length) {
       g.innerHTML = `<path d="${parts.join("")}" fill="${MARK_COLOR}"/>`;
     }
-    return g as unknown as SVGElement;
+    return g as unknown as RenderedElement;
   };
 }
 
 function r2(v: number): number {
   return Math.round(v * 100) / 100;
-}
-
-/** The q-quantile of the finite values (NaN cells are masked). */
-function quantile(values: Float32Array, q: number): number {
-  const finite = values.filter((v) => !Number.isNaN(v)).sort();
-  if (finite.length === 0) return 0;
-  return finite[Math.min(finite.length - 1, Math.floor(q * (finite.length - 1)))];
 }
 
 /** One `<image>` of the grid, colored through the chart's color scale. */
@@ -468,31 +467,7 @@ function rasterMark(
   q0: number,
   qEnd: number,
 ): Plot.Markish[] {
-  const scale = Plot.scale({ color });
-  const [d0, d1] = (scale.domain as number[]).map(Number);
-  // A lookup table: parsing a CSS color per pixel would dominate the time.
-  const N = 1024;
-  const lut = new Uint8Array(N * 4);
-  for (let i = 0; i < N; i++) {
-    const rgba =
-      parseCssColor(String(scale.apply(d0 + ((d1 - d0) * i) / (N - 1)))) ??
-        [0, 0, 0, 255];
-    lut.set(rgba, i * 4);
-  }
-  const { values, rows, cols } = grid;
-  const rgba = new Uint8Array(rows * cols * 4);
-  const k = (N - 1) / (d1 - d0 || 1);
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (Number.isNaN(v)) continue; // transparent: the hatching shows
-    const j = Math.max(0, Math.min(N - 1, Math.round((v - d0) * k))) * 4;
-    const o = i * 4;
-    rgba[o] = lut[j];
-    rgba[o + 1] = lut[j + 1];
-    rgba[o + 2] = lut[j + 2];
-    rgba[o + 3] = lut[j + 3];
-  }
-  const href = pngDataUrl(encodePng(rgba, cols, rows));
+  const href = gridPng(grid.values, grid.cols, colorizer(color));
   const image: Plot.RenderFunction = (_i, scales, _v, _d, context) => {
     const img = context.document.createElementNS(SVG_NS, "image");
     const x = scales.x!(k0) as number;
@@ -508,7 +483,7 @@ function rasterMark(
     img.setAttribute("image-rendering", "pixelated");
     img.setAttribute("style", "image-rendering:pixelated");
     img.setAttribute("href", href);
-    return img as unknown as SVGElement;
+    return img as unknown as RenderedElement;
   };
   // An empty mark keeps Plot's color scale (and so the legend) defined.
   return [Plot.dot([] as number[], { fill: (d: number) => d }), image];

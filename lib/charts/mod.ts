@@ -1,0 +1,42 @@
+/**
+ * attnscope's charts: Observable Plot figures of attention that display
+ * themselves in Deno's Jupyter kernel and save as SVG, HTML or PNG.
+ *
+ * - {@linkcode attentionHeatmap}: one layer, one head or the head mean.
+ * - {@linkcode headsGrid}: every layer x head as small heatmaps.
+ * - {@linkcode topTokensChart}: the keys a query attends to most.
+ * - {@linkcode tokenTextView}: token text shaded by one query's attention.
+ * - {@linkcode tokenTypeChart}: attention by token type per head.
+ *
+ * @example
+ * ```ts
+ * import { attentionHeatmap } from "./mod.ts";
+ * import { AttentionScores } from "../scores.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const scores = new AttentionScores(new Float32Array([1, 0, 0.5, 0.5]), [2, 1, 2]);
+ * assert.match(attentionHeatmap(scores).toSVG(), /^<svg xmlns=/);
+ * ```
+ *
+ * @module
+ */
+
+export {
+  Figure,
+  type PlotOptionsPassThrough,
+  type PngOptions,
+  type ScaleOptionsPassThrough,
+} from "./_figure.ts";
+export type { PositionRange } from "./_grid.ts";
+export type { AttentionSource } from "./_source.ts";
+export { MARK_COLOR, TOKEN_TYPE_COLORS } from "./_tokens.ts";
+export { attentionHeatmap, type HeatmapOptions } from "./heatmap.ts";
+export { headsGrid, type HeadsGridOptions } from "./heads_grid.ts";
+export { topTokensChart, type TopTokensOptions } from "./top_tokens.ts";
+export { type TokenTextOptions, tokenTextView } from "./token_text.ts";
+export {
+  attentionByTokenType,
+  tokenTypeChart,
+  type TokenTypeChartOptions,
+  type TypeAttention,
+} from "./token_types.ts";
