@@ -21,6 +21,18 @@ export * from "./lib/scores.ts";
 export * from "./lib/token_meta.ts";
 export * from "./lib/layer.ts";
 export * from "./lib/analyzer.ts";
+export * from "./lib/extract.ts";
+export {
+  type DecodeBatchOptions,
+  type DecodeJob,
+  DecodePool,
+  decodeScores,
+  decodeScoresBatch,
+  type DecodeScoresOptions,
+  defaultWorkerCount,
+} from "./lib/decode.ts";
+export * from "./lib/wire.ts";
+export { float16ToFloat32 } from "./lib/float16.ts";
 export * from "./lib/warn.ts";
 export { JUPYTER_DISPLAY, type MimeBundle } from "./lib/jupyter.ts";
 export * from "./lib/client.ts";
