@@ -50,3 +50,4 @@ export * from "./lib/charts/metrics.ts";
 export * from "./lib/charts/mod.ts";
 import "./lib/display.ts";
 export * from "./lib/gemma_labels.ts";
+export * from "./lib/induction_probe.ts";

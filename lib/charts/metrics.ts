@@ -10,6 +10,7 @@
 
 import * as Plot from "@observablehq/plot";
 import type { CaptureComparison } from "../compare.ts";
+import type { InductionProbeResult } from "../induction_probe.ts";
 import { JUPYTER_DISPLAY, registerRenderer } from "../jupyter.ts";
 import type { HeadMetricName, HeadSummary } from "../metrics/head_summary.ts";
 import type { AttentionMatrix } from "../rollout.ts";
@@ -62,6 +63,11 @@ export interface HeadSummaryChartOptions {
    * @default {"Head metrics"}
    */
   title?: string;
+  /**
+   * Line under the heading; `""` for none.
+   * @default {the layer and head counts}
+   */
+  subtitle?: string;
 }
 
 const METRIC_TITLES: Record<HeadMetricName, string> = {
@@ -140,7 +146,7 @@ export function headSummaryChart(
     summary: summary.toString(),
     title: options.title ??
       (diverging ? "Head metric changes" : "Head metrics"),
-    subtitle:
+    subtitle: options.subtitle ??
       `Rows: layers, columns: heads; ${summary.layers.length} layer(s) × ${summary.numHeads} head(s)${captures}`,
     chart,
   });
@@ -234,6 +240,51 @@ export function comparisonChart(
   return headSummaryChart(comparison.deltas, {
     diverging: true,
     title: "Head metric changes (b − a)",
+    ...options,
+  });
+}
+
+/**
+ * An induction probe's head scores (second copy only): induction,
+ * previous-token and duplicate-token panels, and the strongest induction
+ * head's attention, whose off-diagonal stripe is the induction signature.
+ *
+ * @param result What `inductionProbe` returns.
+ * @param options Chart options, as for {@linkcode headSummaryChart}.
+ * @returns The figure.
+ *
+ * @example
+ * ```ts
+ * import { inductionProbeChart } from "./metrics.ts";
+ * import { InductionProbeResult } from "../induction_probe.ts";
+ * import { HeadSummary } from "../metrics/head_summary.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const summary = new HeadSummary({ layers: [1], metrics: { induction: [new Float64Array([0.9])] } });
+ * const r = new InductionProbeResult({ summary, repeat: { start: 4, length: 20 }, prompt: "", capture: null! });
+ * assert.match(inductionProbeChart(r, { focus: null }).toSVG(), /Induction probe/);
+ * ```
+ */
+export function inductionProbeChart(
+  result: InductionProbeResult,
+  options: HeadSummaryChartOptions = {},
+): Figure {
+  const wanted: HeadMetricName[] = [
+    "induction",
+    "previousToken",
+    "duplicateToken",
+  ];
+  const [best] = result.summary.top("induction", 1);
+  const { start, length } = result.repeat;
+  return headSummaryChart(result.summary, {
+    metrics: wanted.filter((m) => result.summary.metrics[m]),
+    title:
+      `Induction probe: ${result.words.length} random words (${length} tokens), repeated`,
+    subtitle: `Scores over the second copy (positions ${start + length}–${
+      start + 2 * length - 1
+    }); rows: layers, columns: heads`,
+    focus: best ? { layer: best.layer, head: best.head } : null,
+    labels: result.capture?.labels,
     ...options,
   });
 }
@@ -409,7 +460,17 @@ registerRenderer<AttentionMatrix>(
   "attention-matrix",
   (matrix) => attentionMatrixChart(matrix)[JUPYTER_DISPLAY](),
 );
+registerRenderer<InductionProbeResult>(
+  "induction-probe",
+  (result) => ({
+    ...inductionProbeChart(result)[JUPYTER_DISPLAY](),
+    "text/plain": result.toString(),
+  }),
+);
 registerRenderer<CaptureComparison>(
   "capture-comparison",
-  (comparison) => comparisonChart(comparison)[JUPYTER_DISPLAY](),
+  (comparison) => ({
+    ...comparisonChart(comparison)[JUPYTER_DISPLAY](),
+    "text/plain": comparison.toString(),
+  }),
 );
