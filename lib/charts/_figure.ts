@@ -587,7 +587,7 @@ export function escapeXml(s: string): string {
 }
 
 /**
- * A rough text width for layout (no font metrics without a browser): 0.6
+ * A rough text width for layout (no font metrics without a browser): 0.56
  * em per character, which errs wide for proportional fonts.
  *
  * @param s The text.
@@ -599,11 +599,11 @@ export function escapeXml(s: string): string {
  * import { estimateTextWidth } from "./_figure.ts";
  * import assert from "node:assert/strict";
  *
- * assert.equal(estimateTextWidth("abcde", 10), 30);
+ * assert.equal(estimateTextWidth("abcde", 10), 28);
  * ```
  */
 export function estimateTextWidth(s: string, size: number): number {
-  return [...s].length * size * 0.6;
+  return [...s].length * size * 0.56;
 }
 
 /** Puts a complete `<svg>` at (x, y) inside another, adding `xmlns` if missing. */

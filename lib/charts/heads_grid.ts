@@ -305,7 +305,8 @@ export function headsGrid(
         width: tile,
         height: tile,
         preserveAspectRatio: "none",
-        imageRendering: "pixelated",
+        // Nearest-neighbour in browsers and resvg alike.
+        imageRendering: "optimizeSpeed",
         title: (t: Tile) => t.title,
       }),
       Plot.dot([] as number[], { fill: (d: number) => d }),

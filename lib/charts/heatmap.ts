@@ -232,7 +232,7 @@ export function attentionHeatmap(
   } else {
     body.push(rasterMark(grid, color, k0, k1, q0, qEnd));
   }
-  const roomX = plotW / (rotate ? 12 : 40);
+  const roomX = plotW / (rotate ? 12 : 30);
   const roomY = plotH / 12;
   const xTicks = thinnedTicks(k0, nCols, roomX, marked);
   const yTicks = thinnedTicks(q0, qEnd - q0, roomY, marked);
@@ -379,8 +379,9 @@ function maskedBackground(
     const y = Math.min(scales.y!(q0) as number, scales.y!(qEnd) as number);
     const w = (scales.x!(k1) as number) - x;
     const h = Math.abs((scales.y!(qEnd) as number) - (scales.y!(q0) as number));
+    // linkedom parses this as HTML: every element needs a closing tag.
     g.innerHTML =
-      `<defs><pattern id="${id}" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#f5f5f5"/><line x1="0" y1="0" x2="0" y2="6" stroke="#c8c8c8" stroke-width="1.5"/></pattern></defs><rect x="${x}" y="${y}" width="${w}" height="${h}" fill="url(#${id})"/>`;
+      `<defs><pattern id="${id}" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#f5f5f5"></rect><rect x="0" y="0" width="1.5" height="6" fill="#cdcdcd"></rect></pattern></defs><rect x="${x}" y="${y}" width="${w}" height="${h}" fill="url(#${id})"></rect>`;
     return g as unknown as RenderedElement;
   };
 }
@@ -448,7 +449,7 @@ function marginMarkers(
       );
     }
     if (parts.length) {
-      g.innerHTML = `<path d="${parts.join("")}" fill="${MARK_COLOR}"/>`;
+      g.innerHTML = `<path d="${parts.join("")}" fill="${MARK_COLOR}"></path>`;
     }
     return g as unknown as RenderedElement;
   };
@@ -480,8 +481,9 @@ function rasterMark(
       String(Math.abs((scales.y!(qEnd) as number) - (scales.y!(q0) as number))),
     );
     img.setAttribute("preserveAspectRatio", "none");
-    img.setAttribute("image-rendering", "pixelated");
-    img.setAttribute("style", "image-rendering:pixelated");
+    // optimizeSpeed: nearest-neighbour in browsers and in resvg, which
+    // ignores "pixelated"; cells stay crisp when the image is upscaled.
+    img.setAttribute("image-rendering", "optimizeSpeed");
     img.setAttribute("href", href);
     return img as unknown as RenderedElement;
   };

@@ -9,6 +9,7 @@
 
 import * as Plot from "@observablehq/plot";
 import type { TopAttendedTokens } from "../analyzer.ts";
+import { attendedRow } from "../compact.ts";
 import type { TokenType } from "../token_meta.ts";
 import {
   Figure,
@@ -99,7 +100,7 @@ interface Bar {
  * const top = analyzer.topAttendedTokens(0, { avgHeads: true, topK: 2 });
  * const figure = topTokensChart(top, { labels: ["a", "b", "c"], mark: [1] });
  * assert.match(figure.toSVG(), /b 1 · 0.500/);
- * assert.equal(String(figure), "Top 2 keys of query 2, head mean: b 1 (0.500), c 2 (0.300)");
+ * assert.equal(String(figure), "Top 2 keys of query 2, head mean: b(1)=0.50◀ c(2)=0.30");
  * ```
  */
 export function topTokensChart(
@@ -257,13 +258,14 @@ export function topTokensChart(
   const query = list[0].query;
   const sameQuery = list.every((r) => r.query === query);
   const first = list[0];
+  // With token text, the terminal's compact row (the reference's format);
+  // without it, positions alone rather than the reference's "None(k)".
+  const row = labels
+    ? attendedRow(first, labels, marked)
+    : [...first].map((t) => `${t.index}=${formatWeight(t.weight)}`).join(" ");
   const summary = `Top ${first.length} keys of query ${first.query}, ${
     panelName(first)
-  }: ${
-    [...first].map((t) =>
-      `${positionLabel(t.index, labels, 20)} (${formatWeight(t.weight)})`
-    ).join(", ")
-  }${list.length > 1 ? ` (+${list.length - 1} more panels)` : ""}`;
+  }: ${row}${list.length > 1 ? ` (+${list.length - 1} more panels)` : ""}`;
   const markedNames = [...marked].map((m) => positionLabel(m, labels, 24));
   return new Figure({
     kind: "top tokens",
