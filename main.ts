@@ -132,7 +132,7 @@ export async function runCli(
     return 0;
   } catch (error) {
     const message = (error as Error).message;
-    const layersHint = /attn_capture_layers|valid layers/.test(message) &&
+    const layersHint = /valid layers are/.test(message) &&
         !parsed.layers
       ? " (pass --layers with layers the server has, or --layers all)"
       : "";

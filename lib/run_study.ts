@@ -151,7 +151,7 @@ export function studyBanner(
  * await using server = await startDemoServer();
  * const run = await runStudy(CODENAME_STUDY, { baseUrl: server.baseUrl, demo: true });
  * const report = studyReport(run);
- * assert.ok(report.some((l) => /^Output: '.*Phantom.*' ✓$/.test(l)));
+ * assert.ok(report.some((l) => /^Output: .*Phantom.* ✓$/.test(l)));
  * assert.ok(report.some((l) => l.startsWith("── L0 (T=")));
  * ```
  */

@@ -173,8 +173,11 @@ export function isCorrect(study: Study, output: string): boolean {
 }
 
 /**
- * The positions to mark (◀): every position whose label, trimmed, equals
- * the study's mark token (the reference: `t.strip() == "alpha"`).
+ * The positions to mark (◀): the tokens that spell the study's mark token.
+ * The reference marks single tokens whose text, trimmed, equals the key
+ * (`t.strip() == "alpha"`), which is how Gemma's tokenizer splits it; a
+ * tokenizer that splits the key into pieces (`al`, `p`, `ha`) gets every
+ * piece of each whole-word occurrence marked.
  *
  * @param study The study.
  * @param labels One label per absolute position.
@@ -186,6 +189,7 @@ export function isCorrect(study: Study, output: string): boolean {
  * import assert from "node:assert/strict";
  *
  * assert.deepEqual([...markedPositions(NEEDLE_STUDY, ["<bos>", "alpha", ":", " alpha"])], [1, 3]);
+ * assert.deepEqual([...markedPositions(NEEDLE_STUDY, ["al", "p", "ha", ":", "al", "p", "ha", "bet"])], [0, 1, 2]);
  * ```
  */
 export function markedPositions(
@@ -193,10 +197,26 @@ export function markedPositions(
   labels: readonly string[],
 ): Set<number> {
   const out = new Set<number>();
-  if (study.markToken === null) return out;
-  labels.forEach((t, i) => {
-    if (t.trim() === study.markToken) out.add(i);
-  });
+  const key = study.markToken;
+  if (key === null) return out;
+  const isWordChar = (ch: string | undefined) =>
+    ch !== undefined && /[\p{L}\p{N}_]/u.test(ch);
+  for (let i = 0; i < labels.length; i++) {
+    let text = labels[i].trimStart();
+    if (text === "" || !key.startsWith(text.trimEnd())) continue;
+    let j = i;
+    while (text.length < key.length && j + 1 < labels.length) {
+      const next = labels[j + 1];
+      if (!key.startsWith(text + next)) break;
+      text += next;
+      j++;
+    }
+    // A whole word only: the piece after the run must not continue it.
+    if (text.trimEnd() === key && !isWordChar(labels[j + 1]?.[0])) {
+      for (let k = i; k <= j; k++) out.add(k);
+      i = j;
+    }
+  }
   return out;
 }
 

@@ -159,19 +159,41 @@ export function createHandler(
         { param: "max_tokens", code: "context_length_exceeded" },
       );
     }
-    const rows = promptLen + maxTokens - 1;
-    const bytes = layers.length * model.numHeads * rows * rows * 2;
+    if (layers.length === 0) return maxTokens;
+    // Captured scores grow with the square of the sequence: a request that
+    // names max_tokens must fit the limit; the default length is shortened
+    // to fit it, as the default already stops at the context's end.
+    const perRow = layers.length * model.numHeads * 2;
     const limit = settings.maxAttentionCaptureMb * 1024 * 1024;
-    if (bytes > limit) {
+    const mib = (rows: number) =>
+      (perRow * rows * rows / 2 ** 20).toPrecision(3);
+    const maxRows = Math.floor(Math.sqrt(limit / perRow));
+    const room = maxRows - promptLen + 1;
+    const what = (rows: number) =>
+      `${layers.length} layer${
+        layers.length > 1 ? "s" : ""
+      } of ${rows} x ${model.numHeads} x ${rows} float16 scores need ${
+        mib(rows)
+      } MiB, over the server's limit of ${settings.maxAttentionCaptureMb} MiB`;
+    if (room < 1) {
       throw new HttpError(
         400,
-        `Cannot capture attention: ${layers.length} layers of up to ${rows} x ${model.numHeads} x ${rows} float16 scores need ${
-          (bytes / 2 ** 20).toFixed(1)
-        } MiB, over the server's limit of ${settings.maxAttentionCaptureMb} MiB; capture fewer layers (attn_capture_layers), lower max_tokens or shorten the prompt, or restart the server with a larger --max-attention-capture-mb`,
+        `Cannot capture attention: for the prompt alone, ${
+          what(promptLen)
+        }; capture fewer layers (attn_capture_layers) or shorten the prompt, or restart the server with a larger --max-attention-capture-mb`,
         { param: "attn_capture_layers", code: "capture_too_large" },
       );
     }
-    return maxTokens;
+    if (req.maxTokens !== undefined && maxTokens > room) {
+      throw new HttpError(
+        400,
+        `Cannot capture attention: with max_tokens ${maxTokens}, ${
+          what(promptLen + maxTokens - 1)
+        }; lower max_tokens to at most ${room}, capture fewer layers (attn_capture_layers), or restart the server with a larger --max-attention-capture-mb`,
+        { param: "max_tokens", code: "capture_too_large" },
+      );
+    }
+    return Math.min(maxTokens, room);
   }
 
   function run(req: ChatRequest): Response {

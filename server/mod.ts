@@ -38,8 +38,8 @@ export {
   type InstrumentedLayers,
   parseLayerList,
   parseServerArgs,
-  resolveServerOptions,
   type ResolvedServerOptions,
+  resolveServerOptions,
   type ServerOptions,
 } from "./options.ts";
 export { type ErrorBody, HttpError } from "./http_error.ts";

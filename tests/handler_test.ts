@@ -1,12 +1,15 @@
 /**
- * The demo server's handler, called without a port: routing, auth, the
- * table of bad requests (status, error shape, a message that names the
- * problem), and that a good request is answered after each bad one.
+ * The demo server's handler with the demo model, called without a port:
+ * routing, auth, the table of bad requests (status, error shape, a message
+ * that names the problem), that a good request is answered after each bad
+ * one, limits, stop strings, logprobs, streams and the wire format.
  */
 
 import assert from "node:assert/strict";
 import { gunzipSync } from "node:zlib";
+import { encodePng } from "../lib/png.ts";
 import { createHandler, type Handler } from "../server/handler.ts";
+import { loadDemoModel } from "../server/model/mod.ts";
 import type {
   ChatMessage,
   DemoModel,
@@ -16,90 +19,58 @@ import type {
 } from "../server/model/types.ts";
 
 /**
- * A tiny deterministic model honoring the contract, for the paths the real
- * model cannot reach on demand: a model that throws (500 without a stack)
- * and a model that refuses input (400). Characters are tokens; it replies
- * with the first word of the last user message, attending uniformly.
+ * A tiny model honoring the contract, kept for the two paths the real model
+ * cannot be made to take on demand: a model that throws (the server must
+ * answer 500 without a stack and keep serving) and a model that refuses its
+ * input with a RangeError (400). Everything else runs on the real model.
  */
-class TinyModel implements DemoModel {
-  readonly name = "tiny";
+class FailingModel implements DemoModel {
+  readonly name = "failing";
   readonly numLayers = 2;
   readonly numHeads = 2;
   readonly maxPositions = 64;
   failWith: Error | null = null;
 
   renderChat(messages: ChatMessage[]): ModelInput {
-    const ids = [1];
-    const patches = new Map<number, Float32Array>();
-    const visionRanges: { start: number; end: number }[] = [];
-    for (const m of messages) {
-      for (const p of m.parts) {
-        if (p.type === "text") {
-          for (const ch of p.text) ids.push(10 + ch.charCodeAt(0));
-        } else {
-          visionRanges.push({ start: ids.length, end: ids.length + 2 });
-          for (let i = 0; i < 2; i++) {
-            patches.set(ids.length, new Float32Array([p.png.length]));
-            ids.push(4);
-          }
-        }
-      }
-    }
-    return { ids: Int32Array.from(ids), patches, visionRanges };
+    const text = messages.flatMap((m) => m.parts).map((p) =>
+      p.type === "text" ? p.text : ""
+    ).join("");
+    return {
+      ids: Int32Array.from([1, ...[...text].map((c) => 10 + c.charCodeAt(0))]),
+      patches: new Map(),
+      visionRanges: [],
+    };
   }
   tokenText(id: number): string {
-    return id === 3
-      ? "<eot>"
-      : id < 10
-      ? `<${id}>`
-      : String.fromCharCode(id - 10);
+    return String.fromCharCode(id - 10);
   }
   decode(ids: readonly number[]): string {
-    return ids.filter((id) => id >= 10).map((id) => this.tokenText(id)).join(
-      "",
-    );
+    return ids.map((id) => this.tokenText(id)).join("");
   }
-  generate(input: ModelInput, options: GenerateOptions): GenerateResult {
+  generate(input: ModelInput, _options: GenerateOptions): GenerateResult {
     if (this.failWith) throw this.failWith;
-    const text = [...input.ids].filter((id) => id >= 10).map((id) => id - 10);
-    const word = String.fromCharCode(...text).split(/\s+/)[0] || "x";
-    const plan = [...word].map((c) => 10 + c.charCodeAt(0)).concat(3);
-    const tokens: number[] = [];
-    for (const id of plan) {
-      if (tokens.length >= options.maxTokens) break;
-      tokens.push(id);
-      if (options.shouldStop?.(tokens)) break;
-    }
-    const t = input.ids.length + tokens.length - 1;
-    const attention = new Map<number, Float32Array>();
-    for (const l of options.captureLayers ?? []) {
-      const a = new Float32Array(t * this.numHeads * t);
-      for (let q = 0; q < t; q++) {
-        for (let h = 0; h < this.numHeads; h++) {
-          for (let k = 0; k <= q; k++) {
-            a[(q * this.numHeads + h) * t + k] = 1 / (q + 1);
-          }
-        }
-      }
-      attention.set(l, a);
-    }
-    const done = tokens.at(-1) === 3 || tokens.length < plan.length;
     return {
-      tokens,
-      finishReason: done ? "stop" : "length",
-      logprobs: tokens.map((id) => ({
-        token: { id, logprob: -0.1 },
-        top: [{ id, logprob: -0.1 }, { id: 11, logprob: -3 }],
-      })),
-      promptLogprobs: [...input.ids].map((id, i) =>
-        i === 0 ? null : { id, logprob: -1 }
-      ),
-      attention,
+      tokens: [10 + 111, 10 + 107],
+      finishReason: "length",
+      logprobs: [],
+      promptLogprobs: [...input.ids].map(() => null),
+      attention: new Map(),
     };
   }
 }
 
-const PNG = Uint8Array.from([
+const model = loadDemoModel();
+const NAME = model.name;
+const QUESTION = "key: 42\nother: 77\nkey:";
+/** Prompt tokens of a one-message chat, as the model tokenizes it. */
+const promptTokens = (text: string) =>
+  model.renderChat([{ role: "user", parts: [{ type: "text", text }] }]).ids
+    .length;
+const P = promptTokens(QUESTION);
+const LONG = "word ".repeat(80);
+const P_LONG = promptTokens(LONG);
+/** A PNG signature followed by garbage: what a truncated upload looks like. */
+const DAMAGED_PNG = Uint8Array.from([
   0x89,
   0x50,
   0x4e,
@@ -111,7 +82,13 @@ const PNG = Uint8Array.from([
   0,
   0,
 ]);
-const PNG_URL = `data:image/png;base64,${PNG.toBase64()}`;
+const IMAGE_PNG = encodePng(
+  Uint8Array.from(
+    { length: 4 * 4 * 4 },
+    (_, i) => i % 4 === 3 ? 255 : (i * 37) % 256,
+  ),
+  4,
+);
 
 function post(body: unknown, headers: Record<string, string> = {}): Request {
   return new Request("http://demo/v1/chat/completions", {
@@ -122,8 +99,8 @@ function post(body: unknown, headers: Record<string, string> = {}): Request {
 }
 
 const good = {
-  model: "tiny",
-  messages: [{ role: "user", content: "hello world" }],
+  model: NAME,
+  messages: [{ role: "user", content: QUESTION }],
   temperature: 0,
 };
 
@@ -131,13 +108,16 @@ async function json(res: Response): Promise<Record<string, unknown>> {
   return await res.json() as Record<string, unknown>;
 }
 
-async function assertAnswersGood(handler: Handler): Promise<void> {
-  const res = await handler(post(good));
+async function assertAnswersGood(
+  handler: Handler,
+  headers: Record<string, string> = {},
+): Promise<void> {
+  const res = await handler(post(good, headers));
   assert.equal(res.status, 200);
   const body = await json(res) as {
     choices: { message: { content: string } }[];
   };
-  assert.equal(body.choices[0].message.content, "hello");
+  assert.equal(body.choices[0].message.content.trim(), "42");
 }
 
 interface BadCase {
@@ -178,7 +158,9 @@ const badCases: BadCase[] = [
     name: "unknown model",
     request: () => post({ ...good, model: "gpt-4" }),
     status: 404,
-    message: /Cannot find model "gpt-4": this server serves "tiny"/,
+    message: new RegExp(
+      `Cannot find model "gpt-4": this server serves "${NAME}"`,
+    ),
     param: "model",
   },
   {
@@ -251,6 +233,25 @@ const badCases: BadCase[] = [
       }),
     status: 400,
     message: /data: URL of type "image\/jpeg"/,
+  },
+  {
+    name: "damaged PNG",
+    request: () =>
+      post({
+        ...good,
+        messages: [{
+          role: "user",
+          content: [{
+            type: "image_url",
+            image_url: {
+              url: `data:image/png;base64,${DAMAGED_PNG.toBase64()}`,
+            },
+          }],
+        }],
+      }),
+    status: 400,
+    message: /PNG/,
+    param: "messages",
   },
   {
     name: "PNG data URL without a PNG",
@@ -360,23 +361,31 @@ const badCases: BadCase[] = [
     request: () =>
       post({ ...good, attn_capture: 1, attn_capture_layers: "1,18,27" }),
     status: 400,
-    message:
-      /Cannot capture layers 18, 27: tiny has 2 layers, so valid layers are 0\.\.1/,
+    message: new RegExp(
+      `Cannot capture layers 18, 27: ${NAME} has ${model.numLayers} layers, so valid layers are 0\\.\\.${
+        model.numLayers - 1
+      }`,
+    ),
     param: "attn_capture_layers",
   },
   {
     name: "prompt over the context",
     request: () =>
-      post({ ...good, messages: [{ role: "user", content: "x".repeat(80) }] }),
+      post({ ...good, messages: [{ role: "user", content: LONG }] }),
     status: 400,
-    message: /prompt has 81 tokens but the model's context holds 64/,
+    message: new RegExp(
+      `prompt has ${P_LONG} tokens but the model's context holds 64`,
+    ),
   },
   {
     name: "prompt plus max_tokens over the context",
     request: () => post({ ...good, max_tokens: 60 }),
     status: 400,
-    message:
-      /maximum context length is 64 tokens, but 72 were requested \(12 in the messages, 60 in the completion\)/,
+    message: new RegExp(
+      `maximum context length is 64 tokens, but ${
+        P + 60
+      } were requested \\(${P} in the messages, 60 in the completion\\)`,
+    ),
   },
   {
     name: "wrong API key",
@@ -407,11 +416,16 @@ const badCases: BadCase[] = [
 ];
 
 Deno.test("createHandler() refuses each bad request with an OpenAI-style error and answers the next good one", async (t) => {
-  const handler = createHandler(new TinyModel(), {
+  const handler = createHandler(model, {
     enableAttentionInstrumentation: true,
     apiKey: "secret",
+    maxModelLen: 64,
   });
   const auth = { authorization: "Bearer secret" };
+  assert.ok(
+    P + 60 > 64 && P_LONG >= 64,
+    "the context cases exceed --max-model-len 64",
+  );
   for (const c of badCases) {
     await t.step(c.name, async () => {
       const req = c.request();
@@ -438,15 +452,13 @@ Deno.test("createHandler() refuses each bad request with an OpenAI-style error a
       if (c.param !== undefined) assert.equal(body.error.param, c.param);
       assert.equal(typeof body.error.type, "string");
       if (c.status === 405) assert.equal(res.headers.get("allow"), "POST");
-      const next = await handler(post(good, auth));
-      assert.equal(next.status, 200, "the next good request is answered");
-      await next.body?.cancel();
+      await assertAnswersGood(handler, auth);
     });
   }
 });
 
 Deno.test("createHandler() names the flag to add when capture is asked of a server without instrumentation", async () => {
-  const handler = createHandler(new TinyModel());
+  const handler = createHandler(model);
   const res = await handler(post({ ...good, attn_capture: 1 }));
   assert.equal(res.status, 400);
   const { error } = await json(res) as {
@@ -457,26 +469,52 @@ Deno.test("createHandler() names the flag to add when capture is asked of a serv
     /started without attention instrumentation; restart it with --enable-attention-instrumentation/,
   );
   assert.equal(error.code, "attention_instrumentation_disabled");
-  // attn_capture: 0 is fine there.
+  // Without attn_capture the same server answers.
   await assertAnswersGood(handler);
 });
 
-Deno.test("createHandler() refuses a capture over --max-attention-capture-mb and names the flag", async () => {
-  const handler = createHandler(new TinyModel(), {
+Deno.test("createHandler() keeps captures under --max-attention-capture-mb: refuses, names the flag, or shortens the default length", async () => {
+  const perRow = model.numLayers * model.numHeads * 2;
+  const mb = (rows: number) => perRow * rows * rows / 2 ** 20;
+  const capture = { ...good, attn_capture: 1, attn_capture_layers: "all" };
+
+  const tooSmall = createHandler(model, {
     enableAttentionInstrumentation: true,
-    maxAttentionCaptureMb: 0.0001,
+    maxAttentionCaptureMb: mb(P - 1),
   });
-  const res = await handler(post({ ...good, attn_capture: 1, max_tokens: 6 }));
-  assert.equal(res.status, 400);
-  const { error } = await json(res) as { error: { message: string } };
+  const alone = await json(await tooSmall(post(capture)));
+  assert.match(
+    (alone as { error: { message: string } }).error.message,
+    new RegExp(
+      `^Cannot capture attention: for the prompt alone, ${model.numLayers} layers of ${P} x ${model.numHeads} x ${P} float16 scores need .* MiB, over the server's limit of .* MiB; capture fewer layers \\(attn_capture_layers\\) or shorten the prompt, or restart the server with a larger --max-attention-capture-mb$`,
+    ),
+  );
+
+  // Room for the prompt and 2 more rows: 3 generated tokens at most.
+  const tight = createHandler(model, {
+    enableAttentionInstrumentation: true,
+    maxAttentionCaptureMb: mb(P + 2),
+  });
+  const refused = await tight(post({ ...capture, max_tokens: 6 }));
+  assert.equal(refused.status, 400);
+  const { error } = await json(refused) as {
+    error: { message: string; param: string };
+  };
   assert.match(
     error.message,
-    /2 layers of up to 17 x 2 x 17 float16 scores need 0\.0 MiB, over the server's limit of 0\.0001 MiB; capture fewer layers .*--max-attention-capture-mb/,
+    /with max_tokens 6, .*; lower max_tokens to at most 3, capture fewer layers .*--max-attention-capture-mb/,
   );
+  assert.equal(error.param, "max_tokens");
+  const shortened = await json(await tight(post(capture))) as {
+    usage: { completion_tokens: number };
+    attn_capture_data: { shape: number[] }[];
+  };
+  assert.ok(shortened.usage.completion_tokens <= 3);
+  assert.ok(shortened.attn_capture_data[0].shape[0] <= P + 2);
 });
 
 Deno.test("createHandler() names the instrumentation flag when the server's own layer list is out of range", async () => {
-  const handler = createHandler(new TinyModel(), {
+  const handler = createHandler(model, {
     enableAttentionInstrumentation: true,
     attentionInstrumentationLayers: [2, 18, 27],
   });
@@ -485,15 +523,20 @@ Deno.test("createHandler() names the instrumentation flag when the server's own 
   const { error } = await json(res) as { error: { message: string } };
   assert.match(
     error.message,
-    /valid layers are 0\.\.1; fix --attention-instrumentation-layers/,
+    new RegExp(
+      `valid layers are 0\\.\\.${
+        model.numLayers - 1
+      }; fix --attention-instrumentation-layers`,
+    ),
   );
 });
 
 Deno.test("createHandler() turns a model failure into a 500 without a stack and keeps serving", async () => {
-  const model = new TinyModel();
-  const handler = createHandler(model);
-  model.failWith = new Error("weights went missing");
-  const res = await handler(post(good));
+  const failing = new FailingModel();
+  const handler = createHandler(failing);
+  failing.failWith = new Error("weights went missing");
+  const request = { ...good, model: "failing" };
+  const res = await handler(post(request));
   assert.equal(res.status, 500);
   const { error } = await json(res) as {
     error: { message: string; type: string };
@@ -503,31 +546,40 @@ Deno.test("createHandler() turns a model failure into a 500 without a stack and 
     /^Cannot answer the request: the server failed \(weights went missing\); this is a bug/,
   );
   assert.equal(error.type, "server_error");
-  model.failWith = null;
-  await assertAnswersGood(handler);
+  failing.failWith = null;
+  const next = await handler(post(request));
+  assert.equal(next.status, 200);
+  assert.equal(
+    ((await json(next)) as { choices: { message: { content: string } }[] })
+      .choices[0].message.content,
+    "ok",
+  );
 });
 
 Deno.test("createHandler() turns a model's refusal of its input (RangeError) into a 400", async () => {
-  const model = new TinyModel();
-  model.renderChat = () => {
+  const failing = new FailingModel();
+  failing.renderChat = () => {
     throw new RangeError(
       "Cannot render the chat: an image in a system message; put images in user messages",
     );
   };
-  const res = await createHandler(model)(post(good));
+  const res = await createHandler(failing)(post({ ...good, model: "failing" }));
   assert.equal(res.status, 400);
   const { error } = await json(res) as { error: { message: string } };
   assert.match(error.message, /image in a system message/);
 });
 
-Deno.test("createHandler() answers /health, /v1/models and checks the key only on /v1", async () => {
-  const handler = createHandler(new TinyModel(), {
+Deno.test("createHandler() answers /health without a key, /v1/models with one", async () => {
+  const handler = createHandler(model, {
     apiKey: "k",
     servedModelName: "served",
   });
   const health = await handler(new Request("http://demo/health"));
   assert.equal(health.status, 200);
   await health.body?.cancel();
+  const denied = await handler(new Request("http://demo/v1/models"));
+  assert.equal(denied.status, 401);
+  await denied.body?.cancel();
   const models = await handler(
     new Request("http://demo/v1/models", {
       headers: { authorization: "Bearer k" },
@@ -540,29 +592,19 @@ Deno.test("createHandler() answers /health, /v1/models and checks the key only o
   assert.equal(list.object, "list");
   assert.deepEqual(list.data.map((m) => [m.id, m.max_model_len]), [[
     "served",
-    64,
+    model.maxPositions,
   ]]);
 });
 
-Deno.test("createHandler() applies stop strings, logprobs, prompt_logprobs and attention in the wire format", async () => {
-  const handler = createHandler(new TinyModel(), {
-    enableAttentionInstrumentation: true,
-  });
+Deno.test("createHandler() applies stop strings and returns logprobs and prompt_logprobs", async () => {
+  const handler = createHandler(model);
   const res = await handler(post({
     ...good,
-    messages: [{
-      role: "user",
-      content: [{ type: "text", text: "abcd e" }, {
-        type: "image_url",
-        image_url: { url: PNG_URL },
-      }],
-    }],
-    stop: ["c"],
+    messages: [{ role: "user", content: "alpha: 1729\nbeta: 2048\nalpha:" }],
+    stop: ["2"],
     logprobs: true,
-    top_logprobs: 1,
+    top_logprobs: 2,
     prompt_logprobs: 0,
-    attn_capture: 1,
-    attn_capture_layers: "1",
   }));
   assert.equal(res.status, 200);
   const body = await json(res) as {
@@ -570,52 +612,135 @@ Deno.test("createHandler() applies stop strings, logprobs, prompt_logprobs and a
       message: { content: string };
       finish_reason: string;
       stop_reason: string;
-      logprobs: { content: { token: string; top_logprobs: unknown[] }[] };
+      logprobs: {
+        content: { token: string; logprob: number; top_logprobs: unknown[] }[];
+      };
     }[];
+    usage: {
+      prompt_tokens: number;
+      completion_tokens: number;
+      total_tokens: number;
+    };
+    prompt_logprobs:
+      (Record<string, { decoded_token: string; logprob: number }> | null)[];
+  };
+  const choice = body.choices[0];
+  assert.equal(choice.message.content.trim(), "17");
+  assert.equal(choice.finish_reason, "stop");
+  assert.equal(choice.stop_reason, "2");
+  const tokens = choice.logprobs.content.map((c) => c.token);
+  assert.equal(
+    tokens.join("").trim(),
+    "172",
+    "the stop string's token is generated, then cut from the text",
+  );
+  assert.equal(tokens.length, body.usage.completion_tokens);
+  assert.ok(
+    choice.logprobs.content.every((c) =>
+      c.logprob <= 0 && c.top_logprobs.length === 2
+    ),
+  );
+  assert.equal(
+    body.usage.total_tokens,
+    body.usage.prompt_tokens + body.usage.completion_tokens,
+  );
+  assert.equal(body.prompt_logprobs.length, body.usage.prompt_tokens);
+  assert.equal(body.prompt_logprobs[0], null);
+  const prompt = body.prompt_logprobs.slice(1).map((e) =>
+    Object.values(e!)[0].decoded_token
+  ).join("");
+  assert.ok(prompt.includes("alpha: 1729\nbeta: 2048\nalpha:"), prompt);
+});
+
+Deno.test("createHandler() captures attention of a prompt with an image in the wire format", async () => {
+  const handler = createHandler(model, {
+    enableAttentionInstrumentation: true,
+  });
+  const messages = [{
+    role: "user",
+    content: [
+      {
+        type: "image_url",
+        image_url: { url: `data:image/png;base64,${IMAGE_PNG.toBase64()}` },
+      },
+      { type: "text", text: "What is this?" },
+    ],
+  }];
+  const res = await handler(
+    post({
+      ...good,
+      messages,
+      attn_capture: 1,
+      attn_capture_layers: "0",
+      max_tokens: 4,
+    }),
+  );
+  assert.equal(res.status, 200);
+  const body = await json(res) as {
     usage: { prompt_tokens: number; completion_tokens: number };
-    prompt_logprobs: (Record<string, { decoded_token: string }> | null)[];
     attn_capture_data: {
       layer_idx: number;
       data: string;
       shape: number[];
       dtype: string;
-      token_meta: Record<string, unknown>;
+      token_meta: {
+        prompt_len: number;
+        total_len: number;
+        token_idx: number[];
+        vision_ranges: { start: number; end: number }[];
+        lang_ranges: { start: number; end: number }[];
+      };
     }[];
   };
-  const choice = body.choices[0];
-  assert.equal(choice.message.content, "ab");
-  assert.equal(choice.finish_reason, "stop");
-  assert.equal(choice.stop_reason, "c");
-  assert.deepEqual(choice.logprobs.content.map((c) => c.token), [
-    "a",
-    "b",
-    "c",
-  ]);
-  assert.equal(choice.logprobs.content[0].top_logprobs.length, 1);
-  assert.deepEqual(body.usage, {
-    prompt_tokens: 9,
-    completion_tokens: 3,
-    total_tokens: 12,
-  });
-  assert.equal(body.prompt_logprobs[0], null);
-  assert.equal(Object.values(body.prompt_logprobs[1]!)[0].decoded_token, "a");
   const [layer] = body.attn_capture_data;
-  assert.equal(layer.layer_idx, 1);
-  assert.deepEqual(layer.shape, [11, 2, 11]);
+  const t = body.usage.prompt_tokens + body.usage.completion_tokens - 1;
+  assert.equal(body.attn_capture_data.length, 1);
+  assert.equal(layer.layer_idx, 0);
+  assert.deepEqual(layer.shape, [t, model.numHeads, t]);
   assert.equal(layer.dtype, "torch.float16");
-  assert.deepEqual(layer.token_meta.vision_ranges, [{ start: 7, end: 9 }]);
-  assert.deepEqual(layer.token_meta.lang_ranges, [{ start: 0, end: 7 }]);
-  assert.equal(layer.token_meta.prompt_len, 9);
-  assert.equal(layer.token_meta.total_len, 11);
+  const meta = layer.token_meta;
+  assert.equal(meta.prompt_len, body.usage.prompt_tokens);
+  assert.equal(meta.total_len, t);
+  assert.deepEqual(meta.token_idx, Array.from({ length: t }, (_, i) => i));
+  const rendered = model.renderChat([{
+    role: "user",
+    parts: [{ type: "image", png: IMAGE_PNG }, {
+      type: "text",
+      text: "What is this?",
+    }],
+  }]);
+  assert.deepEqual(meta.vision_ranges, rendered.visionRanges);
+  assert.ok(
+    meta.vision_ranges.length === 1 &&
+      meta.vision_ranges[0].end > meta.vision_ranges[0].start,
+  );
+  // Language ranges are the rest of the prompt.
+  const covered = [...meta.vision_ranges, ...meta.lang_ranges]
+    .reduce((n, r) => n + r.end - r.start, 0);
+  assert.equal(covered, meta.prompt_len);
   const halves = halvesOf(gunzipSync(Uint8Array.fromBase64(layer.data)));
-  assert.equal(halves.length, 11 * 2 * 11);
-  assert.equal(halves[(10 * 2 + 1) * 11 + 0], Math.f16round(1 / 11));
+  assert.equal(halves.length, t * model.numHeads * t);
+  for (let q = 0; q < t; q++) {
+    for (let h = 0; h < model.numHeads; h++) {
+      let sum = 0;
+      for (let k = 0; k < t; k++) {
+        const w = halves[(q * model.numHeads + h) * t + k];
+        if (k > q) assert.equal(w, 0, "causal: no attention to later keys");
+        sum += w;
+      }
+      assert.ok(Math.abs(sum - 1) < 0.01);
+    }
+  }
 });
 
-Deno.test("createHandler() streams server-sent events without attention", async () => {
-  const handler = createHandler(new TinyModel(), {
+Deno.test("createHandler() streams server-sent events that add up to the JSON reply, without attention", async () => {
+  const handler = createHandler(model, {
     enableAttentionInstrumentation: true,
   });
+  const plain = await json(await handler(post(good))) as {
+    choices: { message: { content: string } }[];
+    usage: Record<string, number>;
+  };
   const res = await handler(post({
     ...good,
     stream: true,
@@ -637,17 +762,13 @@ Deno.test("createHandler() streams server-sent events without attention", async 
   const text = chunks.flatMap((c) => c.choices).map((c) =>
     c.delta.content ?? ""
   ).join("");
-  assert.equal(text, "hello");
+  assert.equal(text, plain.choices[0].message.content);
   assert.equal(chunks.at(-2).choices[0].finish_reason, "stop");
-  assert.deepEqual(chunks.at(-1).usage, {
-    prompt_tokens: 12,
-    completion_tokens: 6,
-    total_tokens: 18,
-  });
+  assert.deepEqual(chunks.at(-1).usage, plain.usage);
 });
 
 Deno.test("createHandler() rejects stream_options without stream", async () => {
-  const res = await createHandler(new TinyModel())(
+  const res = await createHandler(model)(
     post({ ...good, stream_options: { include_usage: true } }),
   );
   assert.equal(res.status, 400);
