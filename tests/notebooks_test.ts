@@ -22,6 +22,7 @@ import {
 } from "../scripts/jupyter_env.ts";
 import { listNotebooks } from "../scripts/notebooks.ts";
 import { photographNotebook } from "../scripts/render_notebook.ts";
+import { isCorrect, STUDIES } from "../lib/studies.ts";
 
 const CI = Deno.env.get("CI") === "true";
 const ARTIFACTS = new URL("../.artifacts/notebooks/", import.meta.url).pathname;
@@ -272,6 +273,31 @@ for (const path of notebooks) {
           );
         }
       });
+
+      const study = Object.values(STUDIES).find((s) =>
+        `${s.name}.ipynb` === name
+      );
+      if (study) {
+        await t.step(
+          `the answer holds the study's expected ${
+            JSON.stringify(study.expected)
+          }`,
+          () => {
+            const text = answers.map(({ index }) =>
+              outputText(executed.cells[index])
+            ).join("\n");
+            const output = text.match(/^Output: (.*) ✓/m)?.[1];
+            assert.ok(
+              output !== undefined,
+              `${name} prints no "Output: ... ✓" line:\n${text}`,
+            );
+            assert.ok(
+              isCorrect(study, output),
+              `${name} answered ${output}, expected ${study.expected}`,
+            );
+          },
+        );
+      }
 
       await t.step({
         name: "every chart is visible in Chromium's screenshot",
