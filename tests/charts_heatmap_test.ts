@@ -47,7 +47,7 @@ Deno.test("attentionHeatmap() draws only unmasked cells, and keeps non-causal we
   const layer = syntheticLayer({ tokens: 12, heads: 1 });
   const svg = attentionHeatmap(layer).toSVG();
   // Lower triangle with diagonal: 12 * 13 / 2 cells, one hover title each.
-  assert.equal(titles(svg).filter((t) => t.startsWith("query")).length, 78);
+  assert.equal(titles(svg).filter((t) => t.startsWith("q ")).length, 78);
 
   // A bidirectional block (query 0 sees key 1) is not hidden as "future".
   const scores = new AttentionScores(
@@ -55,8 +55,8 @@ Deno.test("attentionHeatmap() draws only unmasked cells, and keeps non-causal we
     [2, 1, 2],
   );
   const cells = titles(attentionHeatmap(scores).toSVG());
-  assert.ok(cells.includes("query 0\nkey 1\nattention 0.400"));
-  assert.equal(cells.filter((t) => t.startsWith("query")).length, 4);
+  assert.ok(cells.includes("q 0 → k 1: 0.400"));
+  assert.equal(cells.filter((t) => t.startsWith("q ")).length, 4);
 });
 
 Deno.test("attentionHeatmap() hover text carries token text and the exact weight", () => {
@@ -66,7 +66,7 @@ Deno.test("attentionHeatmap() hover text carries token text and the exact weight
   const w = layer.scores.get(5, 1, 2);
   assert.ok(
     titles(svg).includes(
-      `query ·e 5\nkey ·b 2\nattention ${w.toFixed(3)}`,
+      `q ·e 5 → k ·b 2: ${w.toFixed(3)}`,
     ),
   );
 });
@@ -74,13 +74,13 @@ Deno.test("attentionHeatmap() hover text carries token text and the exact weight
 Deno.test("attentionHeatmap() dropSink removes key 0 and renormalizes rows", () => {
   const layer = syntheticLayer({ tokens: 8, heads: 1 });
   const svg = attentionHeatmap(layer, { dropSink: true, head: 0 }).toSVG();
-  const cells = titles(svg).filter((t) => t.startsWith("query"));
-  assert.ok(cells.every((t) => !/\nkey 0\n/.test(t)));
+  const cells = titles(svg).filter((t) => t.startsWith("q "));
+  assert.ok(cells.every((t) => !/ → k 0:/.test(t)));
   const s = layer.scores;
   const expected = s.get(7, 0, 3) / (1 - s.get(7, 0, 0));
-  assert.ok(cells.includes(`query 7\nkey 3\nattention ${expected.toFixed(3)}`));
+  assert.ok(cells.includes(`q 7 → k 3: ${expected.toFixed(3)}`));
   // Query 0 attends only to the sink: nothing is left to draw in its row.
-  assert.ok(cells.every((t) => !t.startsWith("query 0\n")));
+  assert.ok(cells.every((t) => !t.startsWith("q 0 →")));
 });
 
 Deno.test("attentionHeatmap() window zooms to absolute position ranges", () => {
@@ -88,9 +88,9 @@ Deno.test("attentionHeatmap() window zooms to absolute position ranges", () => {
   const figure = attentionHeatmap(layer, {
     window: { query: [10, 14], key: [5, 12] },
   });
-  const cells = titles(figure.toSVG()).filter((t) => t.startsWith("query"));
-  const queries = new Set(cells.map((t) => Number(/^query (\d+)/.exec(t)![1])));
-  const keys = new Set(cells.map((t) => Number(/key (\d+)/.exec(t)![1])));
+  const cells = titles(figure.toSVG()).filter((t) => t.startsWith("q "));
+  const queries = new Set(cells.map((t) => Number(/^q (\d+)/.exec(t)![1])));
+  const keys = new Set(cells.map((t) => Number(/ k (\d+)/.exec(t)![1])));
   assert.deepEqual([...queries].sort((a, b) => a - b), [10, 11, 12, 13]);
   assert.deepEqual(
     [...keys].sort((a, b) => a - b),
@@ -152,7 +152,7 @@ Deno.test("attentionHeatmap() switches from cells to raster above cellLimit", ()
   assert.match(String(attentionHeatmap(layer)), /SVG cells/);
   const raster = attentionHeatmap(layer, { cellLimit: 100 });
   assert.match(String(raster), /raster 30x30/);
-  assert.doesNotMatch(raster.toSVG(), /<title>query/);
+  assert.doesNotMatch(raster.toSVG(), /<title>q /);
   assert.match(raster.toSVG(), /image-rendering="optimizeSpeed"/);
 });
 

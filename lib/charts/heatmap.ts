@@ -11,8 +11,10 @@ import * as Plot from "@observablehq/plot";
 import { colorizer, gridPng, quantile } from "./_colorize.ts";
 import type { TokenMeta } from "../token_meta.ts";
 import {
+  escapeXml,
   estimateTextWidth,
   Figure,
+  type FigureBlock,
   plotBlock,
   plotDocument,
   type PlotOptionsPassThrough,
@@ -128,7 +130,7 @@ let hatchCounter = 0;
  *
  * const scores = new AttentionScores(new Float32Array([1, 0, 0.25, 0.75]), [2, 1, 2]);
  * const figure = attentionHeatmap(scores, { labels: ["a", "b"], mark: [1] });
- * assert.match(figure.toSVG(), /<title>query a 0\nkey a 0\nattention 1.000<\/title>/);
+ * assert.match(figure.toSVG(), /<title>q b 1 → k a 0: 0.250<\/title>/);
  * assert.match(String(figure), /^Heatmap, head mean: queries 0-1 x keys 0-1/);
  * ```
  */
@@ -225,10 +227,11 @@ export function attentionHeatmap(
     ? `mean of ${src.scores.numHeads} heads`
     : `head ${grid.head}`;
   const hatchId = `attnscope-masked-${++hatchCounter}`;
+  const slot = { id: String(hatchCounter), markup: "" };
 
   const body: Plot.Markish[] = [maskedBackground(hatchId, k0, k1, q0, qEnd)];
   if (mode === "cells") {
-    body.push(cellMark(grid, k0, labels));
+    body.push(...cellMark(grid, k0, labels, color, slot));
   } else {
     body.push(rasterMark(grid, color, k0, k1, q0, qEnd));
   }
@@ -359,7 +362,7 @@ export function attentionHeatmap(
     title: title ?? `${layerName}${headName}`,
     subtitle: subtitle ?? defaultSubtitle,
     legends: legendOn ? [rampLegend(color)] : [],
-    chart: plotBlock(node),
+    chart: spliced(plotBlock(node), mode === "cells" ? slot : null),
     caption: caption ?? notes.join("\n"),
   });
 }
@@ -386,42 +389,78 @@ function maskedBackground(
   };
 }
 
+/**
+ * One `<rect>` with hover text per unmasked cell. The markup is written as a
+ * string and spliced into Plot's output after serialization: building ~10k
+ * DOM nodes in linkedom and serializing them took most of the time.
+ */
 function cellMark(
   grid: AttentionGrid,
   k0: number,
   labels: readonly string[] | undefined,
-): Plot.Markish {
-  const x: number[] = [];
-  const y: number[] = [];
-  const fill: number[] = [];
-  const title: string[] = [];
-  const { values, cols, queryPositions } = grid;
-  for (let r = 0; r < grid.rows; r++) {
-    const q = queryPositions[r];
-    const qLabel = positionLabel(q, labels, 24);
-    for (let c = 0; c < cols; c++) {
-      const v = values[r * cols + c];
-      if (Number.isNaN(v)) continue;
-      x.push(k0 + c);
-      y.push(q);
-      fill.push(v);
-      title.push(
-        `query ${qLabel}\nkey ${positionLabel(k0 + c, labels, 24)}\nattention ${
-          formatWeight(v)
-        }`,
-      );
+  color: Plot.ScaleOptions,
+  slot: { id: string; markup: string },
+): Plot.Markish[] {
+  const colors = colorizer(color);
+  const rgb = new Uint8Array(4);
+  const hex = (i: number) => rgb[i].toString(16).padStart(2, "0");
+  const render: Plot.RenderFunction = (_i, scales, _v, _d, context) => {
+    const { values, cols, queryPositions } = grid;
+    const x = (k: number) => scales.x!(k) as number;
+    const y = (q: number) => scales.y!(q) as number;
+    const keyLabels = Array.from(
+      { length: cols },
+      (_, c) => escapeXml(positionLabel(k0 + c, labels, 24)),
+    );
+    const parts: string[] = [];
+    for (let r = 0; r < grid.rows; r++) {
+      const q = queryPositions[r];
+      const qLabel = escapeXml(positionLabel(q, labels, 24));
+      // One decimal is plenty at crisp edges and keeps ~10k cells small.
+      const top = r1(Math.min(y(q), y(q + 1)));
+      const h = r1(Math.abs(y(q + 1) - y(q)));
+      for (let c = 0; c < cols; c++) {
+        const v = values[r * cols + c];
+        if (Number.isNaN(v)) continue;
+        colors.put(v, rgb, 0);
+        parts.push(
+          `<rect x="${r1(x(k0 + c))}" y="${top}" width="${
+            r1(x(k0 + c + 1) - x(k0 + c))
+          }" height="${h}" fill="#${hex(0)}${hex(1)}${
+            hex(2)
+          }"><title>q ${qLabel} → k ${keyLabels[c]}: ${
+            formatWeight(v)
+          }</title></rect>`,
+        );
+      }
     }
-  }
-  return Plot.rect(fill, {
-    x1: x,
-    x2: x.map((v) => v + 1),
-    y1: y,
-    y2: y.map((v) => v + 1),
-    fill,
-    title,
-    inset: 0,
-    shapeRendering: "crispEdges",
-  });
+    slot.markup = parts.join("");
+    const g = context.document.createElementNS(SVG_NS, "g");
+    g.setAttribute("data-attnscope-cells", slot.id);
+    return g as unknown as RenderedElement;
+  };
+  // An empty mark keeps Plot's color scale (and so the legend) defined.
+  return [Plot.dot([] as number[], { fill: (d: number) => d }), render];
+}
+
+function spliced(
+  block: FigureBlock,
+  slot: { id: string; markup: string } | null,
+): FigureBlock {
+  return slot ? { ...block, svg: spliceCells(block.svg, slot) } : block;
+}
+
+/** Puts the cells' markup into the placeholder group Plot serialized. */
+function spliceCells(
+  svg: string,
+  slot: { id: string; markup: string },
+): string {
+  const open =
+    `<g data-attnscope-cells="${slot.id}" shape-rendering="crispEdges">`;
+  return svg.replace(
+    new RegExp(`<g data-attnscope-cells="${slot.id}"\\s*/?>(</g>)?`),
+    () => `${open}${slot.markup}</g>`,
+  );
 }
 
 /** Triangles outside the frame at marked keys (top) and queries (left). */
@@ -453,6 +492,10 @@ function marginMarkers(
     }
     return g as unknown as RenderedElement;
   };
+}
+
+function r1(v: number): number {
+  return Math.round(v * 10) / 10;
 }
 
 function r2(v: number): number {
