@@ -97,12 +97,25 @@ const CHROMIUM_FLAGS = [
   "--hide-scrollbars",
 ];
 
-async function run(cmd: string, args: string[], what: string): Promise<string> {
+async function run(
+  cmd: string,
+  args: string[],
+  what: string,
+): Promise<string> {
+  // A stuck browser or converter must fail the run, not hang it.
+  const seconds = 180;
+  const signal = AbortSignal.timeout(seconds * 1000);
   const result = await new Deno.Command(cmd, {
     args,
     stdout: "piped",
     stderr: "piped",
+    signal,
   }).output();
+  if (signal.aborted) {
+    throw new Error(
+      `Cannot ${what}: ${cmd} did not finish in ${seconds} s; run it by hand to see where it stops`,
+    );
+  }
   const stdout = new TextDecoder().decode(result.stdout);
   if (!result.success) {
     const stderr = new TextDecoder().decode(result.stderr);
