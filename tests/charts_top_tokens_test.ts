@@ -57,7 +57,7 @@ Deno.test("topTokensChart() colors bars by token type and outlines marked tokens
   assert.match(svg, /stroke="#e0115f"/);
   assert.match(
     svg,
-    /font-weight="bold"[^>]*fill="#e0115f"[^>]*><text[^>]*>·PINEAPPLE 13 · /,
+    /font-weight="bold"[^>]*><text[^>]*>·PINEAPPLE 13 · /,
   );
   assert.match(svg, />marked<\/text>/);
 });

@@ -5,6 +5,13 @@ import {
   JUPYTER_DISPLAY,
   TopAttendedTokens,
 } from "../mod.ts";
+import {
+  findChromium,
+  findJupyterPython,
+  runNotebooks,
+  temporaryJupyter,
+} from "../scripts/jupyter_env.ts";
+import { photographNotebook } from "../scripts/render_notebook.ts";
 import { syntheticAnalyzer, syntheticLayer } from "./charts_fixtures.ts";
 
 const SVG_ROOT = /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/;
@@ -93,4 +100,110 @@ Deno.test("a figure's bundle is synchronous, complete and shares one SVG", () =>
     String(bundle["text/html"]),
     /<rect [^>]*fill="(rgb\(|#)[^>]*><title>q /,
   );
+});
+
+// The real thing: Deno's Jupyter kernel executes cells that evaluate a
+// layer, a figure and the token text view; nbconvert's HTML export of the
+// executed notebook is photographed in Chromium.
+const python = await findJupyterPython();
+const chromium = await findChromium();
+const pythonPath = python.ok ? python.path : "";
+const chromiumPath = chromium.ok ? chromium.path : "";
+
+Deno.test({
+  name:
+    "Deno's Jupyter kernel shows layers and figures as charts that survive nbconvert and Chromium",
+  ignore: !python.ok || !chromium.ok,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const root = new URL("../", import.meta.url).pathname;
+  const dir = await Deno.makeTempDir({
+    dir: `${root}tests`,
+    prefix: ".display-kernel-",
+  });
+  const jupyter = await temporaryJupyter();
+  try {
+    const code = [
+      `import { AttentionLayer, AttentionScores, TokenMeta, attentionHeatmap, tokenTextView } from "../../mod.ts";
+const t = 24, h = 2;
+const data = new Float32Array(t * h * t);
+for (let q = 0; q < t; q++) for (let k = 0; k <= q; k++) for (let i = 0; i < h; i++) data[(q * h + i) * t + k] = 1 / (q + 1);
+const layer = new AttentionLayer({ layer: 7, model: "kernel-test", scores: new AttentionScores(data, [t, h, t]), tokenMeta: TokenMeta.from({ prompt_len: 20, total_len: t, lang_ranges: [{ start: 0, end: 20 }] }) });
+const labels = Array.from({ length: t }, (_, i) => i === 9 ? " needle" : " w" + i);`,
+      "layer",
+      `attentionHeatmap(layer, { render: "raster", labels, mark: [9] })`,
+      `tokenTextView(layer, labels, { mark: [9] })`,
+    ];
+    const notebook = {
+      nbformat: 4,
+      nbformat_minor: 5,
+      metadata: {
+        kernelspec: {
+          name: "deno",
+          display_name: "Deno",
+          language: "typescript",
+        },
+      },
+      cells: code.map((source, i) => ({
+        cell_type: "code",
+        id: `c${i}`,
+        metadata: {},
+        execution_count: null,
+        outputs: [],
+        source,
+      })),
+    };
+    const path = `${dir}/display.ipynb`;
+    await Deno.writeTextFile(path, JSON.stringify(notebook));
+    const result = await runNotebooks(pythonPath, [path], {
+      env: jupyter.env,
+      timeout: 120,
+    });
+    assert.ok(result.success, result.output);
+    const executed = JSON.parse(await Deno.readTextFile(path));
+    const data = (cell: number) => {
+      const outputs = executed.cells[cell].outputs as {
+        data?: Record<string, string | string[]>;
+      }[];
+      const out = outputs.find((o) => o.data?.["text/html"]);
+      assert.ok(out, `cell ${cell} has no text/html output`);
+      return Object.fromEntries(
+        Object.entries(out.data!).map((
+          [k, v],
+        ) => [k, Array.isArray(v) ? v.join("") : v]),
+      );
+    };
+    const layerOut = data(1);
+    assert.match(
+      layerOut["text/plain"],
+      /^Layer 7 of kernel-test: T=24 H=2 prompt=20/,
+    );
+    assert.match(
+      layerOut["text/html"],
+      /<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/,
+    );
+    assert.ok(layerOut["image/svg+xml"]);
+    const heatmapOut = data(2);
+    assert.match(
+      heatmapOut["text/html"],
+      /<image [^>]*href="data:image\/png;base64,/,
+    );
+    const textOut = data(3);
+    assert.equal(textOut["image/svg+xml"], undefined);
+    assert.match(textOut["text/html"], /needle<\/span>/);
+
+    const shot = await photographNotebook(path, `${dir}/shot`, {
+      python: pythonPath,
+      chromium: chromiumPath,
+    });
+    const cells = new Set(
+      shot.charts.filter((c) => c.ink > 0.05).map((c) => c.cell),
+    );
+    // Both SVG charts keep their drawing through nbconvert's HTML export.
+    assert.ok(cells.has(1) && cells.has(2), JSON.stringify(shot.charts));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(jupyter.dir, { recursive: true });
+  }
 });

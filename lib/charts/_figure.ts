@@ -599,7 +599,7 @@ export function escapeXml(s: string): string {
  * import { estimateTextWidth } from "./_figure.ts";
  * import assert from "node:assert/strict";
  *
- * assert.equal(estimateTextWidth("abcde", 10), 28);
+ * assert.equal(Math.round(estimateTextWidth("abcde", 10)), 28);
  * ```
  */
 export function estimateTextWidth(s: string, size: number): number {

@@ -12,6 +12,7 @@ import type { TopAttendedTokens } from "../analyzer.ts";
 import { attendedRow } from "../compact.ts";
 import type { TokenType } from "../token_meta.ts";
 import {
+  estimateTextWidth,
   Figure,
   plotBlock,
   plotDocument,
@@ -75,6 +76,7 @@ interface Bar {
   type: TokenType;
   text: string;
   marked: boolean;
+  inside?: boolean;
 }
 
 /**
@@ -154,6 +156,16 @@ export function topTokensChart(
   const height = plotOptions.height ??
     Math.round(marginTop + 34 + rowsOfPanels * (k * 20 + (faceted ? 34 : 8)));
   const maxWeight = Math.max(...bars.map((b) => b.weight), 1e-9);
+  // Whether a bar is long enough to hold its label (Plot's nice domain
+  // rounds the end up a little, so this errs toward outside labels).
+  const marginLeft = plotOptions.marginLeft ?? 28;
+  const marginRight = plotOptions.marginRight ?? 16;
+  const panelPx = ((width - marginLeft - marginRight) / cols) *
+    (faceted ? 0.88 : 1);
+  for (const b of bars) {
+    b.inside = (b.weight / maxWeight) * panelPx * 0.9 >=
+      estimateTextWidth(b.text, 11) + 10;
+  }
   const facet = faceted ? { fx: "col", fy: "row" } : {};
 
   const node = Plot.plot({
@@ -162,8 +174,8 @@ export function topTokensChart(
     width,
     height,
     marginTop,
-    marginLeft: plotOptions.marginLeft ?? 28,
-    marginRight: plotOptions.marginRight ?? 16,
+    marginLeft,
+    marginRight,
     marginBottom: plotOptions.marginBottom ?? 34,
     fx: { axis: null, paddingInner: 0.12, ...(plotOptions.fx ?? {}) },
     fy: {
@@ -212,22 +224,35 @@ export function topTokensChart(
         strokeWidth: 2.5,
         inset: 1,
       }),
-      ...[false, true].map((isMarked) =>
-        Plot.text(bars.filter((b) => b.marked === isMarked), {
+      // Labels sit inside long bars and after short ones: no halo needed.
+      ...[false, true].flatMap((isMarked) => [
+        Plot.text(bars.filter((b) => b.marked === isMarked && b.inside), {
           ...facet,
           x: 0,
           y: "rank",
           text: "text",
           textAnchor: "start",
           dx: 5,
+          fill: (
+            b: Bar,
+          ) => (b.type === "language" || b.type === "generated"
+            ? "white"
+            : "#111"),
+          fontWeight: isMarked ? "bold" : "normal",
+          fontSize: 11,
+        }),
+        Plot.text(bars.filter((b) => b.marked === isMarked && !b.inside), {
+          ...facet,
+          x: "weight",
+          y: "rank",
+          text: "text",
+          textAnchor: "start",
+          dx: 5,
           fill: isMarked ? MARK_COLOR : "#111",
           fontWeight: isMarked ? "bold" : "normal",
-          stroke: "white",
-          strokeWidth: 3,
-          paintOrder: "stroke",
           fontSize: 11,
-        })
-      ),
+        }),
+      ]),
       ...(faceted
         ? [
           Plot.text(panels, {
