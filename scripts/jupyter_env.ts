@@ -33,8 +33,8 @@ async function runs(cmd: string, args: string[]): Promise<boolean> {
 
 /**
  * Finds a Python that can import nbclient, nbformat and nbconvert:
- * `$ATTNSCOPE_JUPYTER_PYTHON`, then `/usr/bin/python3` (Debian's Jupyter),
- * then `python3` on PATH.
+ * `$ATTNSCOPE_JUPYTER_PYTHON` when set (and then only that one), else
+ * `/usr/bin/python3` (Debian's Jupyter), then `python3` on PATH.
  *
  * @returns The interpreter, or why none fits and what to install.
  *
@@ -48,11 +48,8 @@ async function runs(cmd: string, args: string[]): Promise<boolean> {
  * ```
  */
 export async function findJupyterPython(): Promise<Found> {
-  const candidates = [
-    Deno.env.get("ATTNSCOPE_JUPYTER_PYTHON"),
-    "/usr/bin/python3",
-    "python3",
-  ].filter((c): c is string => !!c);
+  const chosen = Deno.env.get("ATTNSCOPE_JUPYTER_PYTHON");
+  const candidates = chosen ? [chosen] : ["/usr/bin/python3", "python3"];
   for (const path of candidates) {
     if (await runs(path, ["-c", "import nbclient, nbformat, nbconvert"])) {
       return { ok: true, path };
@@ -68,8 +65,9 @@ export async function findJupyterPython(): Promise<Found> {
 
 /**
  * Finds a Chromium or Chrome for headless screenshots:
- * `$ATTNSCOPE_CHROMIUM`, `/usr/bin/chromium`, then `chromium`,
- * `chromium-browser` and `google-chrome` on PATH.
+ * `$ATTNSCOPE_CHROMIUM` when set (and then only that one), else
+ * `/usr/bin/chromium`, then `chromium`, `chromium-browser` and
+ * `google-chrome` on PATH.
  *
  * @returns The browser, or why none runs and what to install.
  *
@@ -83,13 +81,10 @@ export async function findJupyterPython(): Promise<Found> {
  * ```
  */
 export async function findChromium(): Promise<Found> {
-  const candidates = [
-    Deno.env.get("ATTNSCOPE_CHROMIUM"),
-    "/usr/bin/chromium",
-    "chromium",
-    "chromium-browser",
-    "google-chrome",
-  ].filter((c): c is string => !!c);
+  const chosen = Deno.env.get("ATTNSCOPE_CHROMIUM");
+  const candidates = chosen
+    ? [chosen]
+    : ["/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"];
   for (const path of candidates) {
     if (await runs(path, ["--headless", "--no-sandbox", "--version"])) {
       return { ok: true, path };

@@ -186,6 +186,57 @@ Deno.test({
   },
 });
 
+/** Runs this test file in a child `deno test` with some tools hidden. */
+async function childTestRun(env: Record<string, string>) {
+  const result = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "test",
+      "--allow-all",
+      "--filter",
+      "notebook tools",
+      new URL(import.meta.url).pathname,
+    ],
+    env: { ...env, NO_COLOR: "1", ATTNSCOPE_NOTEBOOK_CHILD: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  return {
+    success: result.success,
+    output: decode(result.stdout) + decode(result.stderr),
+  };
+}
+
+Deno.test({
+  name:
+    "notebook tests: a missing Jupyter or Chromium is skipped with a reason, and fails under CI=true",
+  ignore: Deno.env.get("ATTNSCOPE_NOTEBOOK_CHILD") === "1",
+  async fn() {
+    const hidden = {
+      ATTNSCOPE_JUPYTER_PYTHON: "/nonexistent/python3",
+      ATTNSCOPE_CHROMIUM: "/nonexistent/chromium",
+    };
+    const local = await childTestRun({ ...hidden, CI: "false" });
+    assert.ok(local.success, local.output);
+    assert.match(
+      local.output,
+      /Skipping notebook execution: no Python with nbclient/,
+    );
+    assert.match(
+      local.output,
+      /Skipping notebook screenshots: no Chromium runs here/,
+    );
+    assert.match(local.output, /ignored/);
+
+    const ci = await childTestRun({ ...hidden, CI: "true" });
+    assert.equal(ci.success, false, ci.output);
+    assert.match(
+      ci.output,
+      /Cannot run the notebook tests: no Python with nbclient and nbconvert/,
+    );
+  },
+});
+
 Deno.test("notebooks/ holds the needle, codename and tour notebooks", () => {
   const names = notebooks.map((p) => p.replace(/^.*\//, ""));
   for (const name of ["needle.ipynb", "codename.ipynb", "tour.ipynb"]) {
