@@ -32,6 +32,7 @@
 import { crc32, deflateSync, inflateSync } from "node:zlib";
 import { type CaptureLike, normalizeCapture } from "./capture_input.ts";
 import { type AttentionCapture, AttentionLayer } from "./layer.ts";
+import { float16ToFloat32 } from "./float16.ts";
 import { AttentionScores, type ScoresDType } from "./scores.ts";
 import { TokenMeta } from "./token_meta.ts";
 import { warn } from "./warn.ts";
@@ -185,7 +186,7 @@ export function encodeCapture(
       ? shuffleBytes(bytes, stored === "float16" ? 2 : 4)
       : bytes;
     const blob = compression === "deflate"
-      ? new Uint8Array(deflateSync(body, { level }))
+      ? asBytes(deflateSync(body, { level }))
       : body;
     blobs.push(blob);
     entries.push({
@@ -449,7 +450,8 @@ function storedBytes(
       lossy: false,
     };
   }
-  const f16 = Float16Array.from(data);
+  const f16 = new Float16Array(data.length);
+  f16.set(data);
   let lossy = false;
   for (let i = 0; i < data.length; i++) {
     if (f16[i] !== data[i]) {
@@ -486,15 +488,19 @@ function restoreScores(
       "the file is corrupted; copy or save it again",
     );
   }
-  const bytes = entry.shuffle ? unshuffleBytes(raw, width) : raw;
+  // Typed views need aligned, unshared memory: unshuffling makes a fresh
+  // buffer; otherwise copy.
+  const bytes = entry.shuffle ? unshuffleBytes(raw, width) : raw.slice();
   const values = width === 2
     ? new Float16Array(bytes.buffer, bytes.byteOffset, count)
     : new Float32Array(bytes.buffer, bytes.byteOffset, count);
-  const data = entry.dtype === entry.stored
-    ? values
-    : entry.dtype === "float32"
-    ? Float32Array.from(values)
-    : Float16Array.from(values);
+  let data: Float16Array | Float32Array = values;
+  if (entry.dtype === "float32" && values instanceof Float16Array) {
+    data = float16ToFloat32(values);
+  } else if (entry.dtype === "float16" && values instanceof Float32Array) {
+    data = new Float16Array(values.length);
+    data.set(values);
+  }
   return new AttentionScores(data, entry.shape, {
     keyOffset: entry.keyOffset,
     queryPositions: entry.queryPositions,
@@ -505,6 +511,17 @@ function restoreScores(
 function shuffleBytes(bytes: Uint8Array, width: number): Uint8Array {
   const n = bytes.length / width;
   const out = new Uint8Array(bytes.length);
+  if (width === 2 && bytes.byteOffset % 2 === 0) {
+    // Whole 16-bit words at a time: about 4x faster than byte by byte.
+    const words = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+    const hi = out.subarray(n);
+    for (let i = 0; i < n; i++) {
+      const w = words[i];
+      out[i] = w & 0xff;
+      hi[i] = w >>> 8;
+    }
+    return out;
+  }
   for (let b = 0; b < width; b++) {
     const plane = b * n;
     for (let i = 0; i < n; i++) out[plane + i] = bytes[i * width + b];
@@ -515,11 +532,23 @@ function shuffleBytes(bytes: Uint8Array, width: number): Uint8Array {
 function unshuffleBytes(bytes: Uint8Array, width: number): Uint8Array {
   const n = bytes.length / width;
   const out = new Uint8Array(bytes.length);
+  if (width === 2) {
+    const words = new Uint16Array(out.buffer, 0, n);
+    const lo = bytes.subarray(0, n);
+    const hi = bytes.subarray(n);
+    for (let i = 0; i < n; i++) words[i] = lo[i] | (hi[i] << 8);
+    return out;
+  }
   for (let b = 0; b < width; b++) {
     const plane = b * n;
     for (let i = 0; i < n; i++) out[i * width + b] = bytes[plane + i];
   }
   return out;
+}
+
+/** A Node Buffer as a plain byte view, without copying. */
+function asBytes(buffer: Uint8Array): Uint8Array {
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
 }
 
 function defaultPositions(s: AttentionScores): boolean {

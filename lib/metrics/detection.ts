@@ -30,6 +30,7 @@
  */
 
 import type { AttentionScores } from "../scores.ts";
+import { type RowPass, rowPass } from "./_row_pass.ts";
 import {
   divideOrNaN,
   requireTokens,
@@ -190,6 +191,52 @@ export function inductionScore(
   return patternScore(scores, (i, out) => earlier(i, 1, out), options, name);
 }
 
+/** The three detection scores of one layer from one shared row pass. */
+export function detectionScores(
+  scores: AttentionScores,
+  options: TokenDetectionOptions,
+  shared: RowPass,
+): {
+  previousToken: Float64Array;
+  duplicateToken?: Float64Array;
+  induction?: Float64Array;
+} {
+  const previous: PatternKeys = (i, out) => {
+    out.length = 0;
+    if (i >= 1) out.push(i - 1);
+    return out;
+  };
+  const out: ReturnType<typeof detectionScores> = {
+    previousToken: patternScore(
+      scores,
+      previous,
+      options,
+      "previousTokenScore",
+      shared,
+    ),
+  };
+  if (options.tokens) {
+    const earlier = occurrencesBefore(
+      requireTokens(scores, options.tokens, "inductionScore"),
+    );
+    out.duplicateToken = patternScore(
+      scores,
+      (i, o) => earlier(i, 0, o),
+      options,
+      "duplicateTokenScore",
+      shared,
+    );
+    out.induction = patternScore(
+      scores,
+      (i, o) => earlier(i, 1, o),
+      options,
+      "inductionScore",
+      shared,
+    );
+  }
+  return out;
+}
+
 /**
  * For position i, the earlier positions holding the same token, each plus
  * `shift`. Built once per call: a map from token to its positions.
@@ -220,6 +267,7 @@ function patternScore(
   pattern: PatternKeys,
   options: DetectionOptions,
   metric: string,
+  shared?: RowPass,
 ): Float64Array {
   const measure = options.errorMeasure ?? "mul";
   if (measure !== "mul" && measure !== "abs") {
@@ -234,12 +282,13 @@ function patternScore(
   const [, heads, tk] = scores.shape;
   const data = scores.data;
   const offset = scores.keyOffset;
-  const rows = selectRows(scores, options.queryRange, metric);
+  const rows = shared?.rows ?? selectRows(scores, options.queryRange, metric);
+  const sums = (shared ?? rowPass(scores, rows)).sum;
   const onPattern = new Float64Array(heads); // sum of A over pattern entries
   const total = new Float64Array(heads); // sum of A (mul) or of |A - P| (abs)
   const keys: number[] = [];
   const bosCol = -offset; // column of absolute position 0, if captured
-  for (const r of rows) {
+  for (const [n, r] of rows.entries()) {
     const i = scores.queryPositions[r];
     const cols = pattern(i, keys)
       .map((j) => j - offset)
@@ -250,8 +299,7 @@ function patternScore(
     const curCol = i - offset;
     for (let h = 0; h < heads; h++) {
       const base = (r * heads + h) * tk;
-      let sum = 0;
-      for (let c = base, end = base + tk; c < end; c++) sum += data[c];
+      let sum = sums[n * heads + h];
       if (excludeBos && bosCol >= 0 && bosCol < tk) sum -= data[base + bosCol];
       if (
         excludeCurrent && curCol >= 0 && curCol < tk &&

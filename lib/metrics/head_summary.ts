@@ -16,13 +16,10 @@ import {
   type TokenSequence,
   tokensFromLabels,
 } from "./_common.ts";
-import {
-  duplicateTokenScore,
-  type ErrorMeasure,
-  inductionScore,
-  previousTokenScore,
-} from "./detection.ts";
-import { attentionEntropy, maxWeight, sinkMass } from "./row_stats.ts";
+import { detectionScores, type ErrorMeasure } from "./detection.ts";
+import { rowPass } from "./_row_pass.ts";
+import { selectRows } from "./_common.ts";
+import { entropyFromPass, maxWeightFromPass, sinkMass } from "./row_stats.ts";
 
 /** The metrics a {@linkcode HeadSummary} holds. */
 export type HeadMetricName =
@@ -478,28 +475,23 @@ function layerMetrics(
   tokens: TokenSequence | undefined,
   options: HeadSummaryOptions,
 ): Partial<Record<HeadMetricName, Float64Array>> {
-  const detection = {
+  // One full read of the scores serves every metric but the sink mass
+  // (which reads one column).
+  const rows = selectRows(scores, options.queryRange, "headSummary");
+  const pass = rowPass(scores, rows, { entropy: true, max: true });
+  const detection = detectionScores(scores, {
     errorMeasure: options.errorMeasure,
     excludeBos: options.excludeBos,
     excludeCurrentToken: options.excludeCurrentToken,
-    queryRange: options.queryRange,
     tokens,
+  }, pass);
+  return {
+    ...detection,
+    sinkMass: sinkMass(scores, {
+      position: options.sinkPosition,
+      queryRange: options.queryRange,
+    }),
+    entropy: entropyFromPass(scores, pass, options.normalizeEntropy ?? false),
+    maxWeight: maxWeightFromPass(scores, pass),
   };
-  const out: Partial<Record<HeadMetricName, Float64Array>> = {
-    previousToken: previousTokenScore(scores, detection),
-  };
-  if (tokens) {
-    out.duplicateToken = duplicateTokenScore(scores, detection);
-    out.induction = inductionScore(scores, detection);
-  }
-  out.sinkMass = sinkMass(scores, {
-    position: options.sinkPosition,
-    queryRange: options.queryRange,
-  });
-  out.entropy = attentionEntropy(scores, {
-    normalize: options.normalizeEntropy,
-    queryRange: options.queryRange,
-  });
-  out.maxWeight = maxWeight(scores, { queryRange: options.queryRange });
-  return out;
 }

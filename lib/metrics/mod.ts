@@ -19,6 +19,19 @@
  */
 
 export type { QueryRange, RowOptions, TokenSequence } from "./_common.ts";
-export * from "./detection.ts";
-export * from "./row_stats.ts";
+export {
+  type DetectionOptions,
+  duplicateTokenScore,
+  type ErrorMeasure,
+  inductionScore,
+  previousTokenScore,
+  type TokenDetectionOptions,
+} from "./detection.ts";
+export {
+  attentionEntropy,
+  type EntropyOptions,
+  maxWeight,
+  sinkMass,
+  type SinkMassOptions,
+} from "./row_stats.ts";
 export * from "./head_summary.ts";

@@ -7,6 +7,7 @@
 
 import type { AttentionScores } from "../scores.ts";
 import { divideOrNaN, type RowOptions, selectRows } from "./_common.ts";
+import { type RowPass, rowPass } from "./_row_pass.ts";
 
 /** Options for {@linkcode sinkMass}. */
 export interface SinkMassOptions extends RowOptions {
@@ -107,26 +108,32 @@ export function attentionEntropy(
   scores: AttentionScores,
   options: EntropyOptions = {},
 ): Float64Array {
-  const normalize = options.normalize ?? false;
-  const [, heads, tk] = scores.shape;
-  const data = scores.data;
+  const rows = selectRows(scores, options.queryRange, "attentionEntropy");
+  return entropyFromPass(
+    scores,
+    rowPass(scores, rows, { entropy: true }),
+    options.normalize ?? false,
+  );
+}
+
+/** Mean row entropy from a row pass that computed entropies. */
+export function entropyFromPass(
+  scores: AttentionScores,
+  pass: RowPass,
+  normalize: boolean,
+): Float64Array {
+  const heads = scores.numHeads;
   const sums = new Float64Array(heads);
   let count = 0;
-  for (const r of selectRows(scores, options.queryRange, "attentionEntropy")) {
+  pass.rows.forEach((r, n) => {
     const i = scores.queryPositions[r];
-    if (normalize && i === 0) continue;
+    if (normalize && i === 0) return;
     const scale = normalize ? 1 / Math.log(i + 1) : 1;
     count++;
     for (let h = 0; h < heads; h++) {
-      const base = (r * heads + h) * tk;
-      let e = 0;
-      for (let c = base, end = base + tk; c < end; c++) {
-        const a = data[c];
-        if (a > 0) e -= a * Math.log(a);
-      }
-      sums[h] += e * scale;
+      sums[h] += pass.entropy![n * heads + h] * scale;
     }
-  }
+  });
   return divideOrNaN(
     sums,
     count,
@@ -158,20 +165,22 @@ export function maxWeight(
   scores: AttentionScores,
   options: RowOptions = {},
 ): Float64Array {
-  const [, heads, tk] = scores.shape;
-  const data = scores.data;
+  const rows = selectRows(scores, options.queryRange, "maxWeight");
+  return maxWeightFromPass(scores, rowPass(scores, rows, { max: true }));
+}
+
+/** Mean row maximum from a row pass that computed maxima. */
+export function maxWeightFromPass(
+  scores: AttentionScores,
+  pass: RowPass,
+): Float64Array {
+  const heads = scores.numHeads;
   const sums = new Float64Array(heads);
-  let count = 0;
-  for (const r of selectRows(scores, options.queryRange, "maxWeight")) {
-    count++;
-    for (let h = 0; h < heads; h++) {
-      const base = (r * heads + h) * tk;
-      let m = -Infinity;
-      for (let c = base, end = base + tk; c < end; c++) {
-        if (data[c] > m) m = data[c];
-      }
-      sums[h] += m;
-    }
-  }
-  return divideOrNaN(sums, count, "maxWeight", "no query row is counted");
+  for (let k = 0; k < pass.max!.length; k++) sums[k % heads] += pass.max![k];
+  return divideOrNaN(
+    sums,
+    pass.rows.length,
+    "maxWeight",
+    "no query row is counted",
+  );
 }
