@@ -11,7 +11,6 @@ import { decodeScores } from "./decode.ts";
 import type { ScoresDType, ScoresShape } from "./scores.ts";
 
 interface Job {
-  id: number;
   gz: Uint8Array;
   shape: ScoresShape;
   dtype: ScoresDType;
@@ -19,13 +18,13 @@ interface Job {
 }
 
 self.onmessage = (event: MessageEvent<Job>) => {
-  const { id, gz, shape, dtype, where } = event.data;
+  const { gz, shape, dtype, where } = event.data;
   try {
     const data = decodeScores(gz, shape, { dtype, where });
     const buffer = data.buffer as ArrayBuffer;
-    self.postMessage({ id, buffer }, [buffer]);
+    self.postMessage({ buffer }, [buffer]);
   } catch (error) {
     const e = error as Error;
-    self.postMessage({ id, error: { name: e.name, message: e.message } });
+    self.postMessage({ error: { name: e.name, message: e.message } });
   }
 };

@@ -202,13 +202,13 @@ function coreCount(): number {
 
 /** What a worker sends back. */
 type Reply =
-  | { id: number; buffer: ArrayBuffer }
-  | { id: number; error: { name: string; message: string } };
+  | { buffer: ArrayBuffer }
+  | { error: { name: string; message: string } };
 
 /**
  * A set of decode worker threads, kept for reuse: decoding several responses
- * in a row (a notebook, a server) then pays worker start-up once. Batches
- * run one after another; each layer goes to the next free worker.
+ * in a row (a notebook, a server) then pays worker start-up once. Layers of
+ * all `decode` calls share one queue; each goes to the next free worker.
  *
  * @example
  * ```ts
@@ -224,7 +224,8 @@ type Reply =
  */
 export class DecodePool {
   #workers: Worker[] = [];
-  #queue: Promise<unknown> = Promise.resolve();
+  #idle: number[] = [];
+  #tasks: Task[] = [];
   #closed = false;
 
   /**
@@ -250,7 +251,10 @@ export class DecodePool {
         `Cannot start a decode pool: size ${size} is not a positive integer; pass 1 or more`,
       );
     }
-    for (let i = 0; i < size; i++) this.#workers.push(spawnWorker());
+    for (let i = 0; i < size; i++) {
+      this.#workers.push(spawnWorker());
+      this.#idle.push(i);
+    }
   }
 
   /** Number of workers. */
@@ -289,15 +293,22 @@ export class DecodePool {
         ),
       );
     }
-    const run = this.#queue.then(() =>
-      this.#run(jobs, options.dtype ?? "float32")
+    const dtype = options.dtype ?? "float32";
+    const batch = { failed: false };
+    const results = Promise.all(
+      jobs.map((job) =>
+        new Promise<ScoresArray>((resolve, reject) =>
+          this.#tasks.push({ job, dtype, batch, resolve, reject })
+        )
+      ),
     );
-    this.#queue = run.catch(() => {});
-    return run;
+    this.#pump();
+    return results;
   }
 
   /**
-   * Stops the workers; later `decode` calls reject.
+   * Stops the workers; later `decode` calls reject, as do layers still
+   * queued.
    *
    * @example
    * ```ts
@@ -312,6 +323,9 @@ export class DecodePool {
   close(): void {
     this.#closed = true;
     for (const w of this.#workers) w.terminate();
+    for (const task of this.#tasks.splice(0)) {
+      task.reject(new Error("Cannot decode: the DecodePool was closed"));
+    }
   }
 
   /** Same as {@linkcode DecodePool.close}, for `using`. */
@@ -319,74 +333,76 @@ export class DecodePool {
     this.close();
   }
 
-  #run(jobs: readonly DecodeJob[], dtype: ScoresDType): Promise<ScoresArray[]> {
-    const results: ScoresArray[] = new Array(jobs.length);
-    let next = 0;
-    let inFlight = 0;
-    let failure: Error | undefined;
-    return new Promise<ScoresArray[]>((resolve, reject) => {
-      // The batch settles only once every started layer has replied, so the
-      // workers are idle again for the next batch.
-      const settle = () => {
-        if (inFlight > 0) return;
-        if (failure) reject(failure);
-        else if (next >= jobs.length) resolve(results);
+  /** Hands queued layers to idle workers. */
+  #pump(): void {
+    while (this.#idle.length && this.#tasks.length && !this.#closed) {
+      const task = this.#tasks.shift()!;
+      // A batch stops at its first failure: its later layers never start.
+      if (task.batch.failed) {
+        task.reject(new Error("Cannot decode: an earlier layer failed"));
+        continue;
+      }
+      let gz: Uint8Array;
+      try {
+        gz = task.job.gzip();
+      } catch (error) {
+        task.batch.failed = true;
+        task.reject(error as Error);
+        continue;
+      }
+      // Bytes that fill their buffer move to the worker; a view of part of
+      // a buffer (the body, Buffer's pool) is copied so its owner keeps it.
+      if (gz.byteOffset !== 0 || gz.byteLength !== gz.buffer.byteLength) {
+        gz = new Uint8Array(gz);
+      }
+      const slot = this.#idle.pop()!;
+      const worker = this.#workers[slot];
+      const done = () => {
+        this.#idle.push(slot);
+        this.#pump();
       };
-      const fail = (error: Error) => {
-        failure ??= error;
-      };
-      const feed = (slot: number) => {
-        if (failure || next >= jobs.length || this.#closed) return settle();
-        const id = next++;
-        const job = jobs[id];
-        let gz: Uint8Array;
-        try {
-          gz = job.gzip();
-        } catch (error) {
-          fail(error as Error);
-          return settle();
-        }
-        // Bytes that fill their buffer move to the worker; a view of part of
-        // a buffer (the body, Buffer's pool) is copied so its owner keeps it.
-        if (gz.byteOffset !== 0 || gz.byteLength !== gz.buffer.byteLength) {
-          gz = new Uint8Array(gz);
-        }
-        const worker = this.#workers[slot];
-        inFlight++;
-        worker.onmessage = (event: MessageEvent<Reply>) => {
-          inFlight--;
-          const reply = event.data;
-          if ("error" in reply) {
-            fail(rebuildError(reply.error));
-          } else {
-            results[reply.id] = dtype === "float16"
+      worker.onmessage = (event: MessageEvent<Reply>) => {
+        const reply = event.data;
+        if ("error" in reply) {
+          task.batch.failed = true;
+          task.reject(rebuildError(reply.error));
+        } else {
+          task.resolve(
+            task.dtype === "float16"
               ? new Float16Array(reply.buffer)
-              : new Float32Array(reply.buffer);
-          }
-          feed(slot);
-        };
-        worker.onerror = (event: ErrorEvent) => {
-          event.preventDefault();
-          inFlight--;
-          fail(
-            new Error(
-              `Cannot decode ${job.where}: its decode worker crashed (${event.message}); pass { workers: 0 } to decode on this thread`,
-            ),
+              : new Float32Array(reply.buffer),
           );
-          // A crashed worker is replaced so the pool stays usable.
-          worker.terminate();
-          this.#workers[slot] = spawnWorker();
-          settle();
-        };
-        worker.postMessage(
-          { id, gz, shape: job.shape, dtype, where: job.where },
-          [gz.buffer as ArrayBuffer],
-        );
+        }
+        done();
       };
-      if (jobs.length === 0) return resolve(results);
-      for (let slot = 0; slot < this.#workers.length; slot++) feed(slot);
-    });
+      worker.onerror = (event: ErrorEvent) => {
+        event.preventDefault();
+        task.batch.failed = true;
+        task.reject(
+          new Error(
+            `Cannot decode ${task.job.where}: its decode worker crashed (${event.message}); pass { workers: 0 } to decode on this thread`,
+          ),
+        );
+        // A crashed worker is replaced so the pool stays usable.
+        worker.terminate();
+        this.#workers[slot] = spawnWorker();
+        done();
+      };
+      worker.postMessage(
+        { gz, shape: task.job.shape, dtype: task.dtype, where: task.job.where },
+        [gz.buffer as ArrayBuffer],
+      );
+    }
   }
+}
+
+/** One queued layer. */
+interface Task {
+  job: DecodeJob;
+  dtype: ScoresDType;
+  batch: { failed: boolean };
+  resolve: (scores: ScoresArray) => void;
+  reject: (error: Error) => void;
 }
 
 function spawnWorker(): Worker {

@@ -116,15 +116,34 @@ export async function extractAttentionFromResponse(
 ): Promise<AttentionCapture | null> {
   // Workers take tens of milliseconds to load: for a large body, start them
   // now so they load while this thread scans the body.
-  const size = response instanceof Uint8Array || response instanceof ArrayBuffer
-    ? response.byteLength
-    : 0;
+  const size = isBytes(response) ? response.byteLength : 0;
   const early = !options.pool && options.workers !== 0 && size >= EARLY_POOL
     ? new DecodePool(options.workers)
     : undefined;
+  const pool = options.pool ?? early;
   try {
-    const plan = planExtraction(response, options);
+    // With workers at hand, a body's layers go to them one by one as the
+    // scan passes them, so inflating overlaps scanning.
+    const streamed: Promise<ScoresArray>[] = [];
+    const onLayer = pool && isBytes(response)
+      ? (l: PlannedLayer) => {
+        const where = `layer ${l.layer}`;
+        const job = {
+          where,
+          shape: l.shape,
+          gzip: () => decodeBase64(l.data, where),
+        };
+        const result = pool.decode([job], { dtype: options.dtype }).then((
+          [scores],
+        ) => scores);
+        // Awaited below; until then a failure must not count as unhandled.
+        result.catch(() => {});
+        streamed.push(result);
+      }
+      : undefined;
+    const plan = planExtraction(response, options, onLayer);
     if (!plan) return null;
+    if (onLayer) return assemble(plan, await Promise.all(streamed));
     const jobs: DecodeJob[] = plan.layers.map((l) => ({
       where: `layer ${l.layer}`,
       shape: l.shape,
@@ -133,12 +152,18 @@ export async function extractAttentionFromResponse(
     const arrays = await decodeScoresBatch(jobs, {
       dtype: options.dtype,
       workers: options.workers,
-      pool: options.pool ?? early,
+      pool,
     });
     return assemble(plan, arrays);
   } finally {
     early?.close();
   }
+}
+
+function isBytes(
+  response: ResponseInput,
+): response is Uint8Array | ArrayBuffer {
+  return response instanceof Uint8Array || response instanceof ArrayBuffer;
 }
 
 /** Bodies at least this large get their decode workers started early. */
@@ -186,11 +211,30 @@ export function extractAttentionFromResponseSync(
 }
 
 /** Parses the input and validates every layer before anything is decoded. */
+/**
+ * Parses the input and validates every layer. With `onLayer`, a byte body's
+ * layers are handed over as the scan passes them; otherwise they are all
+ * validated before anything is decoded.
+ */
 function planExtraction(
   response: ResponseInput,
   options: ExtractOptions,
+  onLayer?: (layer: PlannedLayer) => void,
 ): Plan | null {
-  const parsed = parseInput(response);
+  const wanted = options.layers ? new Set(options.layers) : null;
+  const layers: PlannedLayer[] = [];
+  const seen = new Map<number, number>();
+  const present = new Set<number>();
+  const taken = new Set<number>();
+  const take = (item: unknown, i: number) => {
+    taken.add(i);
+    const planned = planLayer(item, i, seen, present);
+    if (planned && (!wanted || wanted.has(planned.layer))) {
+      layers.push(planned);
+      onLayer?.(planned);
+    }
+  };
+  const parsed = parseInput(response, onLayer ? take : undefined);
   const list = parsed.attn_capture_data;
   if (list === undefined || list === null) return null;
   if (!Array.isArray(list)) {
@@ -201,13 +245,10 @@ function planExtraction(
     );
   }
   if (list.length === 0) return null;
-  const wanted = options.layers ? new Set(options.layers) : null;
-  const layers: PlannedLayer[] = [];
-  const seen = new Map<number, number>();
-  const present = new Set<number>();
+  // Entries taken during the scan are not taken twice; the scan reports
+  // objects only, so anything else in the list is checked here.
   list.forEach((item, i) => {
-    const planned = planLayer(item, i, seen, present);
-    if (planned && (!wanted || wanted.has(planned.layer))) layers.push(planned);
+    if (!taken.has(i)) take(item, i);
   });
   if (wanted) {
     for (const l of wanted) {
@@ -223,12 +264,15 @@ function planExtraction(
   return layers.length ? { model, layers } : null;
 }
 
-function parseInput(response: ResponseInput): Record<string, unknown> {
+function parseInput(
+  response: ResponseInput,
+  onCaptureEntry?: (entry: unknown, index: number) => void,
+): Record<string, unknown> {
   let parsed: unknown = response;
   if (response instanceof ArrayBuffer) {
-    parsed = parseResponseBytes(new Uint8Array(response));
+    parsed = parseResponseBytes(new Uint8Array(response), { onCaptureEntry });
   } else if (response instanceof Uint8Array) {
-    parsed = parseResponseBytes(response);
+    parsed = parseResponseBytes(response, { onCaptureEntry });
   } else if (typeof response === "string") {
     try {
       parsed = JSON.parse(response);

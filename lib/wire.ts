@@ -33,6 +33,14 @@ export interface ParseResponseBytesOptions {
    * @default {true}
    */
   decodeSpans?: boolean;
+  /**
+   * Called with each element of the top-level `attn_capture_data` list
+   * (spans in place) and its index, as soon as the scan has passed it, so
+   * decoding can start while the rest of the body is scanned. An error it
+   * throws stops the scan.
+   * @default {undefined}
+   */
+  onCaptureEntry?: (entry: unknown, index: number) => void;
 }
 
 const QUOTE = 0x22;
@@ -66,17 +74,24 @@ export function parseResponseBytes(
 ): unknown {
   const threshold = options.spanThreshold ?? 4096;
   const decodeSpans = options.decodeSpans ?? true;
+  const onEntry = options.onCaptureEntry;
   const spans: Base64Span[] = [];
-  const pieces: Uint8Array[] = [];
+  const cuts: Cut[] = [];
   // A nonce keeps a marker from matching a string the body really contains.
   const nonce = Math.random().toString(36).slice(2);
   const markerPrefix = `\u0000attnscope-span-${nonce}:`;
-  let copiedTo = 0;
+  const tracker = onEntry
+    ? new EntryTracker((start, end, index) => {
+      const text = new TextDecoder().decode(splice(body, cuts, start, end + 1));
+      onEntry(restoreSpans(parseJson(text), markerPrefix, spans), index);
+    })
+    : null;
   let pos = 0;
   for (;;) {
     // Outside strings, valid JSON has no quote characters, so the next
     // quote always opens a string.
     const open = body.indexOf(QUOTE, pos);
+    tracker?.gap(body, pos, open < 0 ? body.length : open);
     if (open < 0) break;
     const long = followsDataKey(body, open) &&
       body.subarray(open + 1, open + 1 + threshold).indexOf(QUOTE) < 0;
@@ -92,22 +107,52 @@ export function parseResponseBytes(
       close = stringEnd(body, open + 1);
     }
     if (long && close - open - 1 >= threshold) {
-      pieces.push(body.subarray(copiedTo, open));
-      pieces.push(
-        new TextEncoder().encode(
+      cuts.push({
+        start: open,
+        end: close + 1,
+        marker: new TextEncoder().encode(
           `"\\u0000attnscope-span-${nonce}:${spans.length}"`,
         ),
-      );
+      });
       spans.push(new Base64Span(body.subarray(open + 1, close), decoded));
-      copiedTo = close + 1;
     }
+    tracker?.string(body, open, close);
     pos = close + 1;
   }
-  pieces.push(body.subarray(copiedTo));
-  const text = new TextDecoder().decode(concat(pieces));
-  let value: unknown;
+  const value = parseJson(
+    new TextDecoder().decode(splice(body, cuts, 0, body.length)),
+  );
+  return spans.length ? restoreSpans(value, markerPrefix, spans) : value;
+}
+
+/** A large string cut out of the body, and the marker put in its place. */
+interface Cut {
+  start: number;
+  end: number;
+  marker: Uint8Array;
+}
+
+/** `body[from, to)` with the cuts inside it replaced by their markers. */
+function splice(
+  body: Uint8Array,
+  cuts: readonly Cut[],
+  from: number,
+  to: number,
+): Uint8Array {
+  const pieces: Uint8Array[] = [];
+  let at = from;
+  for (const cut of cuts) {
+    if (cut.start < from || cut.end > to) continue;
+    pieces.push(body.subarray(at, cut.start), cut.marker);
+    at = cut.end;
+  }
+  pieces.push(body.subarray(at, to));
+  return concat(pieces);
+}
+
+function parseJson(text: string): unknown {
   try {
-    value = JSON.parse(text);
+    return JSON.parse(text);
   } catch (error) {
     throw new SyntaxError(
       `Cannot parse the response body: ${
@@ -115,7 +160,64 @@ export function parseResponseBytes(
       }; pass the body exactly as the server sent it`,
     );
   }
-  return spans.length ? restoreSpans(value, markerPrefix, spans) : value;
+}
+
+/** An open object or array while scanning. */
+interface Open {
+  array: boolean;
+  start: number;
+  key: string | null;
+  commas: number;
+}
+
+/**
+ * Follows the nesting between strings, to report each element of the
+ * top-level `attn_capture_data` list as soon as it closes. Only the bytes
+ * outside strings are looked at, which are few.
+ */
+class EntryTracker {
+  #stack: Open[] = [];
+  #key: string | null = null;
+  #emit: (start: number, end: number, index: number) => void;
+
+  constructor(emit: (start: number, end: number, index: number) => void) {
+    this.#emit = emit;
+  }
+
+  /** Structure bytes between strings. */
+  gap(body: Uint8Array, from: number, to: number): void {
+    const stack = this.#stack;
+    for (let i = from; i < to; i++) {
+      const c = body[i];
+      if (c === 0x7b || c === 0x5b) { // { [
+        stack.push({ array: c === 0x5b, start: i, key: this.#key, commas: 0 });
+        this.#key = null;
+      } else if (c === 0x7d || c === 0x5d) { // } ]
+        const closed = stack.pop();
+        const list = stack[1];
+        if (
+          closed && !closed.array && stack.length === 2 && !stack[0].array &&
+          list.array && list.key === "attn_capture_data"
+        ) {
+          this.#emit(closed.start, i, list.commas);
+        }
+      } else if (c === 0x2c) { // ,
+        const top = stack[stack.length - 1];
+        if (top?.array) top.commas++;
+        this.#key = null;
+      }
+    }
+  }
+
+  /** A string (not a cut one): remember it when it is a key. */
+  string(body: Uint8Array, open: number, close: number): void {
+    let p = close + 1;
+    while (p < body.length && isSpace(body[p])) p++;
+    const isKey = body[p] === COLON;
+    this.#key = isKey && close - open < 64
+      ? JSON.parse(new TextDecoder().decode(body.subarray(open, close + 1)))
+      : null;
+  }
 }
 
 /**

@@ -5,6 +5,7 @@ import {
   extractAttentionFromResponseSync,
   type ResponseInput,
 } from "../lib/extract.ts";
+import { DecodePool } from "../lib/decode.ts";
 import type { AttentionCapture } from "../lib/layer.ts";
 import { collectWarnings, collectWarningsAsync } from "../lib/warn.ts";
 import {
@@ -25,6 +26,10 @@ const forms: Record<
     Promise.resolve().then(() => extractAttentionFromResponseSync(v)),
   "string": (v) => extractAttentionFromResponse(JSON.stringify(v)),
   "bytes": (v) => extractAttentionFromResponse(bodyBytes(v)),
+  "bytes on a DecodePool, streamed": async (v) => {
+    using pool = new DecodePool(2);
+    return await extractAttentionFromResponse(bodyBytes(v), { pool });
+  },
   "bytes, float16, workers": (v) =>
     extractAttentionFromResponse(bodyBytes(v), {
       dtype: "float16",

@@ -12,6 +12,7 @@ import {
   extractAttentionFromResponse,
   extractAttentionFromResponseSync,
 } from "../lib/extract.ts";
+import { DecodePool } from "../lib/decode.ts";
 import type { AttentionCapture, AttentionLayer } from "../lib/layer.ts";
 import type { AttentionScores } from "../lib/scores.ts";
 
@@ -43,6 +44,10 @@ const inputs: Record<
     await extractAttentionFromResponse(await read(f), { dtype: "float16" }),
   "bytes on 2 workers": async (f) =>
     await extractAttentionFromResponse(await read(f), { workers: 2 }),
+  "bytes on a DecodePool (layers sent as the scan passes them)": async (f) => {
+    using pool = new DecodePool(2);
+    return await extractAttentionFromResponse(await read(f), { pool });
+  },
   "ArrayBuffer": async (f) =>
     await extractAttentionFromResponse((await read(f)).buffer as ArrayBuffer),
   "string": async (f) =>
