@@ -6,7 +6,11 @@
  * Run: `deno bench -A bench/charts_bench.ts`
  */
 
-import { attentionHeatmap, headsGrid } from "../mod.ts";
+import { deflate } from "pako";
+import { deflateSync } from "node:zlib";
+import { attentionHeatmap, AttentionScores, headsGrid } from "../mod.ts";
+import { attentionGrid } from "../lib/charts/_grid.ts";
+import { colorizer } from "../lib/charts/_colorize.ts";
 import { syntheticLayer } from "../tests/charts_fixtures.ts";
 
 const HEADS = 8;
@@ -44,6 +48,19 @@ for (const [t, layer] of layers) {
   });
 }
 
+// Decoders may keep scores as float16 (half the memory); reading them is
+// the part of the work that changes.
+const half = layers.get(4096)!;
+const halfScores = new AttentionScores(
+  Float16Array.from(half.scores.data),
+  half.scores.shape,
+);
+Deno.bench("heatmap T=4096 head mean, float16 scores", {
+  group: "heatmap head mean",
+}, () => {
+  attentionHeatmap(halfScores).toSVG();
+});
+
 // The model view at the needle study's size: 6 layers x 8 heads, T=138.
 const grid = [0, 3, 6, 9, 12, 18].map((l, i) =>
   syntheticLayer({ tokens: 138, heads: HEADS, layer: l, seed: i + 1 })
@@ -55,4 +72,35 @@ console.log(
 );
 Deno.bench("heads grid 6 layers x 8 heads, T=138", () => {
   headsGrid(grid).toSVG();
+});
+
+// Which deflate lib/png.ts uses: the filtered rows of a T=1024 raster.
+const raster = attentionGrid(layers.get(1024)!.scores, {
+  maxRows: 582,
+  maxCols: 582,
+});
+const colors = colorizer({ scheme: "viridis", domain: [0, 0.1], clamp: true });
+const stride = raster.cols * 4 + 1;
+const rows = new Uint8Array(raster.rows * stride);
+for (let r = 0; r < raster.rows; r++) {
+  for (let c = 0; c < raster.cols; c++) {
+    const v = raster.values[r * raster.cols + c];
+    if (!Number.isNaN(v)) colors.put(v, rows, r * stride + 1 + c * 4);
+  }
+}
+console.log(
+  `deflate of ${rows.length} bytes: pako ${deflate(rows).length} B, node:zlib ${
+    deflateSync(rows).length
+  } B`,
+);
+Deno.bench("deflate raster rows: pako level 6", {
+  group: "png deflate",
+  baseline: true,
+}, () => {
+  deflate(rows, { level: 6 });
+});
+Deno.bench("deflate raster rows: node:zlib level 6", {
+  group: "png deflate",
+}, () => {
+  deflateSync(rows, { level: 6 });
 });

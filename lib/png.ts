@@ -1,13 +1,15 @@
 /**
  * PNG encoding of RGBA pixels, for raster heatmaps and the canvas stand-in.
  *
- * Deflate comes from pako (already a dependency); the PNG framing (chunks,
+ * Deflate comes from the platform (`node:zlib`'s native zlib): on raster
+ * heatmaps it measured 3.5x faster than pako at the same level, with
+ * slightly smaller output (bench/charts_bench.ts). The PNG framing (chunks,
  * CRC-32, per-row filters) is small enough to write here.
  *
  * @module
  */
 
-import { deflate } from "pako";
+import { deflateSync } from "node:zlib";
 
 /** Options for {@linkcode encodePng}. */
 export interface EncodePngOptions {
@@ -126,7 +128,7 @@ export function encodePng(
   view.setUint32(0, width);
   view.setUint32(4, height);
   header.set([8, 6, 0, 0, 0], 8); // 8-bit, RGBA, deflate, adaptive, no interlace
-  const idat = deflate(raw, { level: options.level ?? 6 });
+  const idat = deflateSync(raw, { level: options.level ?? 6 });
   const parts = [
     SIGNATURE,
     chunk("IHDR", header),

@@ -22,6 +22,9 @@ Deno.test("assertGolden() writes a -changed file beside the golden on mismatch",
     `./goldens/${name.replace(".svg", "-changed.svg")}`,
     import.meta.url,
   );
+  // This test checks the comparing mode, also when goldens are being rewritten.
+  const update = Deno.env.get("UPDATE_GOLDENS");
+  Deno.env.delete("UPDATE_GOLDENS");
   try {
     await Deno.writeTextFile(golden, normalizeMarkup("<svg><g></g></svg>"));
     await assertGolden(name, "<svg><g></g></svg>");
@@ -34,6 +37,7 @@ Deno.test("assertGolden() writes a -changed file beside the golden on mismatch",
     await assertGolden(name, "<svg><g></g></svg>");
     await assert.rejects(Deno.stat(changed), Deno.errors.NotFound);
   } finally {
+    if (update !== undefined) Deno.env.set("UPDATE_GOLDENS", update);
     await Deno.remove(golden).catch(() => {});
     await Deno.remove(changed).catch(() => {});
   }

@@ -245,3 +245,28 @@ Deno.test("attentionHeatmap() embeds a valid PNG in raster mode", () => {
   assert.equal(png.rgba[(0 * 40 + 39) * 4 + 3], 0);
   assert.equal(png.rgba[(39 * 40 + 0) * 4 + 3], 255);
 });
+
+Deno.test("attentionHeatmap() draws float16 scores like float32 ones", () => {
+  const layer = syntheticLayer({ tokens: 9, heads: 2 });
+  const half = new AttentionScores(
+    Float16Array.from(layer.scores.data),
+    layer.scores.shape,
+  );
+  const a = titles(attentionHeatmap(half.toFloat32()).toSVG());
+  const b = titles(attentionHeatmap(half).toSVG());
+  assert.deepEqual(b, a);
+});
+
+Deno.test("attentionHeatmap() handles captures with fewer query rows than keys", () => {
+  // Two decode rows (positions 3 and 4) over five keys, as vLLM sends them.
+  const scores = new AttentionScores(
+    new Float32Array([0.1, 0.2, 0.3, 0.4, 0, 0.2, 0.2, 0.2, 0.2, 0.2]),
+    [2, 1, 5],
+  );
+  const figure = attentionHeatmap(scores);
+  assert.match(String(figure), /queries 3-4 x keys 0-4/);
+  const cells = titles(figure.toSVG()).filter((t) => t.startsWith("q "));
+  assert.equal(cells.length, 9); // (3, 4) is masked
+  assert.ok(cells.includes("q 3 → k 3: 0.400"));
+  assert.ok(!cells.some((t) => t.startsWith("q 3 → k 4")));
+});

@@ -190,7 +190,29 @@ export function attentionGrid(
   const colBin = new Int32Array(nCols);
   for (let j = 0; j < nCols; j++) colBin[j] = Math.floor((j * cols) / nCols);
 
+  // Float16Array element reads are slow in V8; a 64k-entry table indexed by
+  // the raw bits is about twice as fast (as in the decoder's measurements).
+  const half = scores.data instanceof Float16Array;
+  const bits = half
+    ? new Uint16Array(
+      scores.data.buffer,
+      scores.data.byteOffset,
+      scores.data.length,
+    )
+    : null;
+  const table = half ? float16Table() : null;
   const data = scores.data;
+  const read = (start: number, out: Float64Array, add: boolean) => {
+    if (bits && table) {
+      if (add) {
+        for (let k = 0; k < tk; k++) out[k] += table[bits[start + k]];
+      } else for (let k = 0; k < tk; k++) out[k] = table[bits[start + k]];
+    } else {
+      const f32 = data as Float32Array;
+      if (add) { for (let k = 0; k < tk; k++) out[k] += f32[start + k]; }
+      else for (let k = 0; k < tk; k++) out[k] = f32[start + k];
+    }
+  };
   const row = new Float64Array(tk);
   let max = 0;
   for (let i = 0; i < nRows; i++) {
@@ -198,14 +220,10 @@ export function attentionGrid(
     const qPos = allRows[r];
     const base = r * heads * tk;
     if (h >= 0) {
-      const start = base + h * tk;
-      for (let k = 0; k < tk; k++) row[k] = data[start + k];
+      read(base + h * tk, row, false);
     } else {
-      row.fill(0);
-      for (let hh = 0; hh < heads; hh++) {
-        const start = base + hh * tk;
-        for (let k = 0; k < tk; k++) row[k] += data[start + k];
-      }
+      read(base, row, false);
+      for (let hh = 1; hh < heads; hh++) read(base + hh * tk, row, true);
       for (let k = 0; k < tk; k++) row[k] /= heads;
     }
     let scale = 1;
@@ -261,4 +279,16 @@ function clampRange(
     );
   }
   return [start, end];
+}
+
+let float16Values: Float32Array | null = null;
+
+/** Every float16 bit pattern's value, built once. */
+function float16Table(): Float32Array {
+  if (!float16Values) {
+    const patterns = new Uint16Array(65536);
+    for (let i = 0; i < 65536; i++) patterns[i] = i;
+    float16Values = Float32Array.from(new Float16Array(patterns.buffer));
+  }
+  return float16Values;
 }
