@@ -65,7 +65,7 @@ Deno.bench("maxWeight, T=4096 H=8, float32", { group: "metrics" }, () => {
   maxWeight(scores32);
 });
 Deno.bench(
-  "headSummary (all six), T=4096 H=8, float32",
+  "headSummary (all six metrics), T=4096 H=8, float16",
   { group: "metrics" },
   () => {
     headSummary({ attention: { 0: layer16 }, labels: tokens.map(String) });
