@@ -267,3 +267,29 @@ Deno.test("encodeCapture() rejects bad options and empty captures", () => {
     /Cannot encode capture: the capture holds no layers/,
   );
 });
+
+Deno.test("charts drawn from a loaded capture are identical to the live ones", async () => {
+  const { attentionHeatmap } = await import("../lib/charts/heatmap.ts");
+  const { headSummaryChart } = await import("../lib/charts/metrics.ts");
+  const body = await Deno.readFile(FIXTURE);
+  const attention = (await extractAttentionFromResponse(body))!;
+  const labels = Array.from({ length: 256 }, (_, i) => `w${i % 23}`);
+  const loaded = decodeCapture(encodeCapture({ attention, labels }));
+  // Element ids come from per-process counters; everything else must match.
+  const ids = (svg: string) =>
+    svg.replace(/attnscope-masked-\d+/g, "attnscope-masked-N");
+  assert.equal(
+    ids(
+      attentionHeatmap(loaded.attention[18], {
+        head: 2,
+        labels: loaded.labels!,
+      })
+        .toSVG(),
+    ),
+    ids(attentionHeatmap(attention[18], { head: 2, labels }).toSVG()),
+  );
+  assert.equal(
+    headSummaryChart(headSummary(loaded)).toSVG(),
+    headSummaryChart(headSummary({ attention, labels })).toSVG(),
+  );
+});
