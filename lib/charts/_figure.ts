@@ -504,7 +504,7 @@ export function rampLegend(
     color: { ...color, legend: "ramp" } as Plot.ScaleOptions,
     width,
     // Room for the first tick label, which Plot centers on the left edge.
-    marginLeft: 12,
+    marginLeft: 20,
   } as unknown as Plot.LegendOptions) as unknown as HasOuterHTML;
   return plotBlock(node);
 }
