@@ -15,6 +15,7 @@ import {
   codeOf,
   POSITION_PAIRS,
   SLOT,
+  VOCAB_SIZE,
   WINDOW,
 } from "../server/model/layout.ts";
 import {
@@ -25,23 +26,27 @@ import {
 } from "../server/model/vocab.ts";
 
 /** Attention heads per layer. */
-const HEADS = 8;
-/** Head width: the induction head compares WINDOW codes plus one sink dimension. */
-const HEAD_DIM = 656;
+const HEADS = 12;
+/** Head width: the induction head compares WINDOW codes, the line codes and one sink dimension. */
+const HEAD_DIM = WINDOW * CODE_DIMS + VOCAB_SIZE + 1;
 /** Longest sequence; the position code is checked to stay sharp up to here. */
 const MAX_POSITIONS = 8192;
 /** Position-match sharpness of the previous-token heads (logits per unit of cosine). */
 const POSITION_GAIN = 4;
 /** Induction head: logits for a full-window match. */
-const INDUCTION_GAIN = 3000;
+const INDUCTION_GAIN = 1e5;
 /** Induction head: weight of the token d steps back is DECAY^d (below 0.4 so a nearer match always wins). */
-const DECAY = 0.35;
+const DECAY = 0.38;
 /** Induction head: `<bos>` scores this share of a perfect nearest-token match. */
-const INDUCTION_SINK = 0.935;
+const INDUCTION_SINK = 0.973;
+/** Line head: weight of <bos> relative to one token of the line. */
+const LINE_SINK = 1e5;
+/** Induction head: logits per token the query's line shares with the key's line. */
+const LINE_GAIN = 25;
 /** Logit of the copied token. */
 const COPY_GAIN = 30;
 /** Keeps masked keys out of a softmax whatever their other terms. */
-const MASK = 1e5;
+const MASK = 1e7;
 /** Logit of `<end_of_turn>` when nothing is copied. */
 const EOT_BIAS = 8;
 /** Extra end-of-turn logit after a terminal token (closing quote, colour word). */
@@ -132,6 +137,7 @@ function build() {
   for (let id = 0; id < V; id++) {
     if (!noCode.has(id)) {
       for (const i of codeOf(id)) set(embed, id, SLOT.tok + i, 1);
+      set(embed, id, SLOT.oneHot + id, 1);
     }
     set(embed, id, SLOT.one, 1);
     if (terminal.has(id)) set(embed, id, SLOT.terminal, 1);
@@ -139,6 +145,7 @@ function build() {
   // <bos> sits at clock 0 and cancels its position code: it has no position.
   for (let p = 0; p < POSITION_PAIRS; p++) {
     set(embed, SPECIAL.bos, SLOT.position + 2 * p, -1);
+    set(embed, SPECIAL.bos, SLOT.linePosition + 2 * p, -1);
   }
 
   // Segment embedding (text, frame, vision, bos).
@@ -185,6 +192,35 @@ function build() {
     }
   }
 
+  // Layer 0, the line head (the last head): spreads over the tokens of the
+  // current line, but rests mostly on <bos> (LINE_SINK), so what it writes is
+  // about the sum of the line's identity codes over a constant: a count, not
+  // a mean, so lines of different lengths compare fairly.
+  {
+    const h = WINDOW * HEAD_DIM + HEAD_DIM;
+    const g = POSITION_GAIN * sqrtDh;
+    for (let p = 0; p < POSITION_PAIRS; p++) {
+      const c = SLOT.linePosition + 2 * p;
+      set(l0.wq, c, h + 2 * p, g);
+      set(l0.wq, c + 1, h + 2 * p + 1, g);
+      set(l0.wk, c, h + 2 * p, 1);
+      set(l0.wk, c + 1, h + 2 * p + 1, 1);
+    }
+    const sinkDim = h + 2 * POSITION_PAIRS;
+    set(l0.wq, SLOT.one, sinkDim, sqrtDh);
+    set(
+      l0.wk,
+      SLOT.bos,
+      sinkDim,
+      POSITION_GAIN * POSITION_PAIRS + Math.log(LINE_SINK),
+    );
+    set(l0.wk, SLOT.frame, sinkDim, -MASK);
+    for (let i = 0; i < VOCAB_SIZE; i++) {
+      set(l0.wv, SLOT.oneHot + i, h + i, 1);
+      set(l0.wo, h + i, SLOT.line + i, 1);
+    }
+  }
+
   // Layer 1.
   const l1 = {
     wq: tensor(D, W),
@@ -204,7 +240,17 @@ function build() {
         set(l1.wk, SLOT.prev[d + 1] + i, h + d * CODE_DIMS + i, 1);
       }
     }
-    const sinkDim = h + WINDOW * CODE_DIMS;
+    const lineDims = h + WINDOW * CODE_DIMS;
+    for (let i = 0; i < VOCAB_SIZE; i++) {
+      set(
+        l1.wq,
+        SLOT.line + i,
+        lineDims + i,
+        sqrtDh * LINE_GAIN * LINE_SINK * LINE_SINK,
+      );
+      set(l1.wk, SLOT.line + i, lineDims + i, 1);
+    }
+    const sinkDim = lineDims + VOCAB_SIZE;
     set(l1.wq, SLOT.one, sinkDim, sqrtDh);
     set(l1.wk, SLOT.bos, sinkDim, INDUCTION_GAIN * INDUCTION_SINK);
     set(l1.wk, SLOT.frame, sinkDim, -MASK);
@@ -248,8 +294,15 @@ function build() {
     set(l1.wq, SLOT.one, h + CODE_DIMS, sqrtDh);
     set(l1.wk, SLOT.bos, h + CODE_DIMS, 6);
   }
-  // h4..h7: resting heads, always on <bos> (the first-token sink).
-  for (let hh = 4; hh < HEADS; hh++) {
+  // h4, the delimiter head: spreads over the line breaks so far. Output unused.
+  {
+    const h = 4 * HEAD_DIM;
+    set(l1.wq, SLOT.one, h, sqrtDh);
+    for (const i of codeOf(byteTokenId(10))) set(l1.wk, SLOT.tok + i, h, 6);
+    set(l1.wk, SLOT.bos, h, 12);
+  }
+  // h5..: resting heads, always on <bos> (the first-token sink).
+  for (let hh = 5; hh < HEADS; hh++) {
     set(l1.wq, SLOT.one, hh * HEAD_DIM, sqrtDh);
     set(l1.wk, SLOT.bos, hh * HEAD_DIM, 12);
   }
@@ -334,6 +387,7 @@ function build() {
       vocabSize: V,
       maxPositions: MAX_POSITIONS,
       positionSlot: SLOT.position,
+      linePositionSlot: SLOT.linePosition,
       positionFrequencies: freqs.map((f) => Number(f.toPrecision(9))),
       positionOffPeak: Number(offPeak.toFixed(4)),
     },

@@ -177,11 +177,17 @@ export class Sequence {
    */
   push(id: number, patch?: Float32Array): Float32Array {
     const w = this.#w;
-    const { numHeads, headDim, positionSlot, positionFrequencies } = w.config;
+    const {
+      numHeads,
+      headDim,
+      positionSlot,
+      linePositionSlot,
+      positionFrequencies,
+    } = w.config;
     const t = this.#length;
     const x = this.#x;
     x.fill(0);
-    const { segment, clock } = this.#tracker.next(id);
+    const { segment, clock, line } = this.#tracker.next(id);
     for (let e = w.embed.rowStart[id]; e < w.embed.rowStart[id + 1]; e++) {
       x[w.embed.col[e]] += w.embed.value[e];
     }
@@ -195,6 +201,10 @@ export class Sequence {
     for (let p = 0; p < positionFrequencies.length; p++) {
       x[positionSlot + 2 * p] += Math.cos(positionFrequencies[p] * clock);
       x[positionSlot + 2 * p + 1] += Math.sin(positionFrequencies[p] * clock);
+      x[linePositionSlot + 2 * p] += Math.cos(positionFrequencies[p] * line);
+      x[linePositionSlot + 2 * p + 1] += Math.sin(
+        positionFrequencies[p] * line,
+      );
     }
     if (segment === SEGMENT.vision) {
       if (!patch) {
@@ -209,7 +219,8 @@ export class Sequence {
     }
     const scores = this.#scores;
     const scale = 1 / Math.sqrt(headDim);
-    const sig = new Int32Array(headDim);
+    const sigDim = new Int32Array(headDim);
+    const sigValue = new Float64Array(headDim);
 
     for (let l = 0; l < w.layers.length; l++) {
       const layer = w.layers[l];
@@ -240,19 +251,16 @@ export class Sequence {
         }
         let ns = 0;
         for (let a = 0; a < na; a++) {
-          if (Math.abs(q[base + plan.qk[a]]) > largest * NEGLIGIBLE_QUERY) {
-            sig[ns++] = a;
+          const value = q[base + plan.qk[a]];
+          if (Math.abs(value) > largest * NEGLIGIBLE_QUERY) {
+            sigDim[ns] = a;
+            sigValue[ns++] = value * scale;
           }
         }
         let max = -Infinity;
-        for (let j = 0; j <= t; j++) {
+        for (let j = 0, off = 0; j <= t; j++, off += na) {
           let s = 0;
-          const off = j * na;
-          for (let i = 0; i < ns; i++) {
-            const a = sig[i];
-            s += q[base + plan.qk[a]] * kd[off + a];
-          }
-          s *= scale;
+          for (let i = 0; i < ns; i++) s += sigValue[i] * kd[off + sigDim[i]];
           scores[j] = s;
           if (s > max) max = s;
         }

@@ -1,3 +1,5 @@
+import { buildVocab } from "./vocab.ts";
+
 /**
  * Where each feature lives in the demo model's residual stream, and the
  * token identity code. Shared by the weights script (which writes weights
@@ -11,7 +13,9 @@ export const CODE_BLOCK = 31;
 /** Dimensions of a token-identity code. */
 export const CODE_DIMS = 3 * CODE_BLOCK;
 /** Layer-0 previous-token heads look back 0..WINDOW content tokens. */
-export const WINDOW = 7;
+export const WINDOW = 10;
+/** Vocabulary size (the one-hot token slot and the line slot are this wide). */
+export const VOCAB_SIZE: number = buildVocab().length;
 /** Sinusoid pairs in the position code. */
 export const POSITION_PAIRS = 24;
 
@@ -24,17 +28,24 @@ export const SLOT = (() => {
     return start;
   };
   const tok = take(CODE_DIMS);
+  const oneHot = take(VOCAB_SIZE);
   const prev: number[] = [];
   for (let k = 0; k <= WINDOW; k++) prev.push(take(CODE_DIMS));
   return {
     /** The current token's identity code. */
     tok,
+    /** The current token, one-hot (read by the line head). */
+    oneHot,
     /** `prev[k]`: identity of the content token k steps back (k = 0 is the latest). */
     prev,
+    /** Count of each token in the current line, over the line head's sink (1e-5 per token). */
+    line: take(VOCAB_SIZE),
     /** What the induction head copied (read by the unembedding). */
     out: take(CODE_DIMS),
     /** Sinusoidal code of the content clock. */
     position: take(2 * POSITION_PAIRS),
+    /** Sinusoidal code of the line number. */
+    linePosition: take(2 * POSITION_PAIRS),
     /** Constant 1 on every position. */
     one: take(1),
     /** Turn-frame token (`<start_of_turn>`, role, newline, `<end_of_turn>`, image brackets). */

@@ -23,6 +23,8 @@ export interface Positions {
   segment: Uint8Array;
   /** Content clock per position. */
   clock: Int32Array;
+  /** Line number per position. */
+  line: Int32Array;
 }
 
 /**
@@ -35,22 +37,24 @@ export interface Positions {
  * import { SPECIAL, byteTokenId } from "./vocab.ts";
  * import assert from "node:assert/strict";
  * const tracker = new PositionTracker();
- * assert.deepEqual(tracker.next(SPECIAL.bos), { segment: SEGMENT.bos, clock: 0 });
- * assert.deepEqual(tracker.next(byteTokenId(97)), { segment: SEGMENT.text, clock: 1 });
+ * assert.deepEqual(tracker.next(SPECIAL.bos), { segment: SEGMENT.bos, clock: 0, line: 0 });
+ * assert.deepEqual(tracker.next(byteTokenId(97)), { segment: SEGMENT.text, clock: 1, line: 0 });
  * ```
  */
 export class PositionTracker {
   #index = 0;
   #frameRun = 0; // >0: tokens left in a role header; -1: just after <end_of_turn>
   #count = 0;
+  #line = 0;
 
   /**
-   * The segment and clock of the next token.
+   * The segment, clock and line of the next token.
    *
    * @param id Token id.
-   * @returns Its segment and clock.
+   * @returns Its segment, clock and line number (content line breaks so far;
+   * a line break belongs to the line it ends).
    */
-  next(id: number): { segment: number; clock: number } {
+  next(id: number): { segment: number; clock: number; line: number } {
     let seg: number;
     const afterEnd = this.#frameRun === -1;
     if (afterEnd) this.#frameRun = 0;
@@ -70,7 +74,9 @@ export class PositionTracker {
     else seg = SEGMENT.text;
     if (seg === SEGMENT.text || seg === SEGMENT.vision) this.#count++;
     this.#index++;
-    return { segment: seg, clock: this.#count };
+    const line = this.#line;
+    if (seg === SEGMENT.text && id === NEWLINE) this.#line++;
+    return { segment: seg, clock: this.#count, line };
   }
 }
 
@@ -97,11 +103,13 @@ export function computePositions(ids: ArrayLike<number>): Positions {
   const n = ids.length;
   const segment = new Uint8Array(n);
   const clock = new Int32Array(n);
+  const line = new Int32Array(n);
   const tracker = new PositionTracker();
   for (let i = 0; i < n; i++) {
     const next = tracker.next(ids[i]);
     segment[i] = next.segment;
     clock[i] = next.clock;
+    line[i] = next.line;
   }
-  return { segment, clock };
+  return { segment, clock, line };
 }

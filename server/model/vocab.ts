@@ -151,8 +151,8 @@ const WORDS = [
 /** Words that end a reply when generated (the model's colour answers). */
 export const TERMINAL_WORDS = [" red", " green", " blue"] as const;
 
-const CONSONANTS = "bcdfghjklmnprstvwz";
-const VOWELS = "aeiou";
+const CONSONANTS = "bcdfghjklmnpqrstvwxyz";
+const VOWELS = "aeiouy";
 
 function capitalize(word: string): string {
   return word[0].toUpperCase() + word.slice(1);

@@ -29,6 +29,8 @@ export interface ModelConfig {
   maxPositions: number;
   /** First residual dimension of the sinusoidal position code. */
   positionSlot: number;
+  /** First residual dimension of the sinusoidal line-number code. */
+  linePositionSlot: number;
   /** Angular frequency of each sinusoid pair. */
   positionFrequencies: number[];
 }
