@@ -172,7 +172,8 @@ export async function decodeScoresBatch(
 
 /**
  * How many workers {@linkcode decodeScoresBatch} uses by default: none for
- * fewer than two layers or under 16 MiB of scores, else one more than the
+ * fewer than two layers, under 16 MiB of scores, or without permission to
+ * load the worker module, else one more than the
  * cores, at most one per layer. One more than the cores because equal layers
  * then finish together (3 layers on 2 cores take 1.5 layer-times, not 2);
  * measured in `bench/compare.ts`.
@@ -193,6 +194,7 @@ export function defaultWorkerCount(jobs: readonly DecodeJob[]): number {
   let bytes = 0;
   for (const j of jobs) bytes += j.shape[0] * j.shape[1] * j.shape[2] * 2;
   if (jobs.length < 2 || bytes < WORKER_THRESHOLD) return 0;
+  if (!decodeWorkersPermitted()) return 0;
   return Math.min(jobs.length, coreCount() + 1);
 }
 
@@ -224,7 +226,9 @@ type Reply =
  */
 export class DecodePool {
   #workers: Worker[] = [];
+  #running: (Task | null)[] = [];
   #idle: number[] = [];
+  #dead = 0;
   #tasks: Task[] = [];
   #closed = false;
 
@@ -251,10 +255,7 @@ export class DecodePool {
         `Cannot start a decode pool: size ${size} is not a positive integer; pass 1 or more`,
       );
     }
-    for (let i = 0; i < size; i++) {
-      this.#workers.push(spawnWorker());
-      this.#idle.push(i);
-    }
+    for (let slot = 0; slot < size; slot++) this.#spawn(slot);
   }
 
   /** Number of workers. */
@@ -333,6 +334,65 @@ export class DecodePool {
     this.close();
   }
 
+  /**
+   * Starts the worker of a slot. Its handlers are set once: a reply settles
+   * the slot's running layer; a crash rejects it and restarts the worker,
+   * while a worker that fails with no layer (it could not load, e.g.
+   * without read permission) stays dead, and when all are dead the queue is
+   * refused.
+   */
+  #spawn(slot: number): void {
+    const worker = new Worker(
+      new URL("./_decode_worker.ts", import.meta.url).href,
+      { type: "module" },
+    );
+    this.#workers[slot] = worker;
+    this.#running[slot] = null;
+    this.#idle.push(slot);
+    worker.onmessage = (event: MessageEvent<Reply>) => {
+      const task = this.#running[slot];
+      this.#running[slot] = null;
+      const reply = event.data;
+      if (task && "error" in reply) {
+        task.batch.failed = true;
+        task.reject(rebuildError(reply.error));
+      } else if (task && "buffer" in reply) {
+        task.resolve(
+          task.dtype === "float16"
+            ? new Float16Array(reply.buffer)
+            : new Float32Array(reply.buffer),
+        );
+      }
+      this.#idle.push(slot);
+      this.#pump();
+    };
+    worker.onerror = (event: ErrorEvent) => {
+      event.preventDefault();
+      worker.terminate();
+      const task = this.#running[slot];
+      this.#running[slot] = null;
+      this.#idle = this.#idle.filter((s) => s !== slot);
+      if (task) {
+        task.batch.failed = true;
+        task.reject(
+          new Error(
+            `Cannot decode ${task.job.where}: its decode worker failed (${event.message}); pass { workers: 0 } to decode on this thread`,
+          ),
+        );
+        if (!this.#closed) this.#spawn(slot);
+      } else if (++this.#dead === this.#workers.length) {
+        for (const t of this.#tasks.splice(0)) {
+          t.reject(
+            new Error(
+              `Cannot start decode workers: ${event.message}; run Deno with --allow-read, or pass { workers: 0 } to decode on this thread`,
+            ),
+          );
+        }
+      }
+      this.#pump();
+    };
+  }
+
   /** Hands queued layers to idle workers. */
   #pump(): void {
     while (this.#idle.length && this.#tasks.length && !this.#closed) {
@@ -357,37 +417,7 @@ export class DecodePool {
       }
       const slot = this.#idle.pop()!;
       const worker = this.#workers[slot];
-      const done = () => {
-        this.#idle.push(slot);
-        this.#pump();
-      };
-      worker.onmessage = (event: MessageEvent<Reply>) => {
-        const reply = event.data;
-        if ("error" in reply) {
-          task.batch.failed = true;
-          task.reject(rebuildError(reply.error));
-        } else {
-          task.resolve(
-            task.dtype === "float16"
-              ? new Float16Array(reply.buffer)
-              : new Float32Array(reply.buffer),
-          );
-        }
-        done();
-      };
-      worker.onerror = (event: ErrorEvent) => {
-        event.preventDefault();
-        task.batch.failed = true;
-        task.reject(
-          new Error(
-            `Cannot decode ${task.job.where}: its decode worker crashed (${event.message}); pass { workers: 0 } to decode on this thread`,
-          ),
-        );
-        // A crashed worker is replaced so the pool stays usable.
-        worker.terminate();
-        this.#workers[slot] = spawnWorker();
-        done();
-      };
+      this.#running[slot] = task;
       worker.postMessage(
         { gz, shape: task.job.shape, dtype: task.dtype, where: task.job.where },
         [gz.buffer as ArrayBuffer],
@@ -405,10 +435,25 @@ interface Task {
   reject: (error: Error) => void;
 }
 
-function spawnWorker(): Worker {
-  return new Worker(new URL("./_decode_worker.ts", import.meta.url).href, {
-    type: "module",
-  });
+/**
+ * Whether this process may start the decode workers: they load from a file
+ * next to this module, which needs read permission there.
+ *
+ * @returns `false` when read permission for the worker module is missing.
+ *
+ * @example
+ * ```ts
+ * import { decodeWorkersPermitted } from "./decode.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(typeof decodeWorkersPermitted(), "boolean");
+ * ```
+ */
+export function decodeWorkersPermitted(): boolean {
+  const url = new URL("./_decode_worker.ts", import.meta.url);
+  if (url.protocol !== "file:") return true;
+  return Deno.permissions.querySync({ name: "read", path: url }).state ===
+    "granted";
 }
 
 /** Recreates a worker's error with its class, so callers can tell them apart. */

@@ -17,6 +17,7 @@ import {
   DecodePool,
   decodeScores,
   decodeScoresBatch,
+  decodeWorkersPermitted,
 } from "./decode.ts";
 import { type AttentionCapture, AttentionLayer } from "./layer.ts";
 import {
@@ -117,7 +118,8 @@ export async function extractAttentionFromResponse(
   // Workers take tens of milliseconds to load: for a large body, start them
   // now so they load while this thread scans the body.
   const size = isBytes(response) ? response.byteLength : 0;
-  const early = !options.pool && options.workers !== 0 && size >= EARLY_POOL
+  const early = !options.pool && size >= EARLY_POOL &&
+      (options.workers ?? (decodeWorkersPermitted() ? 1 : 0)) > 0
     ? new DecodePool(options.workers)
     : undefined;
   const pool = options.pool ?? early;
