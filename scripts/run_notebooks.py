@@ -185,11 +185,14 @@ def execute(path, args):
         if args.output_dir
         else path
     )
-    if failure is None or args.output_dir:
+    # A failed run is kept only where it cannot overwrite the source, and
+    # only when some cell ran (there is something to look at).
+    keep_partial = args.output_dir and client.code_cells_executed > 0
+    if failure is None or keep_partial:
         nbformat.write(nb, target)
     if failure is not None:
         sys.stderr.write(failure)
-        if args.output_dir:
+        if keep_partial:
             sys.stderr.write(f"partly executed notebook written to {target}\n")
         return False
     cells = sum(1 for c in nb.cells if c.cell_type == "code")
