@@ -272,6 +272,29 @@ for (const path of notebooks) {
         answers.length > 0,
         `${name} tags no cell "answer"; tag the cells that check results`,
       );
+      // The first cell says which server runs and how to choose another.
+      const intro = joined(source.cells[0]?.source);
+      assert.match(
+        intro,
+        /demo server/,
+        `${name}'s first cell does not mention the demo server`,
+      );
+      assert.match(
+        intro,
+        /ATTNSCOPE_BASE_URL/,
+        `${name}'s first cell does not say how to use another server`,
+      );
+      // No code is keyed to an answer: the expected values come from lib/studies.ts.
+      for (const study of Object.values(STUDIES)) {
+        const keyed = source.cells.findIndex((c) =>
+          c.cell_type === "code" && joined(c.source).includes(study.expected)
+        );
+        assert.equal(
+          keyed,
+          -1,
+          `cell ${keyed} of ${name} hard-codes ${study.expected}; take it from the study`,
+        );
+      }
 
       const jupyter = await temporaryJupyter();
       let executed: { cells: Cell[] };
