@@ -152,7 +152,10 @@ Deno.test("attentionHeatmap() switches from cells to raster above cellLimit", ()
   assert.match(String(attentionHeatmap(layer)), /SVG cells/);
   const raster = attentionHeatmap(layer, { cellLimit: 100 });
   assert.match(String(raster), /raster 30x30/);
-  assert.doesNotMatch(raster.toSVG(), /<title>q /);
+  // No per-cell rectangles: one hover band per raster row instead.
+  const rowTitles = titles(raster.toSVG()).filter((t) => t.startsWith("q "));
+  assert.equal(rowTitles.length, 30);
+  assert.ok(rowTitles.every((t) => / → strongest /.test(t)), rowTitles[0]);
   assert.match(raster.toSVG(), /image-rendering="optimizeSpeed"/);
 });
 
@@ -269,4 +272,26 @@ Deno.test("attentionHeatmap() handles captures with fewer query rows than keys",
   assert.equal(cells.length, 9); // (3, 4) is masked
   assert.ok(cells.includes("q 3 → k 3: 0.400"));
   assert.ok(!cells.some((t) => t.startsWith("q 3 → k 4")));
+});
+
+Deno.test("attentionHeatmap() raster rows carry hover text with their strongest key", () => {
+  // Query 5 puts everything on key 2; rows are not reduced at T=8.
+  const t = 8;
+  const data = new Float32Array(t * t);
+  for (let q = 0; q < t; q++) data[q * t + q] = 1;
+  data.fill(0, 5 * t, 6 * t);
+  data[5 * t + 2] = 1;
+  const labels = Array.from({ length: t }, (_, i) => `w${i}`);
+  const svg = attentionHeatmap(new AttentionScores(data, [t, 1, t]), {
+    render: "raster",
+    labels,
+  }).toSVG();
+  assert.ok(titles(svg).includes("q w5 5 → strongest w2 2: 1.000"));
+  // Reduced rows name ranges.
+  const big = syntheticLayer({ tokens: 1200, heads: 1 });
+  const bands = titles(attentionHeatmap(big).toSVG()).filter((x) =>
+    x.startsWith("q ")
+  );
+  assert.ok(bands.length < 1200);
+  assert.match(bands[bands.length - 1], /^q \d+–1199 → strongest /);
 });

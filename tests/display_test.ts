@@ -63,7 +63,9 @@ Deno.test("a large layer displays as a raster heatmap", async () => {
   const bundle = await layer[JUPYTER_DISPLAY]();
   const svg = String(bundle["image/svg+xml"]);
   assert.match(svg, /<image [^>]*image-rendering="optimizeSpeed"/);
-  assert.ok(svg.length < 300_000, `${svg.length} bytes`);
+  // 80,000 SVG cells would take about 8 MB; the raster (noisy synthetic
+  // data compresses poorly) plus row hover bands stays far below.
+  assert.ok(svg.length < 600_000, `${svg.length} bytes`);
 });
 
 Deno.test("TopAttendedTokens displays as a bar chart and keeps its plain text", async () => {

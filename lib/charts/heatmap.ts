@@ -234,6 +234,7 @@ export function attentionHeatmap(
     body.push(...cellMark(grid, k0, labels, color, slot));
   } else {
     body.push(rasterMark(grid, color, k0, k1, q0, qEnd));
+    body.push(rowHoverMark(grid, k0, k1, labels, slot));
   }
   const roomX = plotW / (rotate ? 12 : 30);
   const roomY = plotH / 12;
@@ -362,7 +363,7 @@ export function attentionHeatmap(
     title: title ?? `${layerName}${headName}`,
     subtitle: subtitle ?? defaultSubtitle,
     legends: legendOn ? [rampLegend(color)] : [],
-    chart: spliced(plotBlock(node), mode === "cells" ? slot : null),
+    chart: spliced(plotBlock(node), slot),
     caption: caption ?? notes.join("\n"),
   });
 }
@@ -448,6 +449,62 @@ function spliced(
   slot: { id: string; markup: string } | null,
 ): FigureBlock {
   return slot ? { ...block, svg: spliceCells(block.svg, slot) } : block;
+}
+
+/**
+ * Hover text for a raster: one invisible band per grid row naming its
+ * queries and where their strongest attention goes (an image has no
+ * per-pixel `<title>`).
+ */
+function rowHoverMark(
+  grid: AttentionGrid,
+  k0: number,
+  k1: number,
+  labels: readonly string[] | undefined,
+  slot: { id: string; markup: string },
+): Plot.RenderFunction {
+  return (_i, scales, _v, _d, context) => {
+    const { values, rows, cols, queryPositions } = grid;
+    const nRows = queryPositions.length;
+    const nCols = k1 - k0;
+    const x0 = r1(scales.x!(k0) as number);
+    const width = r1((scales.x!(k1) as number) - x0);
+    const span = (a: number, b: number) =>
+      a === b ? escapeXml(positionLabel(a, labels, 24)) : `${a}–${b}`;
+    const parts: string[] = [];
+    for (let r = 0; r < rows; r++) {
+      const first = Math.ceil((r * nRows) / rows);
+      const last = Math.ceil(((r + 1) * nRows) / rows) - 1;
+      const qa = queryPositions[first];
+      const qb = queryPositions[last];
+      let best = -1;
+      for (let c = 0; c < cols; c++) {
+        const v = values[r * cols + c];
+        if (!Number.isNaN(v) && (best < 0 || v > values[r * cols + best])) {
+          best = c;
+        }
+      }
+      const ya = scales.y!(qa) as number;
+      const yb = scales.y!(qb + 1) as number;
+      const strongest = best < 0 ? "nothing unmasked" : `strongest ${
+        span(
+          k0 + Math.ceil((best * nCols) / cols),
+          k0 + Math.ceil(((best + 1) * nCols) / cols) - 1,
+        )
+      }: ${formatWeight(values[r * cols + best])}`;
+      parts.push(
+        `<rect x="${x0}" y="${r1(Math.min(ya, yb))}" width="${width}" height="${
+          r1(Math.abs(yb - ya))
+        }" fill="white" fill-opacity="0"><title>q ${
+          span(qa, qb)
+        } → ${strongest}</title></rect>`,
+      );
+    }
+    slot.markup = parts.join("");
+    const g = context.document.createElementNS(SVG_NS, "g");
+    g.setAttribute("data-attnscope-cells", slot.id);
+    return g as unknown as RenderedElement;
+  };
 }
 
 /** Puts the cells' markup into the placeholder group Plot serialized. */
