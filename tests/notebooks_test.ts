@@ -276,7 +276,7 @@ for (const path of notebooks) {
       const intro = joined(source.cells[0]?.source);
       assert.match(
         intro,
-        /demo server/,
+        /demo\s+server/,
         `${name}'s first cell does not mention the demo server`,
       );
       assert.match(
