@@ -48,6 +48,19 @@ for (const [t, layer] of layers) {
   });
 }
 
+// At the study size, SVG cells (hover per cell) against the default raster.
+Deno.bench("heatmap T=138 head mean, SVG cells", {
+  group: "heatmap head mean",
+}, () => {
+  attentionHeatmap(layers.get(138)!, { render: "cells" }).toSVG();
+});
+console.log(
+  `T=138 head mean as SVG cells: ${
+    (attentionHeatmap(layers.get(138)!, { render: "cells" }).toSVG().length /
+      1024).toFixed(0)
+  } KiB SVG`,
+);
+
 // Decoders may keep scores as float16 (half the memory); reading them is
 // the part of the work that changes.
 const half = layers.get(4096)!;

@@ -77,8 +77,11 @@ export interface HeatmapOptions extends PlotOptionsPassThrough {
    */
   render?: "auto" | "cells" | "raster";
   /**
-   * Largest number of cells drawn as SVG rectangles under `render: "auto"`.
-   * @default {20000}
+   * Largest grid (queries x keys) drawn as SVG rectangles under
+   * `render: "auto"`. Cells cost about 110 bytes each with their hover
+   * text (T=138: 1.1 MB, twice over in a notebook's bundle); a raster of the
+   * same grid is about 50 KB and keeps hover text per row.
+   * @default {10000}
    */
   cellLimit?: number;
   /**
@@ -146,7 +149,7 @@ export function attentionHeatmap(
     mark,
     tokenMeta,
     render = "auto",
-    cellLimit = 20000,
+    cellLimit = 10000,
     saturate = 0.995,
     title,
     subtitle,
