@@ -31,8 +31,8 @@ const HEADS = 12;
 const HEAD_DIM = WINDOW * CODE_DIMS + VOCAB_SIZE + 1;
 /** Longest sequence; the position code is checked to stay sharp up to here. */
 const MAX_POSITIONS = 8192;
-/** Position-match sharpness of the previous-token heads (logits per unit of cosine). */
-const POSITION_GAIN = 4;
+/** Previous-token heads: logits between the right key and the best wrong one. */
+const POSITION_MARGIN = 50;
 /** Induction head: logits for a full-window match. */
 const INDUCTION_GAIN = 1e5;
 /** Induction head: weight of the token d steps back is DECAY^d (below 0.4 so a nearer match always wins). */
@@ -120,6 +120,7 @@ function build() {
   const W = HEADS * HEAD_DIM;
   const sqrtDh = Math.sqrt(HEAD_DIM);
   const { freqs, offPeak } = positionFrequencies();
+  const POSITION_GAIN = POSITION_MARGIN / (POSITION_PAIRS - offPeak);
 
   const noCode = new Set<number>([
     SPECIAL.bos,
