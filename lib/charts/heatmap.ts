@@ -421,15 +421,19 @@ function cellMark(
       const q = queryPositions[r];
       const qLabel = escapeXml(positionLabel(q, labels, 24));
       // One decimal is plenty at crisp edges and keeps ~10k cells small.
-      const top = r1(Math.min(y(q), y(q + 1)));
-      const h = r1(Math.abs(y(q + 1) - y(q)));
+      // Sizes are differences of rounded edges, so neighbours share edges
+      // exactly and no seam opens between them at any zoom.
+      const ya = r1(y(q));
+      const yb = r1(y(q + 1));
+      const top = Math.min(ya, yb);
+      const h = r1(Math.abs(yb - ya));
       for (let c = 0; c < cols; c++) {
         const v = values[r * cols + c];
         if (Number.isNaN(v)) continue;
         colors.put(v, rgb, 0);
         parts.push(
           `<rect x="${r1(x(k0 + c))}" y="${top}" width="${
-            r1(x(k0 + c + 1) - x(k0 + c))
+            r1(r1(x(k0 + c + 1)) - r1(x(k0 + c)))
           }" height="${h}" fill="#${hex(0)}${hex(1)}${
             hex(2)
           }"><title>q ${qLabel} → k ${keyLabels[c]}: ${
