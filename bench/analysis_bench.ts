@@ -10,7 +10,12 @@
  */
 
 import { benchCapture } from "./_data.ts";
-import { decodeCapture, encodeCapture } from "../lib/capture_file.ts";
+import {
+  decodeCapture,
+  encodeCapture,
+  loadCapture,
+  saveCapture,
+} from "../lib/capture_file.ts";
 import { extractAttentionFromResponse } from "../lib/extract.ts";
 import {
   attentionEntropy,
@@ -87,6 +92,8 @@ const mid = await Deno.readFile(await benchCapture(2048));
 const midCapture =
   (await extractAttentionFromResponse(mid, { dtype: "float16" }))!;
 const file = encodeCapture(midCapture);
+const filePath = await Deno.makeTempFile({ suffix: ".attn" });
+await saveCapture(filePath, midCapture);
 Deno.bench("decode the JSON body (3 layers T=2048, float16)", {
   group: "load",
   baseline: true,
@@ -96,6 +103,20 @@ Deno.bench("decode the JSON body (3 layers T=2048, float16)", {
 Deno.bench("decodeCapture (same capture, file)", { group: "load" }, () => {
   decodeCapture(file);
 });
+Deno.bench(
+  "loadCapture, calling thread (same capture)",
+  { group: "load" },
+  async () => {
+    await loadCapture(filePath, { workers: 0 });
+  },
+);
+Deno.bench(
+  "loadCapture, 2 workers (same capture)",
+  { group: "load" },
+  async () => {
+    await loadCapture(filePath, { workers: 2 });
+  },
+);
 Deno.bench("encodeCapture level 6 (3 layers T=2048)", {
   group: "save",
   baseline: true,

@@ -29,10 +29,15 @@
  * @module
  */
 
-import { crc32, deflateSync, inflateSync } from "node:zlib";
+import { crc32, deflateSync } from "node:zlib";
+import {
+  asBytes,
+  CorruptLayerError,
+  restoreLayerData,
+  shuffleBytes,
+} from "./_capture_codec.ts";
 import { type CaptureLike, normalizeCapture } from "./capture_input.ts";
 import { type AttentionCapture, AttentionLayer } from "./layer.ts";
-import { float16ToFloat32 } from "./float16.ts";
 import { AttentionScores, type ScoresDType } from "./scores.ts";
 import { TokenMeta } from "./token_meta.ts";
 import { warn } from "./warn.ts";
@@ -268,8 +273,44 @@ export function decodeCapture(
   bytes: Uint8Array,
   source: string = "bytes",
 ): SavedCapture {
-  const fail = (state: string, todo: string) =>
-    new SyntaxError(`Cannot load capture from ${source}: ${state}; ${todo}`);
+  const container = readContainer(bytes, source);
+  const data = container.header.layers.map((entry) => {
+    try {
+      return restoreLayerData(entry, layerBlob(container, entry));
+    } catch (error) {
+      throw asLoadError(error, source);
+    }
+  });
+  return assemble(container.header, data);
+}
+
+/** A capture file's parsed header and where its blobs start. */
+interface Container {
+  header: Header;
+  bytes: Uint8Array;
+  blobStart: number;
+  source: string;
+}
+
+function loadError(source: string, state: string, todo: string): SyntaxError {
+  return new SyntaxError(
+    `Cannot load capture from ${source}: ${state}; ${todo}`,
+  );
+}
+
+function asLoadError(error: unknown, source: string): Error {
+  return error instanceof CorruptLayerError
+    ? loadError(
+      source,
+      error.message,
+      "the file is corrupted; copy or save it again",
+    )
+    : error as Error;
+}
+
+/** Checks magic, version, header checksum, length and end marker. */
+function readContainer(bytes: Uint8Array, source: string): Container {
+  const fail = (state: string, todo: string) => loadError(source, state, todo);
   if (bytes.length < PREFIX || !MAGIC.every((b, i) => bytes[i] === b)) {
     if (
       bytes.length > 0 &&
@@ -342,25 +383,39 @@ export function decodeCapture(
       } unexpected byte(s) after the end of ${source} were ignored`,
     );
   }
-  const attention: AttentionCapture = {};
-  for (const entry of header.layers) {
-    const blob = bytes.subarray(
-      blobStart + entry.offset,
-      blobStart + entry.offset + entry.length,
+  return { header, bytes, blobStart, source };
+}
+
+/** One layer's blob, its checksum verified. */
+function layerBlob(container: Container, entry: LayerEntry): Uint8Array {
+  const start = container.blobStart + entry.offset;
+  const blob = container.bytes.subarray(start, start + entry.length);
+  if (crc32(blob) !== entry.crc32) {
+    throw loadError(
+      container.source,
+      `layer ${entry.layer}'s checksum does not match`,
+      "the file is corrupted; copy or save it again",
     );
-    if (crc32(blob) !== entry.crc32) {
-      throw fail(
-        `layer ${entry.layer}'s checksum does not match`,
-        "the file is corrupted; copy or save it again",
-      );
-    }
+  }
+  return blob;
+}
+
+function assemble(
+  header: Header,
+  data: (Float16Array | Float32Array)[],
+): SavedCapture {
+  const attention: AttentionCapture = {};
+  header.layers.forEach((entry, n) => {
     attention[entry.layer] = new AttentionLayer({
       layer: entry.layer,
       model: entry.model,
-      scores: restoreScores(entry, blob, fail),
+      scores: new AttentionScores(data[n], entry.shape, {
+        keyOffset: entry.keyOffset,
+        queryPositions: entry.queryPositions,
+      }),
       tokenMeta: TokenMeta.from(entry.tokenMeta, entry.layer),
     });
-  }
+  });
   return {
     attention,
     labels: header.labels,
@@ -409,10 +464,24 @@ export async function saveCapture(
   await Deno.writeFile(path, encodeCapture(capture, options));
 }
 
+/** Options for {@linkcode loadCapture}. */
+export interface LoadCaptureOptions {
+  /**
+   * Worker threads restoring layers in parallel; `0` restores on the
+   * calling thread. Worker start-up and copies cost about what they save
+   * on a 2-core machine with 3 layers (see bench/analysis_bench.ts), so
+   * workers pay off only for many large layers on more cores.
+   * @default {0}
+   */
+  workers?: number;
+}
+
 /**
- * Loads a capture saved by {@linkcode saveCapture}.
+ * Loads a capture saved by {@linkcode saveCapture}, optionally restoring
+ * layers on worker threads.
  *
  * @param path The file.
+ * @param options Worker threads.
  * @returns The capture, labels and response metadata.
  * @throws {SyntaxError} When the file is not a capture file, is truncated or corrupted.
  *
@@ -427,8 +496,82 @@ export async function saveCapture(
  * await Deno.remove(path);
  * ```
  */
-export async function loadCapture(path: string | URL): Promise<SavedCapture> {
-  return decodeCapture(await Deno.readFile(path), String(path));
+export async function loadCapture(
+  path: string | URL,
+  options: LoadCaptureOptions = {},
+): Promise<SavedCapture> {
+  const source = String(path);
+  const container = readContainer(await Deno.readFile(path), source);
+  const entries = container.header.layers;
+  const workers = Math.min(entries.length, options.workers ?? 0);
+  if (!(workers >= 1)) return decodeCapture(container.bytes, source);
+  // Checksums are verified here, so a corrupted file fails before any
+  // worker starts.
+  const jobs = entries.map((entry) => ({
+    entry,
+    blob: layerBlob(container, entry),
+  }));
+  const data = await restoreInWorkers(jobs, workers, source);
+  return assemble(container.header, data);
+}
+
+/** Restores layers on a few workers, in order; the workers end afterwards. */
+async function restoreInWorkers(
+  jobs: { entry: LayerEntry; blob: Uint8Array }[],
+  count: number,
+  source: string,
+): Promise<(Float16Array | Float32Array)[]> {
+  const out: (Float16Array | Float32Array)[] = new Array(jobs.length);
+  let next = 0;
+  const pool = Array.from(
+    { length: count },
+    () =>
+      new Worker(new URL("./_capture_worker.ts", import.meta.url).href, {
+        type: "module",
+      }),
+  );
+  const run = (worker: Worker): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const take = () => {
+        if (next >= jobs.length) return resolve();
+        const n = next++;
+        const { entry, blob } = jobs[n];
+        worker.onmessage = (event) => {
+          const reply = event.data;
+          if (reply.error) {
+            return reject(
+              loadError(
+                source,
+                reply.error,
+                "the file is corrupted; copy or save it again",
+              ),
+            );
+          }
+          out[n] = entry.dtype === "float16"
+            ? new Float16Array(reply.buffer, reply.byteOffset, reply.length)
+            : new Float32Array(reply.buffer, reply.byteOffset, reply.length);
+          take();
+        };
+        worker.onerror = (event) => {
+          event.preventDefault();
+          reject(
+            new Error(
+              `Cannot load capture from ${source}: a worker failed: ${event.message}`,
+            ),
+          );
+        };
+        // A copy of the blob is transferred; the file's bytes stay whole.
+        const copy = blob.slice();
+        worker.postMessage({ entry, blob: copy }, [copy.buffer]);
+      };
+      take();
+    });
+  try {
+    await Promise.all(pool.map(run));
+  } finally {
+    for (const w of pool) w.terminate();
+  }
+  return out;
 }
 
 /** The scores' bytes in the stored type, and whether narrowing rounded. */
@@ -460,95 +603,6 @@ function storedBytes(
     }
   }
   return { bytes: new Uint8Array(f16.buffer), lossy };
-}
-
-function restoreScores(
-  entry: LayerEntry,
-  blob: Uint8Array,
-  fail: (state: string, todo: string) => SyntaxError,
-): AttentionScores {
-  const width = entry.stored === "float16" ? 2 : 4;
-  const count = entry.shape[0] * entry.shape[1] * entry.shape[2];
-  let raw: Uint8Array;
-  try {
-    raw = entry.compression === "deflate"
-      ? new Uint8Array(inflateSync(blob))
-      : blob.slice();
-  } catch {
-    throw fail(
-      `layer ${entry.layer} does not inflate`,
-      "the file is corrupted; copy or save it again",
-    );
-  }
-  if (raw.length !== count * width) {
-    throw fail(
-      `layer ${entry.layer} holds ${raw.length} bytes but shape [${
-        entry.shape.join(", ")
-      }] needs ${count * width}`,
-      "the file is corrupted; copy or save it again",
-    );
-  }
-  // Typed views need aligned, unshared memory: unshuffling makes a fresh
-  // buffer; otherwise copy.
-  const bytes = entry.shuffle ? unshuffleBytes(raw, width) : raw.slice();
-  const values = width === 2
-    ? new Float16Array(bytes.buffer, bytes.byteOffset, count)
-    : new Float32Array(bytes.buffer, bytes.byteOffset, count);
-  let data: Float16Array | Float32Array = values;
-  if (entry.dtype === "float32" && values instanceof Float16Array) {
-    data = float16ToFloat32(values);
-  } else if (entry.dtype === "float16" && values instanceof Float32Array) {
-    data = new Float16Array(values.length);
-    data.set(values);
-  }
-  return new AttentionScores(data, entry.shape, {
-    keyOffset: entry.keyOffset,
-    queryPositions: entry.queryPositions,
-  });
-}
-
-/** Byte planes: all byte 0s of each element, then all byte 1s, ... */
-function shuffleBytes(bytes: Uint8Array, width: number): Uint8Array {
-  const n = bytes.length / width;
-  const out = new Uint8Array(bytes.length);
-  if (width === 2 && bytes.byteOffset % 2 === 0) {
-    // Whole 16-bit words at a time: about 4x faster than byte by byte.
-    const words = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
-    const hi = out.subarray(n);
-    for (let i = 0; i < n; i++) {
-      const w = words[i];
-      out[i] = w & 0xff;
-      hi[i] = w >>> 8;
-    }
-    return out;
-  }
-  for (let b = 0; b < width; b++) {
-    const plane = b * n;
-    for (let i = 0; i < n; i++) out[plane + i] = bytes[i * width + b];
-  }
-  return out;
-}
-
-function unshuffleBytes(bytes: Uint8Array, width: number): Uint8Array {
-  const n = bytes.length / width;
-  const out = new Uint8Array(bytes.length);
-  if (width === 2) {
-    const words = new Uint16Array(out.buffer, 0, n);
-    const lo = bytes.subarray(0, n);
-    const hi = bytes.subarray(n);
-    for (let i = 0; i < n; i++) words[i] = lo[i] | (hi[i] << 8);
-    return out;
-  }
-  for (let b = 0; b < width; b++) {
-    const plane = b * n;
-    for (let i = 0; i < n; i++) out[i * width + b] = bytes[plane + i];
-  }
-  return out;
-}
-
-/** A Node Buffer as a plain byte view, without copying. */
-function asBytes(buffer: Uint8Array): Uint8Array {
-  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
 }
 
 function defaultPositions(s: AttentionScores): boolean {

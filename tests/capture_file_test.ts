@@ -277,7 +277,7 @@ Deno.test("charts drawn from a loaded capture are identical to the live ones", a
   const loaded = decodeCapture(encodeCapture({ attention, labels }));
   // Element ids come from per-process counters; everything else must match.
   const ids = (svg: string) =>
-    svg.replace(/attnscope-masked-\d+/g, "attnscope-masked-N");
+    svg.replace(/(attnscope-[a-z-]+?-|data-attnscope-[a-z-]+=")\d+/g, "$1N");
   assert.equal(
     ids(
       attentionHeatmap(loaded.attention[18], {
@@ -292,4 +292,45 @@ Deno.test("charts drawn from a loaded capture are identical to the live ones", a
     headSummaryChart(headSummary(loaded)).toSVG(),
     headSummaryChart(headSummary({ attention, labels })).toSVG(),
   );
+});
+
+Deno.test("loadCapture() restores layers on worker threads exactly as on the calling thread", async () => {
+  const layers = [0, 1, 2].map((i) =>
+    layerOf(
+      i,
+      new AttentionScores(
+        Float16Array.from(randomCausalAttention(40, 4, 50 + i)),
+        [40, 4, 40],
+      ),
+    )
+  );
+  const f32 = layerOf(
+    3,
+    new AttentionScores(randomCausalAttention(40, 4, 60), [40, 4, 40]),
+  );
+  const capture = {
+    attention: { 0: layers[0], 1: layers[1], 2: layers[2], 3: f32 },
+    labels: ["a"],
+  };
+  const path = await Deno.makeTempFile({ suffix: ".attn" });
+  try {
+    await saveCapture(path, capture, { dtype: "float32" });
+    for (const workers of [0, 1, 2, 8]) {
+      const loaded = await loadCapture(path, { workers });
+      for (const l of [...layers, f32]) sameLayer(l, loaded.attention[l.layer]);
+      assert.deepEqual(loaded.labels, ["a"]);
+    }
+    // A corrupted file fails with the same message with or without workers.
+    const bytes = await Deno.readFile(path);
+    bytes[bytes.length - 30] ^= 0xff;
+    await Deno.writeFile(path, bytes);
+    for (const workers of [0, 2]) {
+      await assert.rejects(
+        loadCapture(path, { workers }),
+        /layer 3's checksum does not match/,
+      );
+    }
+  } finally {
+    await Deno.remove(path);
+  }
 });
