@@ -127,6 +127,9 @@ export async function runCli(
       layers: parsed.layers,
       apiKey: parsed.apiKey,
       model: parsed.model,
+      // As the reference labels prompt tokens with a local tokenizer, the
+      // in-process demo labels them with the demo model's own.
+      promptLabels: server?.labelPrompt,
     });
     for (const line of studyReport(run)) print(line);
     return 0;

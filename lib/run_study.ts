@@ -7,6 +7,7 @@
  */
 
 import { captureAttention, type CaptureResult } from "./client.ts";
+import { warn } from "./warn.ts";
 import { codenameLayerLines, needleLayerLines, pythonRepr } from "./compact.ts";
 import {
   isCorrect,
@@ -39,6 +40,14 @@ export interface RunStudyOptions {
    * @default {undefined} the first of `/v1/models`
    */
   model?: string;
+  /**
+   * Labels for the prompt's positions from a local tokenizer, as the
+   * reference's `build_token_map` makes them (e.g. the demo server's
+   * `labelPrompt`); they replace the server's `prompt_logprobs` labels when
+   * their count matches the prompt length, else a warning says so.
+   * @default {undefined} the server's labels
+   */
+  promptLabels?: (prompt: string) => readonly string[];
 }
 
 /** A finished study run. */
@@ -90,6 +99,16 @@ export async function runStudy(
     layers,
     temperature: 0,
   });
+  if (options.promptLabels) {
+    const local = options.promptLabels(study.prompt);
+    if (local.length === capture.promptLen) {
+      capture.labels.splice(0, local.length, ...local);
+    } else {
+      warn(
+        `The local tokenizer made ${local.length} prompt tokens but the server reported ${capture.promptLen}, so the server's labels are kept; check that the local tokenizer matches the served model`,
+      );
+    }
+  }
   const output = capture.text.trim();
   return {
     study,

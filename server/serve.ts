@@ -50,6 +50,13 @@ export interface DemoServer {
   readonly baseUrl: string;
   /** The model name `/v1/models` lists. */
   readonly model: string;
+  /**
+   * Labels of a single-user-message prompt's positions, from the served
+   * model's own tokenizer and chat template: the reference client's local
+   * tokenizer labels (`build_token_map`), which also name position 0, the
+   * one `prompt_logprobs` leaves out.
+   */
+  labelPrompt(prompt: string): string[];
   /** Stops listening and waits until open requests are answered. */
   close(): Promise<void>;
   /** Same as {@linkcode DemoServer.close}, for `await using`. */
@@ -71,6 +78,7 @@ export interface DemoServer {
  * try {
  *   const res = await fetch(`${server.baseUrl}/models`);
  *   assert.equal((await res.json()).data[0].id, server.model);
+ *   assert.equal(server.labelPrompt("Hi")[0], "<bos>");
  * } finally {
  *   await server.close();
  * }
@@ -117,9 +125,18 @@ export async function startDemoServer(
     url,
     baseUrl: `${url}/v1`,
     model: settings.servedModelName ?? model.name,
+    labelPrompt: (prompt) => labelPrompt(model, prompt),
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+function labelPrompt(model: DemoModel, prompt: string): string[] {
+  const { ids } = model.renderChat([{
+    role: "user",
+    parts: [{ type: "text", text: prompt }],
+  }]);
+  return [...ids].map((id) => model.tokenText(id).replaceAll("\n", "↵"));
 }
 
 async function loadBundledModel(): Promise<DemoModel> {

@@ -48,6 +48,9 @@ Deno.test("`study --example needle` prints the prompt, ✓ and each layer's avg 
   assert.equal(avg.length, headers.length);
   const heads = lines.filter((l) => /^ {2}h\d+ {1,2}\S/.test(l));
   assert.equal(heads.length, headers.length * h);
+  // Prompt positions carry the demo tokenizer's text (the reference's local
+  // tokenizer labels), position 0 included, never a bare index.
+  assert.doesNotMatch(stdout, /(^|\s)0\(0\)=/m);
   // The needle's tokens (those spelling "alpha") are marked where a head
   // gives them more than 0.15 among its top 3, and never elsewhere.
   const marked = lines.filter((l) => l.includes("◀"));
