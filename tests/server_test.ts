@@ -391,3 +391,46 @@ async function countLayers(baseUrl: string): Promise<number> {
   });
   return (await res.json()).attn_capture_data.length;
 }
+
+Deno.test("the server answers concurrent good and bad requests, each as it deserves", async () => {
+  await using server = await startDemoServer();
+  const send = (body: string) =>
+    fetch(`${server.baseUrl}/chat/completions`, { method: "POST", body })
+      .then(async (res) => ({ status: res.status, body: await res.json() }));
+  const good = JSON.stringify({
+    model: server.model,
+    messages: [{ role: "user", content: "sun: 5150\nmoon: 8086\nsun:" }],
+    temperature: 0,
+    attn_capture: 1,
+  });
+  const results = await Promise.all([
+    send(good),
+    send("{not json"),
+    send(good),
+    send(JSON.stringify({ model: server.model, messages: "hi" })),
+    send(
+      JSON.stringify({
+        model: server.model,
+        messages: [{ role: "user", content: "a" }],
+        attn_capture: 7,
+      }),
+    ),
+    send(good),
+  ]);
+  assert.deepEqual(results.map((r) => r.status), [
+    200,
+    400,
+    200,
+    400,
+    400,
+    200,
+  ]);
+  for (const r of results.filter((r) => r.status === 200)) {
+    assert.equal(r.body.choices[0].message.content.trim(), "5150");
+    assert.ok(r.body.attn_capture_data.length >= 2);
+  }
+  assert.deepEqual(
+    results.filter((r) => r.status === 400).map((r) => r.body.error.param),
+    [null, "messages", "attn_capture"],
+  );
+});
