@@ -4,9 +4,11 @@
  * a time ({@linkcode decodeScoresBatch}).
  *
  * Layers are independent, so a 2-core machine decodes two at once. Memory
- * stays bounded: a layer's gzip bytes are produced (base64-decoded) only
+ * stays bounded: a layer's gzip bytes are asked for (`DecodeJob.gzip`) only
  * when a worker is about to take it, and buffers move between threads by
- * transfer, never by copy.
+ * transfer, never by copy. Float16 output is the inflated buffer itself;
+ * float32 output is converted chunk by chunk while inflating, so no float16
+ * copy of a layer is ever held.
  *
  * @module
  */

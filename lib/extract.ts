@@ -3,10 +3,13 @@
  * parsed response, its raw body as a string, or its raw body bytes.
  *
  * Bytes are the fast and scalable path: the body is scanned without becoming
- * one string (see `wire.ts`), so responses over 512 MiB decode too, and
- * layers are decoded on worker threads. The async function is the main API;
- * {@linkcode extractAttentionFromResponseSync} does the same on the calling
- * thread, for small responses and places that cannot await.
+ * one string (see `wire.ts`), so responses over 512 MiB decode too, and each
+ * layer goes to a worker thread as soon as the scan has passed it.
+ *
+ * Why async, where the reference is sync: decoding on workers means waiting
+ * for them, and inflating dominates the time (layers in parallel on two cores
+ * roughly halve it). {@linkcode extractAttentionFromResponseSync} does the same
+ * work on the calling thread, for small responses and code that cannot await.
  *
  * @module
  */
