@@ -32,7 +32,7 @@ const HEAD_DIM = WINDOW * CODE_DIMS + VOCAB_SIZE + 1;
 /** Longest sequence; the position code is checked to stay sharp up to here. */
 const MAX_POSITIONS = 8192;
 /** Previous-token heads: logits between the right key and the best wrong one. */
-const POSITION_MARGIN = 50;
+const POSITION_MARGIN = 120;
 /** Induction head: logits for a full-window match. */
 const INDUCTION_GAIN = 1e5;
 /** Induction head: weight of the token d steps back is DECAY^d (below 0.4 so a nearer match always wins). */
@@ -54,7 +54,7 @@ const TERMINAL_GAIN = 60;
 /** Logit of forbidden ids (pad, bos, image tokens, ...). */
 const FORBIDDEN = -50;
 /** Image head: patch score and `<bos>` score. */
-const PATCH_SCORE = 20, IMAGE_SINK = 15;
+const PATCH_SCORE = 115, IMAGE_SINK = 110;
 /** Colour words: logit while an image is in view, and per unit of colour excess. */
 const COLOUR_BASE = 12, COLOUR_GAIN = 12;
 
@@ -281,8 +281,8 @@ function build() {
     const h = 2 * HEAD_DIM;
     set(l1.wq, SLOT.one, h, sqrtDh);
     set(l1.wq, SLOT.vision, h + 1, sqrtDh);
-    set(l1.wk, SLOT.bos, h, 10);
-    set(l1.wk, SLOT.text, h + 1, 14);
+    set(l1.wk, SLOT.bos, h, 110);
+    set(l1.wk, SLOT.text, h + 1, 114);
   }
   // h3, the same-token head: attends to every earlier copy of the current
   // token (and itself). Output unused.
@@ -305,7 +305,7 @@ function build() {
   // h5..: resting heads, always on <bos> (the first-token sink).
   for (let hh = 5; hh < HEADS; hh++) {
     set(l1.wq, SLOT.one, hh * HEAD_DIM, sqrtDh);
-    set(l1.wk, SLOT.bos, hh * HEAD_DIM, 12);
+    set(l1.wk, SLOT.bos, hh * HEAD_DIM, 120);
   }
 
   // Unembedding: the copied identity picks the token; end of turn follows the

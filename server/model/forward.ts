@@ -18,6 +18,8 @@ import { addRowTimes, type DemoWeights, type SparseMatrix } from "./weights.ts";
  * the returned rows still hold them.
  */
 const NEGLIGIBLE_WEIGHT = 1e-12;
+/** Below this, exp() rounds to zero in float32. */
+const UNDERFLOW = -104;
 /** Query components this much smaller than the largest are skipped. */
 const NEGLIGIBLE_QUERY = 1e-12;
 
@@ -102,7 +104,7 @@ export interface SequenceOptions {
  * seq.push(SPECIAL.bos);
  * seq.push(SPECIAL.startOfTurn);
  * const row = seq.attentionRows(0)[1]; // position 1, all heads, keys 0..1
- * assert.equal(row.length, 8 * 2);
+ * assert.equal(row.length, 12 * 2);
  * assert.ok(Math.abs(row[0] + row[1] - 1) < 1e-6);
  * ```
  */
@@ -258,15 +260,28 @@ export class Sequence {
           }
         }
         let max = -Infinity;
-        for (let j = 0, off = 0; j <= t; j++, off += na) {
-          let s = 0;
-          for (let i = 0; i < ns; i++) s += sigValue[i] * kd[off + sigDim[i]];
-          scores[j] = s;
-          if (s > max) max = s;
+        if (ns === na) {
+          // Every component counts: a plain dot product.
+          for (let j = 0, off = 0; j <= t; j++, off += na) {
+            let s = 0;
+            for (let a = 0; a < na; a++) s += sigValue[a] * kd[off + a];
+            scores[j] = s;
+            if (s > max) max = s;
+          }
+        } else {
+          for (let j = 0, off = 0; j <= t; j++, off += na) {
+            let s = 0;
+            for (let i = 0; i < ns; i++) s += sigValue[i] * kd[off + sigDim[i]];
+            scores[j] = s;
+            if (s > max) max = s;
+          }
         }
         let sum = 0;
         for (let j = 0; j <= t; j++) {
-          const e = Math.exp(scores[j] - max);
+          const d = scores[j] - max;
+          // exp(d) below e^-104 is 0 in the float32 rows returned, and adds
+          // nothing to a float64 sum of at least 1: skip the call.
+          const e = d < UNDERFLOW ? 0 : Math.exp(d);
           scores[j] = e;
           sum += e;
         }

@@ -165,7 +165,7 @@ function validate(
  * const result = generate(loadWeights(), input, { maxTokens: 8, temperature: 0, captureLayers: [1] });
  * assert.equal(tok.decode(result.tokens, { skipSpecial: true }).trim(), "42");
  * const T = input.ids.length + result.tokens.length - 1;
- * assert.equal(result.attention.get(1)!.length, T * 8 * T);
+ * assert.equal(result.attention.get(1)!.length, T * loadWeights().config.numHeads * T);
  * ```
  */
 export function generate(

@@ -44,7 +44,7 @@ export type * from "./types.ts";
  * import assert from "node:assert/strict";
  * const model = loadDemoModel();
  * assert.equal(model.numLayers, 2);
- * assert.equal(model.numHeads, 8);
+ * assert.equal(model.numHeads, 12);
  * ```
  */
 export function loadDemoModel(): DemoModel {

@@ -1,0 +1,97 @@
+// The demo model's speed: the needle study's request with every layer
+// captured (the demo's main job), next to the same request without capture,
+// the codename study, and a prompt of about 4000 tokens.
+// Run: deno bench -A bench/model_bench.ts
+import { loadDemoModel } from "../server/model/mod.ts";
+import { needlePrompt, seededRandom } from "../tests/model_prompts.ts";
+
+const model = loadDemoModel();
+const allLayers = Array.from({ length: model.numLayers }, (_, l) => l);
+
+const needle = [
+  ["alpha", "1729"],
+  ["beta", "2048"],
+  ["gamma", "3141"],
+  ["delta", "4096"],
+  ["epsilon", "5678"],
+  ["zeta", "6174"],
+  ["eta", "7777"],
+  ["theta", "8008"],
+  ["iota", "9999"],
+  ["kappa", "1234"],
+  ["lambda", "5555"],
+  ["mu", "3721"],
+  ["nu", "8642"],
+  ["xi", "2468"],
+  ["omicron", "1357"],
+].map(([k, v]) => `${k}: ${v}`).join("\n") + "\nalpha:";
+
+const codename = "Security Log: Agent Codename Retrieval\n\n" +
+  "[Entry 01] Agent: James, Codename: 'Falcon'\n[Entry 02] Agent: Sarah, Codename: 'Whisper'\n" +
+  "[Entry 03] Agent: Mike, Codename: 'Hammer'\n[Entry 04] Agent: Omega, Codename: 'Phantom'\n" +
+  "[Entry 05] Agent: Linda, Codename: 'Spark'\n[Entry 06] Agent: Robert, Codename: 'Echo'\n\n" +
+  "Request: Retrieve the codename for Agent Omega.\nAgent: Omega, Codename:";
+
+function chat(text: string) {
+  return model.renderChat([{ role: "user", parts: [{ type: "text", text }] }]);
+}
+
+const needleInput = chat(needle);
+const codenameInput = chat(codename);
+const long = needlePrompt(seededRandom(99), 390);
+const longInput = chat(long.text);
+
+function check(reply: string, expected: string) {
+  if (!reply.includes(expected)) {
+    throw new Error(
+      `Cannot benchmark: the model answered ${reply}, not ${expected}`,
+    );
+  }
+}
+
+Deno.bench({
+  name: `needle study (${needleInput.ids.length} tokens), all layers captured`,
+  group: "needle",
+  baseline: true,
+  fn() {
+    const r = model.generate(needleInput, {
+      maxTokens: 16,
+      temperature: 0,
+      captureLayers: allLayers,
+    });
+    check(model.decode(r.tokens), "1729");
+  },
+});
+
+Deno.bench({
+  name: "needle study, no capture",
+  group: "needle",
+  fn() {
+    model.generate(needleInput, { maxTokens: 16, temperature: 0 });
+  },
+});
+
+Deno.bench({
+  name:
+    `codename study (${codenameInput.ids.length} tokens), all layers captured`,
+  group: "needle",
+  fn() {
+    const r = model.generate(codenameInput, {
+      maxTokens: 16,
+      temperature: 0,
+      captureLayers: allLayers,
+    });
+    check(model.decode(r.tokens), "Phantom");
+  },
+});
+
+Deno.bench({
+  name: `long needle prompt (${longInput.ids.length} tokens), no capture`,
+  group: "long",
+  n: 2,
+  warmup: 0,
+  fn() {
+    const r = model.generate(longInput, { maxTokens: 24, temperature: 0 });
+    check(model.decode(r.tokens), long.expected);
+  },
+});
