@@ -65,6 +65,29 @@ function planHeads(weights: DemoWeights): HeadPlan[][] {
   });
 }
 
+/** Keys stored by dimension (column-major), so a score pass reads memory in order. */
+class KeyColumns {
+  data: Float32Array;
+  capacity: number;
+  constructor(readonly width: number, capacity: number) {
+    this.capacity = Math.max(1, capacity);
+    this.data = new Float32Array(Math.max(1, width * this.capacity));
+  }
+  ensure(rows: number): void {
+    if (rows <= this.capacity) return;
+    const capacity = Math.max(rows, this.capacity * 2);
+    const next = new Float32Array(Math.max(1, this.width * capacity));
+    for (let a = 0; a < this.width; a++) {
+      next.set(
+        this.data.subarray(a * this.capacity, (a + 1) * this.capacity),
+        a * capacity,
+      );
+    }
+    this.data = next;
+    this.capacity = capacity;
+  }
+}
+
 class GrowingRows {
   data: Float32Array;
   constructor(readonly width: number, capacity: number) {
@@ -112,7 +135,7 @@ export class Sequence {
   readonly #w: DemoWeights;
   readonly #plans: HeadPlan[][];
   readonly #tracker = new PositionTracker();
-  readonly #keys: GrowingRows[][];
+  readonly #keys: KeyColumns[][];
   readonly #values: GrowingRows[][];
   readonly #capture: Map<number, Float32Array[]>;
   readonly #x: Float32Array;
@@ -134,7 +157,7 @@ export class Sequence {
     this.#plans = p;
     const n = options.expectedLength ?? 256;
     this.#keys = p.map((heads) =>
-      heads.map((h) => new GrowingRows(h.qk.length, n))
+      heads.map((h) => new KeyColumns(h.qk.length, n))
     );
     this.#values = p.map((heads) =>
       heads.map((h) => new GrowingRows(h.v.length, n))
@@ -244,7 +267,8 @@ export class Sequence {
         keys.ensure(t + 1);
         values.ensure(t + 1);
         const kd = keys.data, vd = values.data;
-        for (let a = 0; a < na; a++) kd[t * na + a] = k[base + plan.qk[a]];
+        const cap = keys.capacity;
+        for (let a = 0; a < na; a++) kd[a * cap + t] = k[base + plan.qk[a]];
         for (let b = 0; b < nv; b++) vd[t * nv + b] = v[base + plan.v[b]];
         // The query's significant components (constructed queries are sparse).
         let largest = 0;
@@ -259,23 +283,13 @@ export class Sequence {
             sigValue[ns++] = value * scale;
           }
         }
-        let max = -Infinity;
-        if (ns === na) {
-          // Every component counts: a plain dot product.
-          for (let j = 0, off = 0; j <= t; j++, off += na) {
-            let s = 0;
-            for (let a = 0; a < na; a++) s += sigValue[a] * kd[off + a];
-            scores[j] = s;
-            if (s > max) max = s;
-          }
-        } else {
-          for (let j = 0, off = 0; j <= t; j++, off += na) {
-            let s = 0;
-            for (let i = 0; i < ns; i++) s += sigValue[i] * kd[off + sigDim[i]];
-            scores[j] = s;
-            if (s > max) max = s;
-          }
+        scores.fill(0, 0, t + 1);
+        for (let i = 0; i < ns; i++) {
+          const qa = sigValue[i], col = sigDim[i] * cap;
+          for (let j = 0; j <= t; j++) scores[j] += qa * kd[col + j];
         }
+        let max = -Infinity;
+        for (let j = 0; j <= t; j++) if (scores[j] > max) max = scores[j];
         let sum = 0;
         for (let j = 0; j <= t; j++) {
           const d = scores[j] - max;

@@ -17,7 +17,7 @@ export const WINDOW = 10;
 /** Vocabulary size (the one-hot token slot and the line slot are this wide). */
 export const VOCAB_SIZE: number = buildVocab().length;
 /** Sinusoid pairs in the position code. */
-export const POSITION_PAIRS = 12;
+export const POSITION_PAIRS = 8;
 
 /** Offsets of the residual-stream slots. */
 export const SLOT = (() => {
