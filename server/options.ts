@@ -165,6 +165,18 @@ export function parseLayerList(text: string): InstrumentedLayers {
   return [...new Set(parts.map(Number))];
 }
 
+/** What `deno task serve --help` prints. */
+export const SERVE_USAGE =
+  `usage: deno task serve [--host 127.0.0.1] [--port 8000]
+  [--enable-attention-instrumentation] [--attention-instrumentation-layers all|0,1]
+  [--api-key KEY] [--max-model-len N] [--max-attention-capture-mb 256]
+  [--served-model-name NAME]
+
+Starts attnscope's demo server: vLLM's OpenAI-compatible API and attention
+capture (attn_capture, attn_capture_layers) on a small CPU transformer.
+Flags are vLLM's; without --enable-attention-instrumentation, requests that
+ask for attention are refused, as on vLLM.`;
+
 /**
  * Parses the `deno task serve` command line (vLLM's flag names).
  *

@@ -13,6 +13,7 @@ import type { DemoModel } from "./model/types.ts";
 import {
   parseServerArgs,
   resolveServerOptions,
+  SERVE_USAGE,
   type ServerOptions,
 } from "./options.ts";
 
@@ -194,6 +195,10 @@ function formatLayers(layers: ServerOptions["attentionInstrumentationLayers"]) {
 }
 
 if (import.meta.main) {
+  if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+    console.log(SERVE_USAGE);
+    Deno.exit(0);
+  }
   try {
     const server = await serveFromArgs(Deno.args);
     const stop = () => {

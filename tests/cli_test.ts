@@ -169,3 +169,38 @@ Deno.test("the CLI explains bad arguments and an unreachable server", async () =
     ),
   );
 });
+
+Deno.test("`serve --help` prints the vLLM-named flags; a bad flag names them all and exits 2", async () => {
+  const run = (args: string[]) =>
+    new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-net",
+        "--allow-read",
+        "--allow-env",
+        SERVE,
+        ...args,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).output();
+  const help = await run(["--help"]);
+  assert.equal(help.code, 0);
+  const text = new TextDecoder().decode(help.stdout);
+  for (
+    const flag of [
+      "--host",
+      "--port",
+      "--enable-attention-instrumentation",
+      "--attention-instrumentation-layers",
+      "--api-key",
+    ]
+  ) assert.ok(text.includes(flag), `${flag} missing from:\n${text}`);
+  const bad = await run(["--prot", "8000"]);
+  assert.equal(bad.code, 2);
+  assert.match(
+    new TextDecoder().decode(bad.stderr),
+    /Cannot read the command line: .*--prot.*the flags are --host, --port/,
+  );
+});
