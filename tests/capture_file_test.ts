@@ -14,7 +14,7 @@ import { TokenMeta } from "../lib/token_meta.ts";
 import { collectWarnings } from "../lib/warn.ts";
 import { randomCausalAttention } from "./_numpy.ts";
 
-const FIXTURE = new URL("../../shared/fixtures/medium.json", import.meta.url);
+const FIXTURE = new URL("./fixtures/medium.json", import.meta.url);
 
 function layerOf(index: number, scores: AttentionScores): AttentionLayer {
   return new AttentionLayer({
