@@ -182,8 +182,11 @@ export class Figure {
       this.#html = parts.html;
     } else {
       this.#svg = composeSvg(parts);
+      // The SVG's image-rendering="optimizeSpeed" keeps raster cells crisp
+      // in resvg and Firefox; Chromium only honours the CSS keyword, and
+      // resvg would smooth with it, so browsers get it here, not in the SVG.
       this.#html =
-        `<div class="attnscope-figure" style="overflow-x:auto">${this.#svg}</div>`;
+        `<div class="attnscope-figure" style="overflow-x:auto"><style>.attnscope-figure image{image-rendering:pixelated}</style>${this.#svg}</div>`;
     }
   }
 

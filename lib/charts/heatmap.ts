@@ -177,20 +177,24 @@ export function attentionHeatmap(
   };
   const width = plotOptions.width ?? DEFAULT_WIDTH;
   const yLabelChars = longest(sample(probe.queryPositions));
-  const xLabelChars = longest(sample(range(k0, k1)));
   const rotate = labels !== undefined;
   const marginLeft = plotOptions.marginLeft ??
     Math.min(
       150,
       Math.max(40, estimateTextWidth("x".repeat(yLabelChars), 10) + 24),
     );
+  const marginRight = plotOptions.marginRight ?? 12;
+  const plotW = Math.max(40, width - marginLeft - marginRight);
+  const roomX = plotW / (rotate ? 12 : 30);
+  const xTicks = thinnedTicks(k0, nCols, roomX, marked);
+  // The top margin fits the key labels actually drawn, not the longest
+  // token in the window, which thinning may never show.
+  const xLabelChars = longest(xTicks);
   const marginTop = plotOptions.marginTop ??
     (rotate
       ? Math.min(130, estimateTextWidth("x".repeat(xLabelChars), 10) + 30)
       : 40);
-  const marginRight = plotOptions.marginRight ?? 12;
   const marginBottom = plotOptions.marginBottom ?? 8;
-  const plotW = Math.max(40, width - marginLeft - marginRight);
   const height = plotOptions.height ??
     Math.round(
       marginTop + marginBottom +
@@ -239,9 +243,7 @@ export function attentionHeatmap(
     body.push(rasterMark(grid, color, k0, k1, q0, qEnd));
     body.push(rowHoverMark(grid, k0, k1, labels, slot));
   }
-  const roomX = plotW / (rotate ? 12 : 30);
   const roomY = plotH / 12;
-  const xTicks = thinnedTicks(k0, nCols, roomX, marked);
   const yTicks = thinnedTicks(q0, qEnd - q0, roomY, marked);
   const tickFormat = (v: number) => positionLabel(Math.floor(v), labels);
   const axisCommon = { tickSize: 3, fontVariant: "normal" } as const;
