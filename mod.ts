@@ -48,6 +48,7 @@ export * from "./lib/capture_input.ts";
 export * from "./lib/npy.ts";
 export * from "./lib/charts/metrics.ts";
 export * from "./lib/charts/mod.ts";
+export { encodePng, type EncodePngOptions, pngDataUrl } from "./lib/png.ts";
 import "./lib/display.ts";
 export * from "./lib/gemma_labels.ts";
 export * from "./lib/induction_probe.ts";
