@@ -600,10 +600,6 @@ function rasterMark(
   return [Plot.dot([] as number[], { fill: (d: number) => d }), image];
 }
 
-function* range(a: number, b: number): Generator<number> {
-  for (let i = a; i < b; i++) yield i;
-}
-
 /** Up to ~2,000 evenly spaced items: enough to size margins. */
 function* sample(items: Iterable<number>): Generator<number> {
   const all = [...items];
