@@ -3,34 +3,14 @@
 // the codename study, and a prompt of about 4000 tokens.
 // Run: deno bench -A bench/model_bench.ts
 import { loadDemoModel } from "../server/model/mod.ts";
+import { CODENAME_STUDY, NEEDLE_STUDY } from "../lib/studies.ts";
 import { needlePrompt, seededRandom } from "../tests/model_prompts.ts";
 
 const model = loadDemoModel();
 const allLayers = Array.from({ length: model.numLayers }, (_, l) => l);
 
-const needle = [
-  ["alpha", "1729"],
-  ["beta", "2048"],
-  ["gamma", "3141"],
-  ["delta", "4096"],
-  ["epsilon", "5678"],
-  ["zeta", "6174"],
-  ["eta", "7777"],
-  ["theta", "8008"],
-  ["iota", "9999"],
-  ["kappa", "1234"],
-  ["lambda", "5555"],
-  ["mu", "3721"],
-  ["nu", "8642"],
-  ["xi", "2468"],
-  ["omicron", "1357"],
-].map(([k, v]) => `${k}: ${v}`).join("\n") + "\nalpha:";
-
-const codename = "Security Log: Agent Codename Retrieval\n\n" +
-  "[Entry 01] Agent: James, Codename: 'Falcon'\n[Entry 02] Agent: Sarah, Codename: 'Whisper'\n" +
-  "[Entry 03] Agent: Mike, Codename: 'Hammer'\n[Entry 04] Agent: Omega, Codename: 'Phantom'\n" +
-  "[Entry 05] Agent: Linda, Codename: 'Spark'\n[Entry 06] Agent: Robert, Codename: 'Echo'\n\n" +
-  "Request: Retrieve the codename for Agent Omega.\nAgent: Omega, Codename:";
+const needle = NEEDLE_STUDY.prompt;
+const codename = CODENAME_STUDY.prompt;
 
 function chat(text: string) {
   return model.renderChat([{ role: "user", parts: [{ type: "text", text }] }]);

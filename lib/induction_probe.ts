@@ -20,6 +20,7 @@ import {
   headSummary,
   type HeadValue,
 } from "./metrics/head_summary.ts";
+import { seededRandom } from "./random.ts";
 
 /** Options for {@linkcode inductionProbe}. */
 export interface InductionProbeOptions {
@@ -127,7 +128,7 @@ export function inductionPrompt(
       `Cannot build the induction prompt: ${length} distinct words needed but the vocabulary has ${vocabulary.length}; pass a shorter length or a larger vocabulary`,
     );
   }
-  const rand = mulberry32(options.seed ?? 0);
+  const rand = seededRandom(options.seed ?? 0);
   // Partial Fisher-Yates: the first `length` entries become a random sample.
   for (let i = 0; i < length; i++) {
     const j = i + Math.floor(rand() * (vocabulary.length - i));
@@ -360,15 +361,4 @@ export async function inductionProbe(
     words,
     capture,
   });
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

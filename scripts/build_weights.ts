@@ -24,6 +24,7 @@ import {
   SPECIAL,
   TERMINAL_WORDS,
 } from "../server/model/vocab.ts";
+import { seededRandom } from "../lib/random.ts";
 
 /** Attention heads per layer. */
 const HEADS = 12;
@@ -74,18 +75,6 @@ function set(t: Tensor, r: number, c: number, v: number): void {
   else t.entries.set(key, next);
 }
 
-/** mulberry32: a small seeded generator so the build is reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * Picks POSITION_PAIRS frequencies so that the sum of cosines
  * F(d) = sum cos(w d) peaks at d = 0 (value POSITION_PAIRS) and stays as low
@@ -94,7 +83,7 @@ function rng(seed: number): () => number {
 function positionFrequencies(): { freqs: number[]; offPeak: number } {
   let best = { freqs: [] as number[], offPeak: Infinity };
   for (let seed = 1; seed <= 40; seed++) {
-    const next = rng(seed);
+    const next = seededRandom(seed);
     const freqs = Array.from(
       { length: POSITION_PAIRS },
       () => Math.fround(0.05 + next() * (Math.PI - 0.1)),

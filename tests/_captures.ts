@@ -4,16 +4,13 @@
  */
 
 import { gzipSync } from "node:zlib";
+import { AttentionLayer } from "../lib/layer.ts";
+import { seededRandom } from "../lib/random.ts";
+import type { AttentionScores } from "../lib/scores.ts";
+import { TokenMeta } from "../lib/token_meta.ts";
 
-/** A seeded generator (mulberry32), so tests are deterministic. */
-export function seeded(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The shared seeded generator, under the name these tests use. */
+export const seeded = seededRandom;
 
 /**
  * Causal softmax scores `[tq, h, tk]` as float16: row `q` is the query at
@@ -96,4 +93,23 @@ export function response(
 /** The body bytes of a response, as the server sends them. */
 export function bodyBytes(value: unknown): Uint8Array<ArrayBuffer> {
   return new TextEncoder().encode(JSON.stringify(value));
+}
+
+/**
+ * A layer whose every position is a prompt token: for metric, rollout and
+ * comparison tests that need a layer around hand-made scores.
+ */
+export function promptLayer(
+  index: number,
+  scores: AttentionScores,
+): AttentionLayer {
+  return new AttentionLayer({
+    layer: index,
+    model: "test",
+    scores,
+    tokenMeta: TokenMeta.from({
+      prompt_len: scores.keyLength,
+      total_len: scores.keyLength,
+    }),
+  });
 }

@@ -8,6 +8,8 @@
 
 import { type NpyArray, type NpyDType, toNpy } from "../lib/npy.ts";
 import type { AttentionScores } from "../lib/scores.ts";
+import { seededRandom } from "../lib/random.ts";
+export { seededRandom };
 
 /** Arrays to hand to Python, by variable name. */
 export type NumpyInputs = Record<
@@ -53,18 +55,6 @@ export async function runNumpy(
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-}
-
-/** A small seeded PRNG (mulberry32) so test data is deterministic. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

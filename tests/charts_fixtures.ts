@@ -13,18 +13,8 @@ import {
   AttentionScores,
   TokenMeta,
 } from "../mod.ts";
-
-/** A small seeded PRNG (mulberry32): the same numbers on every run. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from "../lib/random.ts";
+export { seededRandom };
 
 /** Options for {@linkcode syntheticLayer}. */
 export interface SyntheticOptions {

@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { seededRandom } from "../lib/random.ts";
 import { gzipSync } from "node:zlib";
 import {
   codenameLayerLines,
@@ -141,19 +142,6 @@ Deno.test("codenameLayerLines() shows only generated rows, at position row + (to
   ]);
 });
 
-/** Seeded xorshift32. */
-function random(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
-
 /** The reference's fmt/row and both study loops, verbatim in behaviour. */
 const REFERENCE = `
 import base64, gzip, json, sys
@@ -219,7 +207,7 @@ async function referenceLines(input: unknown): Promise<string[]> {
 
 for (const study of ["needle", "codename"] as const) {
   Deno.test(`${study} view agrees line for line with the reference's Python code`, async () => {
-    const next = random(study === "needle" ? 17 : 29);
+    const next = seededRandom(study === "needle" ? 17 : 29);
     // The reference's needle view indexes keys by row (no offset), which is
     // right only when every row was captured, so it is compared there; the
     // codename view applies the offset, so it is compared with rows missing.

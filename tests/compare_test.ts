@@ -1,39 +1,19 @@
 import assert from "node:assert/strict";
 import { attentionDifference, compareCaptures } from "../lib/compare.ts";
-import { AttentionLayer } from "../lib/layer.ts";
 import { inductionScore, sinkMass } from "../lib/metrics/mod.ts";
 import { AttentionScores } from "../lib/scores.ts";
 import { withoutSink } from "../lib/sink.ts";
-import { TokenMeta } from "../lib/token_meta.ts";
 import { collectWarnings } from "../lib/warn.ts";
 import { JUPYTER_DISPLAY } from "../lib/jupyter.ts";
 import { randomCausalAttention, runNumpy } from "./_numpy.ts";
+import { assertAllClose } from "./_assert.ts";
+import { promptLayer } from "./_captures.ts";
 
-function layerOf(index: number, scores: AttentionScores): AttentionLayer {
-  return new AttentionLayer({
-    layer: index,
-    model: "test",
-    scores,
-    tokenMeta: TokenMeta.from({
-      prompt_len: scores.keyLength,
-      total_len: scores.keyLength,
-    }),
-  });
-}
-
-function close(
+const close = (
   actual: ArrayLike<number>,
   expected: ArrayLike<number>,
-  tol = 1e-7,
-) {
-  assert.equal(actual.length, expected.length);
-  for (let i = 0; i < actual.length; i++) {
-    assert.ok(
-      Math.abs(actual[i] - expected[i]) <= tol,
-      `index ${i}: ${actual[i]} vs ${expected[i]}`,
-    );
-  }
-}
+  tolerance = 1e-7,
+) => assertAllClose(actual, expected, tolerance);
 
 const T = 16;
 const H = 3;
@@ -72,8 +52,14 @@ Deno.test("attentionDifference() refuses different shapes or positions", () => {
 
 Deno.test("compareCaptures() gives per-head metric deltas b - a", () => {
   const c = compareCaptures(
-    { attention: { 0: layerOf(0, A), 1: layerOf(1, B) }, labels: TOKENS },
-    { attention: { 0: layerOf(0, B), 1: layerOf(1, A) }, labels: TOKENS },
+    {
+      attention: { 0: promptLayer(0, A), 1: promptLayer(1, B) },
+      labels: TOKENS,
+    },
+    {
+      attention: { 0: promptLayer(0, B), 1: promptLayer(1, A) },
+      labels: TOKENS,
+    },
   );
   assert.deepEqual(c.layers, [0, 1]);
   const sinkA = sinkMass(A);
@@ -97,8 +83,11 @@ Deno.test("compareCaptures() gives per-head metric deltas b - a", () => {
 Deno.test("compareCaptures() leaves out unshared layers with a warning and refuses disjoint ones", () => {
   const { result, warnings } = collectWarnings(() =>
     compareCaptures(
-      { attention: { 0: layerOf(0, A), 4: layerOf(4, A) }, labels: TOKENS },
-      { attention: { 0: layerOf(0, B) }, labels: TOKENS },
+      {
+        attention: { 0: promptLayer(0, A), 4: promptLayer(4, A) },
+        labels: TOKENS,
+      },
+      { attention: { 0: promptLayer(0, B) }, labels: TOKENS },
     )
   );
   assert.deepEqual(result.layers, [0]);
@@ -106,20 +95,21 @@ Deno.test("compareCaptures() leaves out unshared layers with a warning and refus
     "compareCaptures: layers 4 are in only one capture and are left out",
   ]);
   assert.throws(
-    () => compareCaptures({ 0: layerOf(0, A) }, { 1: layerOf(1, B) }),
+    () => compareCaptures({ 0: promptLayer(0, A) }, { 1: promptLayer(1, B) }),
     /capture a holds layers \[0\] and capture b \[1\], none in common/,
   );
   const short = new AttentionScores(randomCausalAttention(8, H, 1), [8, H, 8]);
   assert.throws(
-    () => compareCaptures({ 0: layerOf(0, A) }, { 0: layerOf(0, short) }),
+    () =>
+      compareCaptures({ 0: promptLayer(0, A) }, { 0: promptLayer(0, short) }),
     /Cannot compare layer 0: a is \[16, 3, 16\]/,
   );
 });
 
 Deno.test("CaptureComparison displays the largest changes", async () => {
   const c = compareCaptures(
-    { attention: { 0: layerOf(0, A) }, labels: TOKENS },
-    { attention: { 0: layerOf(0, B) }, labels: TOKENS },
+    { attention: { 0: promptLayer(0, A) }, labels: TOKENS },
+    { attention: { 0: promptLayer(0, B) }, labels: TOKENS },
   );
   const text = String((await c[JUPYTER_DISPLAY]())["text/plain"]);
   assert.match(text, /^CaptureComparison \(b - a\): 1 layer/);

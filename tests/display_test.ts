@@ -52,10 +52,13 @@ Deno.test("AttentionLayer displays its shape, token counts and a heatmap", async
     /Layer 18 of synthetic: T=12 H=2 prompt=9 \(float32\) · tokens: 9 prompt/,
   );
   assert.match(html, /<title>q 11 → k 0: /);
+  // The HTML is the SVG in a scrolling wrapper whose CSS keeps raster
+  // cells pixelated in browsers.
   assert.equal(
     bundle["image/svg+xml"],
-    html.replace(/^<div[^>]*>|<\/div>$/g, ""),
+    html.replace(/^<div[^>]*><style>[^<]*<\/style>|<\/div>$/g, ""),
   );
+  assert.match(html, /image-rendering:pixelated/);
 });
 
 Deno.test("a large layer displays as a raster heatmap", async () => {

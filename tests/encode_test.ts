@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { seededRandom } from "../lib/random.ts";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { extractAttentionFromResponse } from "../lib/extract.ts";
 import {
@@ -13,22 +14,9 @@ import {
   float16Bytes,
 } from "../server/encode.ts";
 
-/** Seeded xorshift32, so the data is the same on every run. */
-function random(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
-
 /** Causal softmax rows of random logits: `[T, H, T]`. */
 function softmaxScores(t: number, h: number, seed: number): Float32Array {
-  const next = random(seed);
+  const next = seededRandom(seed);
   const out = new Float32Array(t * h * t);
   for (let q = 0; q < t; q++) {
     for (let head = 0; head < h; head++) {

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { AttentionLayer } from "../lib/layer.ts";
 import {
   attentionEntropy,
   duplicateTokenScore,
@@ -10,36 +9,17 @@ import {
   sinkMass,
 } from "../lib/metrics/mod.ts";
 import { AttentionScores } from "../lib/scores.ts";
-import { TokenMeta } from "../lib/token_meta.ts";
 import { collectWarnings } from "../lib/warn.ts";
 import { JUPYTER_DISPLAY } from "../lib/jupyter.ts";
 import { randomCausalAttention, runNumpy, seededRandom } from "./_numpy.ts";
+import { assertAllClose } from "./_assert.ts";
+import { promptLayer } from "./_captures.ts";
 
-function close(
+const close = (
   actual: ArrayLike<number>,
   expected: ArrayLike<number>,
-  tol = 1e-9,
-) {
-  assert.equal(actual.length, expected.length);
-  for (let i = 0; i < actual.length; i++) {
-    assert.ok(
-      Math.abs(actual[i] - expected[i]) <= tol,
-      `index ${i}: ${actual[i]} vs ${expected[i]}`,
-    );
-  }
-}
-
-function layerOf(scores: AttentionScores, index = 0): AttentionLayer {
-  return new AttentionLayer({
-    layer: index,
-    model: "test",
-    scores,
-    tokenMeta: TokenMeta.from({
-      prompt_len: scores.keyLength,
-      total_len: scores.keyLength,
-    }),
-  });
-}
+  tolerance = 1e-9,
+) => assertAllClose(actual, expected, tolerance);
 
 // ---------------------------------------------------------------- by hand
 
@@ -332,10 +312,10 @@ Deno.test("metrics on a row-sliced capture agree with numpy on the same rows", a
 // ------------------------------------------------------------ headSummary
 
 Deno.test("headSummary() computes every metric per layer and head", () => {
-  const l0 = layerOf(HAND, 0);
-  const l2 = layerOf(
-    new AttentionScores(randomCausalAttention(4, 2, 3), [4, 2, 4]),
+  const l0 = promptLayer(0, HAND);
+  const l2 = promptLayer(
     2,
+    new AttentionScores(randomCausalAttention(4, 2, 3), [4, 2, 4]),
   );
   const summary = headSummary({
     attention: { 2: l2, 0: l0 },
@@ -368,7 +348,7 @@ Deno.test("headSummary() computes every metric per layer and head", () => {
 
 Deno.test("headSummary() without labels leaves token-identity metrics out and warns", () => {
   const { result, warnings } = collectWarnings(() =>
-    headSummary({ 0: layerOf(HAND) })
+    headSummary({ 0: promptLayer(0, HAND) })
   );
   assert.deepEqual(result.metricNames(), [
     "previousToken",
@@ -386,8 +366,11 @@ Deno.test("headSummary() without labels leaves token-identity metrics out and wa
 
 Deno.test("headSummary() averages several captures and refuses mismatched layers", () => {
   const other = new AttentionScores(randomCausalAttention(4, 2, 5), [4, 2, 4]);
-  const a = { attention: { 0: layerOf(HAND) }, labels: HAND_TOKENS };
-  const b = { attention: { 0: layerOf(other) }, labels: ["x", "x", "y", "x"] };
+  const a = { attention: { 0: promptLayer(0, HAND) }, labels: HAND_TOKENS };
+  const b = {
+    attention: { 0: promptLayer(0, other) },
+    labels: ["x", "x", "y", "x"],
+  };
   const mean = headSummary([a, b]);
   assert.equal(mean.captureCount, 2);
   const expected = (inductionScore(HAND, { tokens: HAND_TOKENS })[1] +
@@ -396,7 +379,7 @@ Deno.test("headSummary() averages several captures and refuses mismatched layers
   assert.throws(
     () =>
       headSummary([a, {
-        attention: { 1: layerOf(HAND, 1) },
+        attention: { 1: promptLayer(1, HAND) },
         labels: HAND_TOKENS,
       }]),
     /capture 1 holds layers \[1\] but capture 0 holds \[0\]/,
@@ -405,7 +388,7 @@ Deno.test("headSummary() averages several captures and refuses mismatched layers
 
 Deno.test("HeadSummary displays itself with a text summary of the top heads", async () => {
   const summary = headSummary({
-    attention: { 0: layerOf(HAND) },
+    attention: { 0: promptLayer(0, HAND) },
     labels: HAND_TOKENS,
   });
   const bundle = await summary[JUPYTER_DISPLAY]();
@@ -419,14 +402,14 @@ Deno.test("headSummary() treats captureAttention's position placeholders as unkn
   // Positions 1 and 3 unlabelled ("1", "3"); "3" must not match a real "3".
   const labels = ["<bos>", "1", "3", "3"];
   const { result, warnings } = collectWarnings(() =>
-    headSummary({ attention: { 0: layerOf(HAND) }, labels })
+    headSummary({ attention: { 0: promptLayer(0, HAND) }, labels })
   );
   assert.match(warnings[0], /2 of 4 token labels are position placeholders/);
   // Only real duplicates count: none here, so head 1's duplicate score is 0.
   close([result.get("duplicateToken", 0, 1)], [0]);
   const all = collectWarnings(() =>
     headSummary({
-      attention: { 0: layerOf(HAND) },
+      attention: { 0: promptLayer(0, HAND) },
       labels: ["0", "1", "2", "3"],
     })
   );
@@ -442,7 +425,7 @@ Deno.test("headSummary() treats captureAttention's position placeholders as unkn
 Deno.test("HeadSummary shows one heatmap per metric and the focus head once charts are loaded", async () => {
   await import("../lib/charts/metrics.ts");
   const summary = headSummary(
-    { attention: { 0: layerOf(HAND) }, labels: HAND_TOKENS },
+    { attention: { 0: promptLayer(0, HAND) }, labels: HAND_TOKENS },
     { focus: { layer: 0, head: 1 } },
   );
   const bundle = await summary[JUPYTER_DISPLAY]();

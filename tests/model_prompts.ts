@@ -7,6 +7,9 @@
  * @module
  */
 
+import { seededRandom } from "../lib/random.ts";
+export { seededRandom };
+
 /** A generated prompt and what the model should answer. */
 export interface RecallPrompt {
   /** The user message. */
@@ -17,18 +20,6 @@ export interface RecallPrompt {
   lines: string[];
   /** Index in `lines` of the record that holds the answer. */
   answerLine: number;
-}
-
-/** mulberry32, a small seeded generator. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const CONSONANTS = "bcdfghjklmnpqrstvwxyz";

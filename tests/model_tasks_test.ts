@@ -3,6 +3,7 @@
 // on the record holding the answer, and heads resting on <bos>.
 import assert from "node:assert/strict";
 import { loadDemoModel } from "../server/model/mod.ts";
+import { CODENAME_STUDY, NEEDLE_STUDY } from "../lib/studies.ts";
 import { Tokenizer } from "../server/model/tokenizer.ts";
 import { computePositions, SEGMENT } from "../server/model/segments.ts";
 import { loadWeights } from "../server/model/weights.ts";
@@ -103,49 +104,25 @@ for (
   });
 }
 
-const NEEDLE_STUDY = [
-  ["alpha", "1729"],
-  ["beta", "2048"],
-  ["gamma", "3141"],
-  ["delta", "4096"],
-  ["epsilon", "5678"],
-  ["zeta", "6174"],
-  ["eta", "7777"],
-  ["theta", "8008"],
-  ["iota", "9999"],
-  ["kappa", "1234"],
-  ["lambda", "5555"],
-  ["mu", "3721"],
-  ["nu", "8642"],
-  ["xi", "2468"],
-  ["omicron", "1357"],
-].map(([k, v]) => `${k}: ${v}`).join("\n") + "\nalpha:";
-
-const CODENAME_STUDY = "Security Log: Agent Codename Retrieval\n\n" +
-  "[Entry 01] Agent: James, Codename: 'Falcon'\n[Entry 02] Agent: Sarah, Codename: 'Whisper'\n" +
-  "[Entry 03] Agent: Mike, Codename: 'Hammer'\n[Entry 04] Agent: Omega, Codename: 'Phantom'\n" +
-  "[Entry 05] Agent: Linda, Codename: 'Spark'\n[Entry 06] Agent: Robert, Codename: 'Echo'\n\n" +
-  "Request: Retrieve the codename for Agent Omega.\nAgent: Omega, Codename:";
-
 Deno.test("generate() answers the guide's two study prompts", () => {
   const needle = run({
-    text: NEEDLE_STUDY,
+    text: NEEDLE_STUDY.prompt,
     expected: "1729",
-    lines: NEEDLE_STUDY.split("\n"),
+    lines: NEEDLE_STUDY.prompt.split("\n"),
     answerLine: 0,
   });
   assert.equal(needle.reply, "1729");
   assert.ok(
     bestRecordShare({
-      text: NEEDLE_STUDY,
+      text: NEEDLE_STUDY.prompt,
       expected: "",
-      lines: NEEDLE_STUDY.split("\n"),
+      lines: NEEDLE_STUDY.prompt.split("\n"),
       answerLine: 0,
     }, needle) >= 0.5,
   );
-  const lines = CODENAME_STUDY.split("\n");
+  const lines = CODENAME_STUDY.prompt.split("\n");
   const codename = run({
-    text: CODENAME_STUDY,
+    text: CODENAME_STUDY.prompt,
     expected: "Phantom",
     lines,
     answerLine: 5,
@@ -154,7 +131,7 @@ Deno.test("generate() answers the guide's two study prompts", () => {
   assert.equal(codename.reply, "'Phantom'");
   assert.ok(
     bestRecordShare({
-      text: CODENAME_STUDY,
+      text: CODENAME_STUDY.prompt,
       expected: "",
       lines,
       answerLine: 5,

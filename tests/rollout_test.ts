@@ -1,37 +1,17 @@
 import assert from "node:assert/strict";
-import { AttentionLayer } from "../lib/layer.ts";
 import { attentionRollout } from "../lib/rollout.ts";
 import { AttentionScores } from "../lib/scores.ts";
-import { TokenMeta } from "../lib/token_meta.ts";
 import { collectWarnings } from "../lib/warn.ts";
 import { JUPYTER_DISPLAY } from "../lib/jupyter.ts";
 import { randomCausalAttention, runNumpy } from "./_numpy.ts";
+import { assertAllClose } from "./_assert.ts";
+import { promptLayer } from "./_captures.ts";
 
-function layerOf(index: number, scores: AttentionScores): AttentionLayer {
-  return new AttentionLayer({
-    layer: index,
-    model: "test",
-    scores,
-    tokenMeta: TokenMeta.from({
-      prompt_len: scores.keyLength,
-      total_len: scores.keyLength,
-    }),
-  });
-}
-
-function close(
+const close = (
   actual: ArrayLike<number>,
   expected: ArrayLike<number>,
-  tol = 1e-12,
-) {
-  assert.equal(actual.length, expected.length);
-  for (let i = 0; i < actual.length; i++) {
-    assert.ok(
-      Math.abs(actual[i] - expected[i]) <= tol,
-      `index ${i}: ${actual[i]} vs ${expected[i]}`,
-    );
-  }
-}
+  tolerance = 1e-12,
+) => assertAllClose(actual, expected, tolerance);
 
 Deno.test("attentionRollout() matches a hand-computed two-layer, two-head case", () => {
   // T=2, H=2. Layer 0: heads [1,0 | .5,.5] on row 1 -> mean [.75,.25];
@@ -46,19 +26,24 @@ Deno.test("attentionRollout() matches a hand-computed two-layer, two-head case",
     2,
     2,
   ]);
-  const r = attentionRollout({ 0: layerOf(0, l0), 1: layerOf(1, l1) });
+  const r = attentionRollout({ 0: promptLayer(0, l0), 1: promptLayer(1, l1) });
   assert.deepEqual(r.shape, [2, 2]);
   assert.deepEqual(r.layers, [0, 1]);
   close(r.row(0), [1, 0]);
   close(r.row(1), [0.375, 0.625]); // [0, 1] · layer 0
   // Only layer 0:
   close(
-    attentionRollout({ 0: layerOf(0, l0), 1: layerOf(1, l1) }, { lastLayer: 0 })
+    attentionRollout({ 0: promptLayer(0, l0), 1: promptLayer(1, l1) }, {
+      lastLayer: 0,
+    })
       .row(1),
     [0.375, 0.625],
   );
   // Without the residual: plain product of head means.
-  const plain = attentionRollout({ 0: layerOf(0, l0), 1: layerOf(1, l1) }, {
+  const plain = attentionRollout({
+    0: promptLayer(0, l0),
+    1: promptLayer(1, l1),
+  }, {
     addResidual: false,
   });
   close(plain.row(1), [0.75, 0.25]);
@@ -98,7 +83,7 @@ for (const residual of [true, false]) {
       new AttentionScores(randomCausalAttention(T, 3, 100 + i), [T, 3, T])
     );
     const capture = Object.fromEntries(
-      layers.map((s, i) => [i, layerOf(i, s)]),
+      layers.map((s, i) => [i, promptLayer(i, s)]),
     );
     const r = attentionRollout(capture, { addResidual: residual });
     const expected = await numpyRollout(layers, residual);
@@ -119,9 +104,9 @@ Deno.test("attentionRollout() accepts a row-sliced top layer and agrees with num
   const first = 12;
   const top = new AttentionScores(full.slice(first * 2 * T), [T - first, 2, T]);
   const r = attentionRollout({
-    0: layerOf(0, inner[0]),
-    1: layerOf(1, inner[1]),
-    2: layerOf(2, top),
+    0: promptLayer(0, inner[0]),
+    1: promptLayer(1, inner[1]),
+    2: promptLayer(2, top),
   });
   assert.deepEqual(r.shape, [T - first, T]);
   assert.deepEqual(
@@ -134,7 +119,11 @@ Deno.test("attentionRollout() accepts a row-sliced top layer and agrees with num
 
 Deno.test("attentionRollout() refuses missing layers, naming them", () => {
   const s = new AttentionScores(randomCausalAttention(4, 1, 1), [4, 1, 4]);
-  const capture = { 0: layerOf(0, s), 3: layerOf(3, s), 5: layerOf(5, s) };
+  const capture = {
+    0: promptLayer(0, s),
+    3: promptLayer(3, s),
+    5: promptLayer(5, s),
+  };
   assert.throws(
     () => attentionRollout(capture),
     (e: Error) =>
@@ -161,7 +150,8 @@ Deno.test("attentionRollout() refuses an inner layer without every row, and mism
   const full = new AttentionScores(randomCausalAttention(6, 1, 4), [6, 1, 6]);
   const sliced = new AttentionScores(full.data.slice(2 * 6), [4, 1, 6]);
   assert.throws(
-    () => attentionRollout({ 0: layerOf(0, sliced), 1: layerOf(1, full) }),
+    () =>
+      attentionRollout({ 0: promptLayer(0, sliced), 1: promptLayer(1, full) }),
     /layer 0 holds 4 query rows for 6 keys, but every layer below the last needs a row per key/,
   );
   const shorter = new AttentionScores(randomCausalAttention(5, 1, 4), [
@@ -170,7 +160,8 @@ Deno.test("attentionRollout() refuses an inner layer without every row, and mism
     5,
   ]);
   assert.throws(
-    () => attentionRollout({ 0: layerOf(0, shorter), 1: layerOf(1, full) }),
+    () =>
+      attentionRollout({ 0: promptLayer(0, shorter), 1: promptLayer(1, full) }),
     /layer 0 covers key positions 0 to 4 but layer 1 covers 0 to 5/,
   );
 });
@@ -180,7 +171,7 @@ Deno.test("attentionRollout() on an offset capture warns and stays within its wi
     keyOffset: 10,
   });
   const { result, warnings } = collectWarnings(() =>
-    attentionRollout({ 0: layerOf(0, s), 1: layerOf(1, s) })
+    attentionRollout({ 0: promptLayer(0, s), 1: promptLayer(1, s) })
   );
   assert.deepEqual([...result.queryPositions], [10, 11, 12, 13]);
   assert.equal(result.keyOffset, 10);
@@ -190,7 +181,7 @@ Deno.test("attentionRollout() on an offset capture warns and stays within its wi
 
 Deno.test("AttentionMatrix displays itself", async () => {
   const s = new AttentionScores(randomCausalAttention(3, 1, 2), [3, 1, 3]);
-  const r = attentionRollout({ attention: { 4: layerOf(4, s) } });
+  const r = attentionRollout({ attention: { 4: promptLayer(4, s) } });
   const bundle = await r[JUPYTER_DISPLAY]();
   assert.equal(
     bundle["text/plain"],

@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import { seededRandom } from "../lib/random.ts";
 import OpenAI from "openai";
 import { AttentionAnalyzer } from "../lib/analyzer.ts";
 import { captureAttention, type CaptureResult } from "../lib/client.ts";
@@ -216,19 +217,6 @@ print(json.dumps(result))
   }
 });
 
-/** Seeded xorshift32. */
-function random(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
-
 function randomWord(next: () => number, capital: boolean): string {
   const letters = "abcdefghijklmnopqrstuvwxyz";
   const n = 3 + Math.floor(next() * 6);
@@ -342,7 +330,7 @@ Deno.test("the full stack answers both studies and generated prompts of both for
         0.5,
     );
   });
-  const next = random(20261126);
+  const next = seededRandom(20261126);
   for (const n of [3, 9, 17, 28, 40]) {
     await t.step(`a needle-form prompt of ${n} random pairs`, async () => {
       const c = needleCase(next, n);

@@ -16,20 +16,10 @@ import type {
 } from "./types.ts";
 import { SPECIAL } from "./vocab.ts";
 import type { DemoWeights } from "./weights.ts";
+import { seededRandom } from "../../lib/random.ts";
 
 /** Most alternatives per generated token. */
 export const MAX_TOP_LOGPROBS = 20;
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function logSumExp(logits: Float64Array): number {
   let max = -Infinity;
@@ -193,7 +183,7 @@ export function generate(
   }
 
   const random = options.temperature > 0
-    ? mulberry32(options.seed ?? Math.floor(Math.random() * 2 ** 32))
+    ? seededRandom(options.seed ?? Math.floor(Math.random() * 2 ** 32))
     : undefined;
   const k = options.topLogprobs ?? 0;
   const tokens: number[] = [];
