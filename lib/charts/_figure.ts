@@ -610,7 +610,26 @@ export function estimateTextWidth(s: string, size: number): number {
 }
 
 /** Puts a complete `<svg>` at (x, y) inside another, adding `xmlns` if missing. */
-function nestSvg(
+/**
+ * Places a complete `<svg>` at `(x, y)` inside another SVG document, keeping
+ * its size.
+ *
+ * @param svg The element's markup.
+ * @param x Left edge in the outer document.
+ * @param y Top edge in the outer document.
+ * @param width Its width in pixels.
+ * @param height Its height in pixels.
+ * @returns The nested element's markup.
+ *
+ * @example
+ * ```ts
+ * import { nestSvg } from "./_figure.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(nestSvg('<svg width="4" height="2"></svg>', 10, 0, 4, 2), /^<svg x="10" y="0"/);
+ * ```
+ */
+export function nestSvg(
   svg: string,
   x: number,
   y: number,

@@ -30,6 +30,14 @@ export {
 export type { PositionRange } from "./_grid.ts";
 export type { AttentionSource } from "./_source.ts";
 export { MARK_COLOR, TOKEN_TYPE_COLORS } from "./_tokens.ts";
+export {
+  figureRow,
+  type FigureRowOptions,
+  imageFigure,
+  type ImageFigureOptions,
+  plotFigure,
+  type PlotFigureOptions,
+} from "./compose.ts";
 export { attentionHeatmap, type HeatmapOptions } from "./heatmap.ts";
 export { headsGrid, type HeadsGridOptions } from "./heads_grid.ts";
 export { topTokensChart, type TopTokensOptions } from "./top_tokens.ts";
