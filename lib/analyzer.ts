@@ -43,6 +43,19 @@ export interface AttendedToken {
 /**
  * The keys one query attends to most, with the query they belong to; shows
  * itself as a bar chart in Jupyter once the display layer is loaded.
+ * {@linkcode AttentionAnalyzer.topAttendedTokens} makes it.
+ *
+ * @example
+ * ```ts
+ * import { AttentionAnalyzer, AttentionScores, TokenMeta } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const scores = new AttentionScores(new Float32Array([1, 0, 0.25, 0.75]), [2, 1, 2]);
+ * const top = new AttentionAnalyzer(scores, TokenMeta.from({ prompt_len: 2, total_len: 2 }))
+ *   .topAttendedTokens(-1, { headIdx: 0, topK: 2 });
+ * assert.deepEqual([top.query, top.head], [1, 0]);
+ * assert.deepEqual(top.map((t) => t.index), [1, 0]);
+ * ```
  */
 export class TopAttendedTokens extends Array<AttendedToken> {
   /** Absolute position of the query. */

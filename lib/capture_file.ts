@@ -42,7 +42,17 @@ import { AttentionScores, type ScoresDType } from "./scores.ts";
 import { TokenMeta } from "./token_meta.ts";
 import { warn } from "./warn.ts";
 
-/** The format version this module writes; it reads this version only. */
+/**
+ * The format version this module writes; it reads this version only.
+ *
+ * @example
+ * ```ts
+ * import { CAPTURE_FORMAT_VERSION } from "./capture_file.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(CAPTURE_FORMAT_VERSION, 1);
+ * ```
+ */
 export const CAPTURE_FORMAT_VERSION = 1;
 
 const MAGIC = new Uint8Array([0x89, 0x41, 0x54, 0x54, 0x4e, 0x43, 0x41, 0x50]);

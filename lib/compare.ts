@@ -92,6 +92,27 @@ export interface CompareOptions
 /**
  * Two captures side by side: per-head metric summaries of each, their
  * deltas `b - a`, and difference matrices per layer on request.
+ * {@linkcode compareCaptures} makes it.
+ *
+ * @example Two layers of one head: a sink against a previous-token head
+ * ```ts
+ * import { AttentionLayer, AttentionScores, compareCaptures, TokenMeta } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layer = (data: number[]) => {
+ *   const scores = new AttentionScores(new Float32Array(data), [2, 1, 2]);
+ *   const tokenMeta = TokenMeta.from({ prompt_len: 2, total_len: 2 });
+ *   return new AttentionLayer({ layer: 0, model: "m", scores, tokenMeta });
+ * };
+ * const sink = { 0: layer([1, 0, 1, 0]) };
+ * const previous = { 0: layer([1, 0, 1, 0]) };
+ * const selfish = { 0: layer([1, 0, 0, 1]) };
+ * assert.equal(compareCaptures(sink, previous).difference(0).get(1, 0), 0);
+ * const comparison = compareCaptures(sink, selfish);
+ * assert.deepEqual(comparison.layers, [0]);
+ * assert.equal(comparison.difference(0).get(1, 1), 1); // b - a
+ * assert.ok(comparison.deltas.get("sinkMass", 0, 0) < 0);
+ * ```
  */
 export class CaptureComparison {
   /** Layers both captures hold, ascending. */

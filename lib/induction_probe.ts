@@ -70,6 +70,15 @@ export interface RepeatSpan {
 
 /**
  * 216 common English words: short, and single tokens in most vocabularies.
+ *
+ * @example
+ * ```ts
+ * import { PROBE_WORDS } from "./induction_probe.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(new Set(PROBE_WORDS).size, PROBE_WORDS.length);
+ * assert.ok(PROBE_WORDS.every((w) => /^[a-z]+$/.test(w)));
+ * ```
  */
 export const PROBE_WORDS: readonly string[] = Object.freeze(
   ("time year people way day man thing woman life child world school state " +
@@ -173,7 +182,23 @@ export function findRepeat(
   return null;
 }
 
-/** What {@linkcode inductionProbe} finds. */
+/**
+ * What {@linkcode inductionProbe} finds.
+ *
+ * @example Against the demo server
+ * ```ts
+ * import { inductionProbe } from "../mod.ts";
+ * import { startDemoServer } from "../server/mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await using server = await startDemoServer();
+ * const probe = await inductionProbe({ baseUrl: server.baseUrl, length: 12, seed: 3 });
+ * assert.equal(probe.words.length, 12); // each copy: 12 words, some split into several tokens
+ * assert.ok(probe.repeat.length >= 12);
+ * const [best] = probe.inductionHeads(0.5);
+ * assert.equal(best.layer, 1); // the demo model's induction head
+ * ```
+ */
 export class InductionProbeResult {
   /** Every head metric, counted on the second copy's query rows only. */
   readonly summary: HeadSummary;

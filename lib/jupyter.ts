@@ -14,7 +14,22 @@
  * @module
  */
 
-/** The symbol Deno's Jupyter kernel looks for on a cell's value. */
+/**
+ * The symbol Deno's Jupyter kernel looks for on a cell's value
+ * (`Symbol.for("Jupyter.display")`): a method under it returns the MIME
+ * bundle the cell shows.
+ *
+ * @example Call it to see what a cell would show
+ * ```ts
+ * import { AttentionScores, JUPYTER_DISPLAY } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const scores = new AttentionScores(new Float32Array([1]), [1, 1, 1]);
+ * const bundle = await scores[JUPYTER_DISPLAY]();
+ * assert.match(String(bundle["text/plain"]), /AttentionScores/);
+ * assert.equal(JUPYTER_DISPLAY, Symbol.for("Jupyter.display"));
+ * ```
+ */
 export const JUPYTER_DISPLAY: unique symbol = Symbol.for(
   "Jupyter.display",
 ) as never;

@@ -116,7 +116,18 @@ export const CODENAME_STUDY: Study = {
   markToken: "Omega",
 };
 
-/** Both studies by `--example` name. */
+/**
+ * Both studies by `--example` name.
+ *
+ * @example
+ * ```ts
+ * import { STUDIES } from "./studies.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(Object.keys(STUDIES), ["needle", "codename"]);
+ * assert.equal(STUDIES.needle.expected, "1729");
+ * ```
+ */
 export const STUDIES: Readonly<Record<Study["name"], Study>> = {
   needle: NEEDLE_STUDY,
   codename: CODENAME_STUDY,

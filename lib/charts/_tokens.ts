@@ -8,7 +8,17 @@
 
 import type { TokenType } from "../token_meta.ts";
 
-/** Colors of token types (Tableau 10), the same in every chart. */
+/**
+ * Colors of token types (Tableau 10), the same in every chart.
+ *
+ * @example Color your own marks the way attnscope does
+ * ```ts
+ * import { TOKEN_TYPE_COLORS } from "../../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(TOKEN_TYPE_COLORS.vision, "#f28e2b");
+ * ```
+ */
 export const TOKEN_TYPE_COLORS: Readonly<Record<TokenType, string>> = {
   vision: "#f28e2b",
   language: "#4e79a7",
@@ -16,7 +26,17 @@ export const TOKEN_TYPE_COLORS: Readonly<Record<TokenType, string>> = {
   unknown: "#9d9d9d",
 };
 
-/** The color marked positions (e.g. the needle) are highlighted with. */
+/**
+ * The color marked positions (e.g. the needle) are highlighted with.
+ *
+ * @example
+ * ```ts
+ * import { MARK_COLOR } from "../../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(MARK_COLOR, /^#[0-9a-f]{6}$/);
+ * ```
+ */
 export const MARK_COLOR = "#e0115f";
 
 /**

@@ -30,7 +30,18 @@ export type HeadMetricName =
   | "entropy"
   | "maxWeight";
 
-/** Every metric name, in display order. */
+/**
+ * Every metric name, in display order.
+ *
+ * @example
+ * ```ts
+ * import { HEAD_METRICS } from "./head_summary.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(HEAD_METRICS.includes("induction"));
+ * assert.ok(Object.isFrozen(HEAD_METRICS));
+ * ```
+ */
 export const HEAD_METRICS: readonly HeadMetricName[] = Object.freeze([
   "previousToken",
   "duplicateToken",
