@@ -609,7 +609,6 @@ export function estimateTextWidth(s: string, size: number): number {
   return [...s].length * size * 0.56;
 }
 
-/** Puts a complete `<svg>` at (x, y) inside another, adding `xmlns` if missing. */
 /**
  * Places a complete `<svg>` at `(x, y)` inside another SVG document, keeping
  * its size.
