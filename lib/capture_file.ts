@@ -36,6 +36,7 @@ import {
   restoreLayerData,
   shuffleBytes,
 } from "./_capture_codec.ts";
+import { writeFileAtomic } from "./atomic_write.ts";
 import { type CaptureLike, normalizeCapture } from "./capture_input.ts";
 import { type AttentionCapture, AttentionLayer } from "./layer.ts";
 import { AttentionScores, type ScoresDType } from "./scores.ts";
@@ -438,7 +439,9 @@ function assemble(
 }
 
 /**
- * Saves a capture to a file (see the module doc for the format).
+ * Saves a capture to a file (see the module doc for the format). The file
+ * is replaced only once the new one is whole on disk: a failure leaves the
+ * previous file as it was.
  *
  * @param path Where to write; conventionally `*.attn`.
  * @param capture What `extractAttentionFromResponse` or `captureAttention` returns.
@@ -471,7 +474,8 @@ export async function saveCapture(
   capture: CaptureLike,
   options: EncodeCaptureOptions = {},
 ): Promise<void> {
-  await Deno.writeFile(path, encodeCapture(capture, options));
+  // Encoded first, written whole: a failure never leaves half a file.
+  await writeFileAtomic(path, encodeCapture(capture, options));
 }
 
 /** Options for {@linkcode loadCapture}. */

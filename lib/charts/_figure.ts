@@ -10,6 +10,7 @@
 import * as Plot from "@observablehq/plot";
 import { parseHTML } from "linkedom";
 import { type PatchableDocument, withCanvas } from "../canvas.ts";
+import { writeFileAtomic } from "../atomic_write.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
 import { type RasterizeOptions, rasterizeSvg } from "./_rasterize.ts";
 
@@ -300,12 +301,12 @@ export class Figure {
    */
   async save(path: string | URL, options: PngOptions = {}): Promise<void> {
     const name = String(path).toLowerCase();
-    if (name.endsWith(".svg")) return Deno.writeTextFile(path, this.toSVG());
+    if (name.endsWith(".svg")) return writeFileAtomic(path, this.toSVG());
     if (name.endsWith(".html") || name.endsWith(".htm")) {
-      return Deno.writeTextFile(path, this.toStandaloneHTML());
+      return writeFileAtomic(path, this.toStandaloneHTML());
     }
     if (name.endsWith(".png")) {
-      return Deno.writeFile(path, await this.toPNG(options));
+      return writeFileAtomic(path, await this.toPNG(options));
     }
     throw new TypeError(
       `Cannot save ${this.kind} to ${
