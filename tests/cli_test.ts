@@ -62,6 +62,27 @@ Deno.test("`study --example needle` prints the prompt, ✓ and each layer's avg 
   }
 });
 
+Deno.test("`task demo` runs offline once installed: cached modules only, network access limited to loopback", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--cached-only",
+      "--allow-net=127.0.0.1",
+      "--allow-read",
+      "--allow-env",
+      MAIN,
+      "--example",
+      "needle",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.match(stdout, /^Output: '1729' ✓$/m);
+});
+
 Deno.test("`study --example codename --layers 0,1` prints ✓ and a block per generated token for the chosen layers", async () => {
   const { code, stdout, stderr } = await cli([
     "--example",
