@@ -67,7 +67,18 @@ export type ResolvedServerOptions =
   >
   & Pick<ServerOptions, "apiKey" | "maxModelLen" | "servedModelName">;
 
-/** The defaults of {@linkcode ServerOptions}. */
+/**
+ * The defaults of {@linkcode ServerOptions}.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_SERVER_OPTIONS } from "./options.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(DEFAULT_SERVER_OPTIONS.host, "127.0.0.1"); // loopback only
+ * assert.equal(DEFAULT_SERVER_OPTIONS.enableAttentionInstrumentation, false);
+ * ```
+ */
 export const DEFAULT_SERVER_OPTIONS: Readonly<ResolvedServerOptions> = {
   host: "127.0.0.1",
   port: 8000,
