@@ -14,7 +14,7 @@ import {
   headSummary,
   type HeadSummaryOptions,
 } from "./metrics/head_summary.ts";
-import type { AttentionLayer } from "./layer.ts";
+import { AttentionLayer } from "./layer.ts";
 import { AttentionMatrix } from "./rollout.ts";
 import type { AttentionScores } from "./scores.ts";
 import type { TokenSequence } from "./metrics/_common.ts";
@@ -87,6 +87,14 @@ export interface CompareOptions
   tokensA?: TokenSequence;
   /** Tokens of capture `b`. @default {its labels} */
   tokensB?: TokenSequence;
+  /**
+   * Which layer of `a` is compared with which layer of `b`, as
+   * `[layerOfA, layerOfB]` pairs: `[[2, 18]]` compares layer 2 with layer 18,
+   * of two captures or of one capture passed twice. Results are indexed by
+   * `a`'s layer.
+   * @default {every layer both captures hold, each with itself}
+   */
+  layerPairs?: readonly (readonly [number, number])[];
 }
 
 /**
@@ -94,7 +102,7 @@ export interface CompareOptions
  * deltas `b - a`, and difference matrices per layer on request.
  * {@linkcode compareCaptures} makes it.
  *
- * @example Two layers of one head: a sink against a previous-token head
+ * @example Two captures of one layer: a sink head against a head that reads itself
  * ```ts
  * import { AttentionLayer, AttentionScores, compareCaptures, TokenMeta } from "../mod.ts";
  * import assert from "node:assert/strict";
@@ -271,15 +279,17 @@ export class CaptureComparison {
 }
 
 /**
- * Compares two captures of the same token positions: every shared layer must
- * have the same shape and positions in both. Layers only one capture holds
- * are left out with a warning.
+ * Compares two captures of the same token positions (two prompts aligned by
+ * position, or two models), or two layers (`layerPairs`): every compared
+ * pair of layers must have the same shape and positions. Without
+ * `layerPairs`, layers only one capture holds are left out with a warning.
  *
  * @param a The first capture (the baseline).
  * @param b The second capture.
  * @param options Metric options and each capture's tokens.
  * @returns Summaries, deltas `b - a` and per-layer differences.
- * @throws {TypeError} When no layer is shared or shapes differ.
+ * @throws {TypeError} When no layer is shared, a paired layer is missing, or
+ * shapes differ.
  *
  * @example
  * ```ts
@@ -302,6 +312,27 @@ export class CaptureComparison {
  * );
  * assert.equal(c.deltas.get("sinkMass", 3, 0), -0.5);
  * ```
+ *
+ * @example Two layers of one capture
+ * ```ts
+ * import { compareCaptures } from "./compare.ts";
+ * import { AttentionLayer } from "./layer.ts";
+ * import { AttentionScores } from "./scores.ts";
+ * import { TokenMeta } from "./token_meta.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layer = (index: number, row1: number[]) =>
+ *   new AttentionLayer({
+ *     layer: index,
+ *     model: null,
+ *     scores: new AttentionScores(new Float32Array([1, 0, ...row1]), [2, 1, 2]),
+ *     tokenMeta: TokenMeta.from({}),
+ *   });
+ * const capture = { 0: layer(0, [1, 0]), 1: layer(1, [0, 1]) };
+ * const c = compareCaptures(capture, capture, { layerPairs: [[0, 1]] });
+ * assert.deepEqual(c.layers, [0]);
+ * assert.equal(c.deltas.get("sinkMass", 0, 0), -1);
+ * ```
  */
 export function compareCaptures(
   a: CaptureLike,
@@ -310,32 +341,13 @@ export function compareCaptures(
 ): CaptureComparison {
   const na = normalizeCapture(a, "compare captures");
   const nb = normalizeCapture(b, "compare captures");
-  const inB = new Map(nb.layers.map((l) => [l.layer, l]));
-  const shared = na.layers.filter((l) => inB.has(l.layer));
-  if (shared.length === 0) {
-    throw new TypeError(
-      `Cannot compare captures: capture a holds layers [${
-        na.layers.map((l) => l.layer)
-      }] and capture b [${
-        nb.layers.map((l) => l.layer)
-      }], none in common; capture the same layers`,
-    );
-  }
-  const onlyOne = [...na.layers, ...nb.layers]
-    .map((l) => l.layer)
-    .filter((i) => !shared.some((l) => l.layer === i));
-  if (onlyOne.length > 0) {
-    warn(
-      `compareCaptures: layers ${
-        [...new Set(onlyOne)].join(", ")
-      } are in only one capture and are left out`,
-    );
-  }
-  const sharedB = shared.map((l) => inB.get(l.layer)!);
+  const { tokensA, tokensB, layerPairs, ...metricOptions } = options;
+  const [shared, sharedB] = layerPairs
+    ? pairedLayers(na.layers, nb.layers, layerPairs)
+    : sameLayers(na.layers, nb.layers);
   shared.forEach((l, n) =>
     checkSameShape(l.scores, sharedB[n].scores, `compare layer ${l.layer}`)
   );
-  const { tokensA, tokensB, ...metricOptions } = options;
   const attentionA = Object.fromEntries(shared.map((l) => [l.layer, l]));
   const attentionB = Object.fromEntries(sharedB.map((l) => [l.layer, l]));
   const summaryA = headSummary({ attention: attentionA, labels: na.labels }, {
@@ -352,6 +364,88 @@ export function compareCaptures(
     layersA: shared,
     layersB: sharedB,
   });
+}
+
+/** Each layer both captures hold, with itself; the rest left out, warned. */
+function sameLayers(
+  layersA: readonly AttentionLayer[],
+  layersB: readonly AttentionLayer[],
+): [AttentionLayer[], AttentionLayer[]] {
+  const inB = new Map(layersB.map((l) => [l.layer, l]));
+  const shared = layersA.filter((l) => inB.has(l.layer));
+  if (shared.length === 0) {
+    throw new TypeError(
+      `Cannot compare captures: capture a holds layers [${
+        layersA.map((l) => l.layer)
+      }] and capture b [${
+        layersB.map((l) => l.layer)
+      }], none in common; capture the same layers, or pair layers with layerPairs`,
+    );
+  }
+  const onlyOne = [...layersA, ...layersB]
+    .map((l) => l.layer)
+    .filter((i) => !shared.some((l) => l.layer === i));
+  if (onlyOne.length > 0) {
+    warn(
+      `compareCaptures: layers ${
+        [...new Set(onlyOne)].join(", ")
+      } are in only one capture and are left out`,
+    );
+  }
+  return [shared, shared.map((l) => inB.get(l.layer)!)];
+}
+
+/**
+ * The layers `pairs` names; b's layers are re-indexed as their partners in a,
+ * so summaries and differences line up.
+ */
+function pairedLayers(
+  layersA: readonly AttentionLayer[],
+  layersB: readonly AttentionLayer[],
+  pairs: readonly (readonly [number, number])[],
+): [AttentionLayer[], AttentionLayer[]] {
+  if (pairs.length === 0) {
+    throw new TypeError(
+      "Cannot compare captures: layerPairs is empty; pass pairs like [[2, 18]] or leave it out",
+    );
+  }
+  const find = (
+    layers: readonly AttentionLayer[],
+    i: number,
+    which: string,
+  ) => {
+    const found = layers.find((l) => l.layer === i);
+    if (!found) {
+      throw new TypeError(
+        `Cannot compare captures: capture ${which} holds layers [${
+          layers.map((l) => l.layer)
+        }], not layer ${i}; pair layers it holds`,
+      );
+    }
+    return found;
+  };
+  const seen = new Set<number>();
+  const fromA: AttentionLayer[] = [], fromB: AttentionLayer[] = [];
+  for (const [ia, ib] of pairs) {
+    if (seen.has(ia)) {
+      throw new TypeError(
+        `Cannot compare captures: layer ${ia} of a is paired twice in layerPairs; pair each of a's layers once`,
+      );
+    }
+    seen.add(ia);
+    const la = find(layersA, ia, "a");
+    const lb = find(layersB, ib, "b");
+    fromA.push(la);
+    fromB.push(
+      new AttentionLayer({
+        layer: ia,
+        model: lb.model,
+        scores: lb.scores,
+        tokenMeta: lb.tokenMeta,
+      }),
+    );
+  }
+  return [fromA, fromB];
 }
 
 function checkSameShape(

@@ -106,6 +106,33 @@ Deno.test("compareCaptures() leaves out unshared layers with a warning and refus
   );
 });
 
+Deno.test("compareCaptures() compares two layers of one capture through layerPairs, indexed by a's layer", () => {
+  const capture = {
+    attention: { 0: promptLayer(0, A), 5: promptLayer(5, B) },
+    labels: TOKENS,
+  };
+  const c = compareCaptures(capture, capture, { layerPairs: [[0, 5]] });
+  assert.deepEqual(c.layers, [0]);
+  const sinkA = sinkMass(A);
+  const sinkB = sinkMass(B);
+  for (let h = 0; h < H; h++) {
+    close([c.deltas.get("sinkMass", 0, h)], [sinkB[h] - sinkA[h]], 1e-12);
+  }
+  close(c.difference(0).data, attentionDifference(A, B).data, 0);
+  assert.throws(
+    () => compareCaptures(capture, capture, { layerPairs: [[0, 9]] }),
+    /capture b holds layers \[0,5\], not layer 9/,
+  );
+  assert.throws(
+    () => compareCaptures(capture, capture, { layerPairs: [[0, 5], [0, 0]] }),
+    /layer 0 of a is paired twice/,
+  );
+  assert.throws(
+    () => compareCaptures(capture, capture, { layerPairs: [] }),
+    /layerPairs is empty/,
+  );
+});
+
 Deno.test("CaptureComparison displays the largest changes", async () => {
   const c = compareCaptures(
     { attention: { 0: promptLayer(0, A) }, labels: TOKENS },
