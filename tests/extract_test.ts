@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { seededRandom } from "../lib/random.ts";
 import { gzipSync } from "node:zlib";
 import {
   extractAttentionFromResponse,
@@ -440,4 +441,50 @@ Deno.test("extractAttentionFromResponse() refuses a bad workers option", async (
     () => extractAttentionFromResponse(value, { workers: -1 }),
     /^RangeError: Cannot decode layers: workers -1 is not a non-negative integer; pass 0 to decode on this thread$/,
   );
+});
+
+Deno.test("random corruptions of a real body decode to arrays of their declared shape or fail with a clear error, never a crash", async () => {
+  const body = await Deno.readFile(
+    new URL("./fixtures/text_small.json", import.meta.url),
+  );
+  const random = seededRandom(5);
+  const pick = (n: number) => Math.floor(random() * n);
+  const outcomes = { decoded: 0, refused: 0 };
+  for (let i = 0; i < 400; i++) {
+    // Flipped bytes, a truncation, or a cut-out run, anywhere in the body.
+    let bytes = body.slice();
+    const mode = random();
+    if (mode < 0.5) {
+      for (let j = 0; j <= pick(4); j++) bytes[pick(bytes.length)] = pick(256);
+    } else if (mode < 0.75) {
+      bytes = bytes.subarray(0, pick(bytes.length));
+    } else {
+      const at = pick(bytes.length);
+      bytes = new Uint8Array([
+        ...bytes.subarray(0, at),
+        ...bytes.subarray(at + pick(50)),
+      ]);
+    }
+    const dtype = i % 2 ? "float16" : "float32";
+    try {
+      const { result } = await collectWarningsAsync(() =>
+        extractAttentionFromResponse(bytes, { dtype, workers: 0 })
+      );
+      for (const layer of Object.values(result ?? {})) {
+        const [tq, h, tk] = layer.scores.shape;
+        assert.equal(layer.scores.data.length, tq * h * tk);
+      }
+      outcomes.decoded++;
+    } catch (error) {
+      assert.ok(error instanceof Error, `case ${i}: threw ${error}`);
+      assert.match(
+        error.message,
+        /^Cannot /,
+        `case ${i}: unclear error ${error.name}: ${error.message}`,
+      );
+      outcomes.refused++;
+    }
+  }
+  // Most corruptions land in the base64 payload, which must be refused.
+  assert.ok(outcomes.refused > 300, JSON.stringify(outcomes));
 });
