@@ -169,6 +169,8 @@ export async function captureAttention(
     ? options.layers
     : options.layers.join(",");
   let body: Uint8Array;
+  // The prompt_logprobs k actually sent (extraBody may override the 0).
+  let promptTopK = 0;
   let model = options.model;
   try {
     model ??= await firstModel(client, baseUrl);
@@ -194,6 +196,8 @@ export async function captureAttention(
       ...options.extraBody,
       stream: false as const,
     };
+    const asked = (request as Record<string, unknown>).prompt_logprobs;
+    promptTopK = typeof asked === "number" ? asked : 0;
     const response = await client.chat.completions.create(request)
       .asResponse();
     body = new Uint8Array(await response.arrayBuffer());
@@ -232,7 +236,7 @@ export async function captureAttention(
   return {
     response: withoutPayloads(raw),
     attention,
-    labels: tokenLabels(raw, promptLen, completion),
+    labels: tokenLabels(raw, promptLen, completion, promptTopK),
     text: typeof choice?.message?.content === "string"
       ? choice.message.content
       : "",
@@ -330,10 +334,35 @@ function firstChoice(raw: Record<string, unknown>): Choice | undefined {
  * Labels from vLLM's `prompt_logprobs` (first entry of each position's
  * dict: the prompt token itself) and the choice's `logprobs`.
  */
+interface PromptLogprob {
+  decoded_token?: unknown;
+  rank?: unknown;
+}
+
+/**
+ * The prompt token's entry at one position of vLLM's `prompt_logprobs`. With
+ * `prompt_logprobs: 0` it is the only entry. With `k > 0` vLLM adds the top
+ * k (ranks 1..k), and JSON object order cannot be trusted (integer-like keys
+ * sort), so the prompt token is the one ranked below k; when it is itself
+ * among the top k (k entries in all), nothing tells it apart and this
+ * returns `null`.
+ */
+function promptToken(
+  entry: Record<string, unknown>,
+  k: number,
+): PromptLogprob | null | undefined {
+  const values = Object.values(entry) as PromptLogprob[];
+  if (values.length <= 1) return values[0];
+  if (values.length !== k + 1) return null;
+  const below = values.filter((v) => typeof v?.rank === "number" && v.rank > k);
+  return below.length === 1 ? below[0] : null;
+}
+
 function tokenLabels(
   raw: Record<string, unknown>,
   promptLen: number,
   completion: number,
+  promptTopK: number,
 ): string[] {
   const labels = Array.from(
     { length: promptLen + completion },
@@ -341,15 +370,21 @@ function tokenLabels(
   );
   const show = (t: string) => t.replaceAll("\n", "↵");
   if (Array.isArray(raw.prompt_logprobs)) {
+    const unclear: number[] = [];
     raw.prompt_logprobs.forEach((entry, i) => {
       if (i >= promptLen || entry === null || typeof entry !== "object") return;
-      const first = Object.values(entry as Record<string, unknown>)[0] as
-        | { decoded_token?: unknown }
-        | undefined;
-      if (typeof first?.decoded_token === "string") {
-        labels[i] = show(first.decoded_token);
-      }
+      const token = promptToken(entry as Record<string, unknown>, promptTopK);
+      if (typeof token?.decoded_token === "string") {
+        labels[i] = show(token.decoded_token);
+      } else if (token === null) unclear.push(i);
     });
+    if (unclear.length > 0) {
+      warn(
+        `prompt_logprobs lists alternatives at ${unclear.length} positions (first: ${
+          unclear[0]
+        }) where the prompt token is among them and cannot be told apart; those positions are labelled by index (request prompt_logprobs: 0 for labels)`,
+      );
+    }
   }
   const content = firstChoice(raw)?.logprobs?.content;
   if (Array.isArray(content)) {

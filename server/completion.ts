@@ -8,7 +8,12 @@
  */
 
 import type { WireLayer } from "./encode.ts";
-import type { DemoModel, GenerateResult, TokenLogprob } from "./model/types.ts";
+import type {
+  DemoModel,
+  GenerateResult,
+  PromptTokenLogprob,
+  TokenLogprob,
+} from "./model/types.ts";
 
 /** What one finished generation needs to be written out. */
 export interface FinishedGeneration {
@@ -93,16 +98,7 @@ export function completionBody(
     completion_tokens: number;
     total_tokens: number;
   };
-  prompt_logprobs:
-    | (
-      | Record<string, {
-        logprob: number;
-        rank: null;
-        decoded_token: string;
-      }>
-      | null
-    )[]
-    | null;
+  prompt_logprobs: (PromptLogprobEntry | null)[] | null;
   attn_capture_data: WireLayer[] | null;
 } {
   const completionTokens = gen.result.tokens.length;
@@ -125,15 +121,7 @@ export function completionBody(
     },
     prompt_logprobs: gen.promptLogprobs
       ? gen.result.promptLogprobs.map((lp) =>
-        lp === null ? null : {
-          [String(lp.id)]: {
-            logprob: lp.logprob,
-            // vLLM reports the token's vocabulary rank; the demo model does
-            // not compute it, and vLLM's schema allows null.
-            rank: null,
-            decoded_token: gen.model.tokenText(lp.id),
-          },
-        }
+        lp === null ? null : promptLogprobEntry(gen, lp)
       )
       : null,
     attn_capture_data: attention,
@@ -232,6 +220,35 @@ export function streamEvents(
   }
   events.push("data: [DONE]\n\n");
   return events;
+}
+
+/** One prompt position in vLLM's `prompt_logprobs`: token id to its logprob. */
+export type PromptLogprobEntry = Record<string, {
+  logprob: number;
+  rank: number;
+  decoded_token: string;
+}>;
+
+/**
+ * vLLM's shape: the prompt token first, with its rank in the distribution,
+ * then the top alternatives ranked 1..k (the prompt token once, where it is
+ * among them).
+ */
+function promptLogprobEntry(
+  gen: FinishedGeneration,
+  lp: PromptTokenLogprob,
+): PromptLogprobEntry {
+  const entry: PromptLogprobEntry = {};
+  const add = (id: number, logprob: number, rank: number) => {
+    entry[String(id)] ??= {
+      logprob,
+      rank,
+      decoded_token: gen.model.tokenText(id),
+    };
+  };
+  add(lp.id, lp.logprob, lp.rank);
+  lp.top.forEach((t, i) => add(t.id, t.logprob, i + 1));
+  return entry;
 }
 
 function logprobEntries(gen: FinishedGeneration): LogprobEntry[] {

@@ -215,6 +215,7 @@ export function createHandler(
       temperature: req.temperature,
       seed: req.seed,
       topLogprobs: req.topLogprobs,
+      promptTopLogprobs: req.promptLogprobs ?? 0,
       captureLayers: req.stream ? [] : layers,
       shouldStop: stop.length
         ? (ids) => firstStop(model.decode(ids), stop) !== null

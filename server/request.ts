@@ -96,7 +96,12 @@ export function validateChatRequest(body: unknown): ChatRequest {
     logprobs: readBoolean(b.logprobs, "logprobs") ?? false,
     topLogprobs:
       readInteger(b.top_logprobs, "top_logprobs", 0, MAX_TOP_LOGPROBS) ?? 0,
-    promptLogprobs: readInteger(b.prompt_logprobs, "prompt_logprobs", 0, 0) ??
+    promptLogprobs: readInteger(
+      b.prompt_logprobs,
+      "prompt_logprobs",
+      0,
+      MAX_TOP_LOGPROBS,
+    ) ??
       null,
     stream: readBoolean(b.stream, "stream") ?? false,
     includeUsage: false,
@@ -373,8 +378,6 @@ function readInteger(
   ) {
     const range = max === Number.MAX_SAFE_INTEGER
       ? `an integer of at least ${min}`
-      : min === max
-      ? `${min} (the demo server returns only each prompt token's own logprob)`
       : `an integer from ${min} to ${max}`;
     throw bad(
       `Cannot read ${field}: it is ${describe(value)}; pass ${range}`,

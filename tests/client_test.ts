@@ -80,6 +80,43 @@ Deno.test("captureAttention() returns the reply, every layer decoded and one lab
   assert.ok(result.body.length > 1000);
 });
 
+Deno.test("captureAttention() labels the prompt from prompt_logprobs: k > 0 where the prompt token can be told apart, and warns where not", async () => {
+  await using server = await startDemoServer();
+  const ask = (extraBody: Record<string, unknown>) =>
+    collectWarningsAsync(() =>
+      captureAttention({
+        baseUrl: server.baseUrl,
+        prompt: "red: 4821\nblue: 9034\nblue:",
+        capture: false,
+        extraBody,
+      })
+    );
+  const plain = await ask({});
+  assert.deepEqual(plain.warnings, []);
+  const alternatives = await ask({ prompt_logprobs: 2 });
+  const raw = alternatives.result.response
+    .prompt_logprobs as (Record<string, { rank: number }> | null)[];
+  // Positions whose token is not in the top 2 carry 3 entries: labelled as
+  // with k = 0. The rest (token among the top 2) are labelled by index.
+  let told = 0, untold = 0;
+  raw.forEach((entry, p) => {
+    if (entry === null) return;
+    if (Object.keys(entry).length === 3) {
+      told++;
+      assert.equal(alternatives.result.labels[p], plain.result.labels[p]);
+    } else {
+      untold++;
+      assert.equal(alternatives.result.labels[p], String(p));
+    }
+  });
+  assert.ok(told > 0 && untold > 0, `${told} told, ${untold} not`);
+  assert.equal(alternatives.warnings.length, 1);
+  assert.match(
+    alternatives.warnings[0],
+    new RegExp(`prompt_logprobs lists alternatives at ${untold} positions`),
+  );
+});
+
 Deno.test("captureAttention() sends messages, max_tokens and the chosen layers", async () => {
   await using server = await startDemoServer();
   const result = await captureAttention({

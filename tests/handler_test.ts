@@ -308,10 +308,11 @@ const badCases: BadCase[] = [
     message: /set logprobs: true as well/,
   },
   {
-    name: "prompt_logprobs above 0",
-    request: () => post({ ...good, prompt_logprobs: 5 }),
+    name: "prompt_logprobs above 20",
+    request: () => post({ ...good, prompt_logprobs: 21 }),
     status: 400,
-    message: /prompt_logprobs: it is the number 5; pass 0/,
+    message:
+      /prompt_logprobs: it is the number 21; pass an integer from 0 to 20/,
   },
   {
     name: "n above 1",
@@ -650,6 +651,53 @@ Deno.test("createHandler() applies stop strings and returns logprobs and prompt_
     Object.values(e!)[0].decoded_token
   ).join("");
   assert.ok(prompt.includes("alpha: 1729\nbeta: 2048\nalpha:"), prompt);
+});
+
+Deno.test("createHandler() answers prompt_logprobs: k as vLLM does: the prompt token with its rank, then the top k ranked 1..k", async () => {
+  const handler = createHandler(model);
+  const text = "alpha: 1729\nbeta: 2048\nalpha:";
+  const ask = async (k: number) => {
+    const res = await handler(post({
+      ...good,
+      messages: [{ role: "user", content: text }],
+      prompt_logprobs: k,
+    }));
+    assert.equal(res.status, 200);
+    return ((await json(res)) as {
+      prompt_logprobs: (
+        | Record<
+          string,
+          { logprob: number; rank: number; decoded_token: string }
+        >
+        | null
+      )[];
+    }).prompt_logprobs;
+  };
+  const zero = await ask(0);
+  const three = await ask(3);
+  assert.equal(three.length, zero.length);
+  assert.equal(three[0], null);
+  for (let p = 1; p < zero.length; p++) {
+    const [[id, own]] = Object.entries(zero[p]!);
+    const entry = three[p]!;
+    // The prompt token keeps its logprob and rank; the others are the
+    // likeliest three, ranked 1..3 (the prompt token once if among them).
+    assert.deepEqual(entry[id], own);
+    assert.ok(own.rank >= 1 && own.logprob <= 0);
+    const ranks = Object.values(entry).map((e) => e.rank).sort((a, b) => a - b);
+    assert.deepEqual(
+      ranks,
+      own.rank <= 3 ? [1, 2, 3] : [1, 2, 3, own.rank],
+      `position ${p}`,
+    );
+    const byRank = Object.values(entry).sort((a, b) => a.rank - b.rank);
+    for (let i = 1; i < byRank.length; i++) {
+      assert.ok(byRank[i - 1].logprob >= byRank[i].logprob, `position ${p}`);
+    }
+  }
+  const sum = (e: Record<string, { logprob: number }>) =>
+    Object.values(e).reduce((a, v) => a + Math.exp(v.logprob), 0);
+  assert.ok(three.slice(1).every((e) => sum(e!) <= 1 + 1e-9));
 });
 
 Deno.test("createHandler() captures attention of a prompt with an image in the wire format", async () => {

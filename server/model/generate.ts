@@ -12,6 +12,7 @@ import type {
   GenerateOptions,
   GenerateResult,
   ModelInput,
+  PromptTokenLogprob,
   TokenLogprob,
 } from "./types.ts";
 import { SPECIAL } from "./vocab.ts";
@@ -55,6 +56,19 @@ function sample(
     if (r < 0) return i;
   }
   return argmax(logits);
+}
+
+/**
+ * 1-based rank of `id` in the order {@linkcode topLogprobs} lists tokens
+ * (likelier first, ties by id), so the top k are exactly ranks 1..k.
+ */
+function rankOf(logits: Float64Array, id: number): number {
+  let rank = 1;
+  const own = logits[id];
+  for (let t = 0; t < logits.length; t++) {
+    if (logits[t] > own || (logits[t] === own && t < id)) rank++;
+  }
+  return rank;
 }
 
 function topLogprobs(
@@ -113,11 +127,13 @@ function validate(
       `Cannot generate: temperature is ${options.temperature}; pass a number of 0 or more`,
     );
   }
-  const top = options.topLogprobs ?? 0;
-  if (!Number.isInteger(top) || top < 0 || top > MAX_TOP_LOGPROBS) {
-    throw new RangeError(
-      `Cannot generate: topLogprobs is ${top}; pass a whole number from 0 to ${MAX_TOP_LOGPROBS}`,
-    );
+  for (const name of ["topLogprobs", "promptTopLogprobs"] as const) {
+    const top = options[name] ?? 0;
+    if (!Number.isInteger(top) || top < 0 || top > MAX_TOP_LOGPROBS) {
+      throw new RangeError(
+        `Cannot generate: ${name} is ${top}; pass a whole number from 0 to ${MAX_TOP_LOGPROBS}`,
+      );
+    }
   }
   for (const layer of options.captureLayers ?? []) {
     if (!Number.isInteger(layer) || layer < 0 || layer >= numLayers) {
@@ -172,13 +188,20 @@ export function generate(
     captureLayers,
     expectedLength: Math.min(maxPositions, P + options.maxTokens),
   });
-  const promptLogprobs: (TokenLogprob | null)[] = [null];
+  const promptLogprobs: (PromptTokenLogprob | null)[] = [null];
+  const promptTop = options.promptTopLogprobs ?? 0;
   let logits: Float64Array = new Float64Array(0);
   for (let i = 0; i < P; i++) {
     logits = seq.logits(seq.push(prompt[i], input.patches?.get(i)));
     if (i + 1 < P) {
       const id = prompt[i + 1];
-      promptLogprobs.push({ id, logprob: logits[id] - logSumExp(logits) });
+      const lse = logSumExp(logits);
+      promptLogprobs.push({
+        id,
+        logprob: logits[id] - lse,
+        rank: rankOf(logits, id),
+        top: topLogprobs(logits, lse, promptTop),
+      });
     }
   }
 

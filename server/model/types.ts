@@ -40,6 +40,14 @@ export interface TokenLogprob {
   logprob: number;
 }
 
+/** A prompt token's logprob with its rank and the likeliest tokens there. */
+export interface PromptTokenLogprob extends TokenLogprob {
+  /** 1-based rank of the token in the model's distribution (1 = likeliest). */
+  rank: number;
+  /** The likeliest tokens at this position, best first. */
+  top: TokenLogprob[];
+}
+
 /** Options for {@linkcode DemoModel.generate}. */
 export interface GenerateOptions {
   /** Most tokens to generate (the end-of-turn token counts). */
@@ -50,6 +58,8 @@ export interface GenerateOptions {
   seed?: number;
   /** How many alternatives to report per generated token. @default {0} */
   topLogprobs?: number;
+  /** How many alternatives to report per prompt position. @default {0} */
+  promptTopLogprobs?: number;
   /** Layers whose attention to return. @default {[]} */
   captureLayers?: number[];
   /**
@@ -67,8 +77,11 @@ export interface GenerateResult {
   finishReason: "stop" | "length";
   /** Per generated token: its own logprob and the top alternatives. */
   logprobs: { token: TokenLogprob; top: TokenLogprob[] }[];
-  /** Per prompt position: the logprob of the actual token; null at position 0. */
-  promptLogprobs: (TokenLogprob | null)[];
+  /**
+   * Per prompt position: the actual token's logprob and rank, and the top
+   * alternatives; null at position 0, which nothing predicts.
+   */
+  promptLogprobs: (PromptTokenLogprob | null)[];
   /**
    * Per captured layer, the softmax attention the forward pass used,
    * `[T, H, T]` flattened in C order, where T = prompt + generated - 1
