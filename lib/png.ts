@@ -23,6 +23,26 @@ export interface EncodePngOptions {
 
 const SIGNATURE = new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]);
 
+/**
+ * Whether bytes start with the PNG signature.
+ *
+ * @param bytes A file's bytes.
+ * @returns `true` for a PNG.
+ *
+ * @example
+ * ```ts
+ * import { encodePng, isPng } from "./png.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(isPng(encodePng(new Uint8Array(4), 1)));
+ * assert.ok(!isPng(new TextEncoder().encode("GIF89a")));
+ * ```
+ */
+export function isPng(bytes: Uint8Array): boolean {
+  return bytes.length >= SIGNATURE.length &&
+    SIGNATURE.every((b, i) => bytes[i] === b);
+}
+
 const CRC_TABLE = (() => {
   const table = new Uint32Array(256);
   for (let n = 0; n < 256; n++) {

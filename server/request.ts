@@ -9,6 +9,7 @@
 import { HttpError } from "./http_error.ts";
 import type { ChatMessage, ChatPart } from "./model/types.ts";
 import { parseLayerList } from "./options.ts";
+import { MAX_TOP_LOGPROBS } from "./model/generate.ts";
 
 /** A chat completion request after validation. */
 export interface ChatRequest {
@@ -42,8 +43,6 @@ export interface ChatRequest {
 
 /** Most stop strings a request may give. */
 const MAX_STOP_STRINGS = 16;
-/** Most alternatives per token, as OpenAI's API allows. */
-const MAX_TOP_LOGPROBS = 20;
 
 /**
  * Checks a parsed request body and returns what the server needs from it.

@@ -10,9 +10,16 @@ import { CODENAME_STUDY, NEEDLE_STUDY } from "../lib/studies.ts";
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const SERVE = new URL("../server/serve.ts", import.meta.url).pathname;
 
-async function cli(args: string[]) {
+const PERMISSIONS = ["--allow-net", "--allow-read", "--allow-env"];
+
+/** Runs a script as `deno task` does, with the given flags; text output. */
+async function runScript(
+  script: string,
+  args: string[],
+  flags: string[] = PERMISSIONS,
+) {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-read", "--allow-env", MAIN, ...args],
+    args: ["run", ...flags, script, ...args],
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1" },
@@ -23,6 +30,8 @@ async function cli(args: string[]) {
     stderr: new TextDecoder().decode(out.stderr),
   };
 }
+
+const cli = (args: string[]) => runScript(MAIN, args);
 
 Deno.test("`study --example needle` prints the prompt, ✓ and each layer's avg and per-head rows with the needle marked", async () => {
   const { code, stdout, stderr } = await cli(["--example", "needle"]);
@@ -63,23 +72,12 @@ Deno.test("`study --example needle` prints the prompt, ✓ and each layer's avg 
 });
 
 Deno.test("`task demo` runs offline once installed: cached modules only, network access limited to loopback", async () => {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--cached-only",
-      "--allow-net=127.0.0.1",
-      "--allow-read",
-      "--allow-env",
-      MAIN,
-      "--example",
-      "needle",
-    ],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const stdout = new TextDecoder().decode(out.stdout);
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const { code, stdout, stderr } = await runScript(
+    MAIN,
+    ["--example", "needle"],
+    ["--cached-only", "--allow-net=127.0.0.1", "--allow-read", "--allow-env"],
+  );
+  assert.equal(code, 0, stderr);
   assert.match(stdout, /^Output: '1729' ✓$/m);
 });
 
@@ -192,23 +190,10 @@ Deno.test("the CLI explains bad arguments and an unreachable server", async () =
 });
 
 Deno.test("`serve --help` prints the vLLM-named flags; a bad flag names them all and exits 2", async () => {
-  const run = (args: string[]) =>
-    new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-net",
-        "--allow-read",
-        "--allow-env",
-        SERVE,
-        ...args,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).output();
+  const run = (args: string[]) => runScript(SERVE, args);
   const help = await run(["--help"]);
   assert.equal(help.code, 0);
-  const text = new TextDecoder().decode(help.stdout);
+  const text = help.stdout;
   for (
     const flag of [
       "--host",
@@ -221,7 +206,7 @@ Deno.test("`serve --help` prints the vLLM-named flags; a bad flag names them all
   const bad = await run(["--prot", "8000"]);
   assert.equal(bad.code, 2);
   assert.match(
-    new TextDecoder().decode(bad.stderr),
+    bad.stderr,
     /Cannot read the command line: .*--prot.*the flags are --host, --port/,
   );
 });

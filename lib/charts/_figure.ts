@@ -445,9 +445,29 @@ export function plotBlock(node: HasOuterHTML | object): FigureBlock {
       }; pass title, subtitle, caption and legend through the attnscope options, not Plot's`,
     );
   }
-  const width = Number(/\bwidth="([\d.]+)"/.exec(html)?.[1] ?? 0);
-  const height = Number(/\bheight="([\d.]+)"/.exec(html)?.[1] ?? 0);
-  return { svg: roundGeometry(html), width, height };
+  return { svg: roundGeometry(html), ...svgSize(html) };
+}
+
+/**
+ * The `width` and `height` on an `<svg>` root (0 where absent).
+ *
+ * @param svg Markup starting with `<svg`.
+ * @returns The root's size in pixels.
+ *
+ * @example
+ * ```ts
+ * import { svgSize } from "./_figure.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(svgSize('<svg height="2" width="4"><rect width="9"/></svg>'), { width: 4, height: 2 });
+ * ```
+ */
+export function svgSize(svg: string): { width: number; height: number } {
+  const open = /^<svg\b[^>]*>/.exec(svg)?.[0] ?? "";
+  return {
+    width: Number(/\swidth="([\d.]+)"/.exec(open)?.[1] ?? 0),
+    height: Number(/\sheight="([\d.]+)"/.exec(open)?.[1] ?? 0),
+  };
 }
 
 const GEOMETRY_ATTRIBUTE =

@@ -20,8 +20,10 @@ import {
   rampLegend,
   type ScaleOptionsPassThrough,
   SVG_NS,
+  svgSize,
   swatchLegend,
 } from "./_figure.ts";
+import { isPng, pngDataUrl } from "../png.ts";
 
 /** Options for {@linkcode plotFigure}: Plot's options plus the figure's text. */
 export interface PlotFigureOptions extends PlotOptionsPassThrough {
@@ -207,14 +209,6 @@ export function figureRow(
   });
 }
 
-function svgSize(svg: string): { width: number; height: number } {
-  const open = /^<svg\b[^>]*>/.exec(svg)?.[0] ?? "";
-  return {
-    width: Number(/\swidth="([\d.]+)"/.exec(open)?.[1] ?? 0),
-    height: Number(/\sheight="([\d.]+)"/.exec(open)?.[1] ?? 0),
-  };
-}
-
 /** Options for {@linkcode imageFigure}. */
 export interface ImageFigureOptions {
   /**
@@ -255,8 +249,7 @@ export function imageFigure(
   png: Uint8Array,
   options: ImageFigureOptions = {},
 ): Figure {
-  const signature = [137, 80, 78, 71, 13, 10, 26, 10];
-  if (png.length < 24 || !signature.every((b, i) => png[i] === b)) {
+  if (png.length < 24 || !isPng(png)) {
     throw new TypeError(
       "Cannot show the image: the bytes are not a PNG file; pass the bytes of a .png (encodePng makes one)",
     );
@@ -280,7 +273,9 @@ export function imageFigure(
       svg:
         `<svg xmlns="${SVG_NS}" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="${
           escapeXml(alt)
-        }"><image width="${width}" height="${height}" preserveAspectRatio="none" image-rendering="optimizeSpeed" href="data:image/png;base64,${png.toBase64()}"/></svg>`,
+        }"><image width="${width}" height="${height}" preserveAspectRatio="none" image-rendering="optimizeSpeed" href="${
+          pngDataUrl(png)
+        }"/></svg>`,
       width,
       height,
     },

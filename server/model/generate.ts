@@ -19,7 +19,7 @@ import { SPECIAL } from "./vocab.ts";
 import type { DemoWeights } from "./weights.ts";
 import { seededRandom } from "../../lib/random.ts";
 
-/** Most alternatives per generated token. */
+/** Most alternatives per token (generated or prompt), as OpenAI's API allows. */
 export const MAX_TOP_LOGPROBS = 20;
 
 function logSumExp(logits: Float64Array): number {
