@@ -23,9 +23,16 @@ import {
 import { listNotebooks } from "../scripts/notebooks.ts";
 import { photographNotebook } from "../scripts/render_notebook.ts";
 import { isCorrect, STUDIES } from "../lib/studies.ts";
+import { normalizeMarkup } from "./charts_golden.ts";
 
 const CI = Deno.env.get("CI") === "true";
 const ARTIFACTS = new URL("../.artifacts/notebooks/", import.meta.url).pathname;
+/**
+ * Where the needle notebook saves its capture under test (not into the
+ * repository), and where the replay notebook then loads it from.
+ */
+const NEEDLE_CAPTURE = `${ARTIFACTS}needle.attn`;
+const NOTEBOOKS = new URL("../notebooks/", import.meta.url).pathname;
 /** Below this share of non-white pixels a chart area counts as blank. */
 const MIN_INK = 0.03;
 
@@ -237,14 +244,84 @@ Deno.test({
   },
 });
 
-Deno.test("notebooks/ holds the needle, codename and tour notebooks", () => {
+Deno.test("notebooks/ holds the needle, codename, replay and tour notebooks", () => {
   const names = notebooks.map((p) => p.replace(/^.*\//, ""));
-  for (const name of ["needle.ipynb", "codename.ipynb", "tour.ipynb"]) {
+  for (
+    const name of [
+      "needle.ipynb",
+      "codename.ipynb",
+      "replay.ipynb",
+      "tour.ipynb",
+    ]
+  ) {
     assert.ok(
       names.includes(name),
       `notebooks/${name} is missing (found ${names.join(", ") || "none"})`,
     );
   }
+});
+
+const fileExists = (path: string) =>
+  Deno.stat(path).then(() => true, () => false);
+
+/**
+ * For each chart cell of `replay` whose source is word for word a chart cell
+ * of `live`: the cell, and both outputs' `text/html`, normalized (ids
+ * renumbered, numbers rounded, PNGs digested).
+ */
+function replayedCharts(live: { cells: Cell[] }, replay: { cells: Cell[] }) {
+  const html = (cell: Cell) =>
+    normalizeMarkup(
+      (cell.outputs ?? []).map((o) => joined(o.data?.["text/html"])).join(""),
+    );
+  const liveCharts = tagged(live.cells, "chart");
+  return tagged(replay.cells, "chart").flatMap(({ cell, index }) => {
+    const twin = liveCharts.find((c) =>
+      joined(c.cell.source) === joined(cell.source)
+    );
+    return twin ? [{ index, live: html(twin.cell), replayed: html(cell) }] : [];
+  });
+}
+
+/** Asserts that every live chart is replayed, each with equal output. */
+function assertChartsReplayed(
+  live: { cells: Cell[] },
+  replay: { cells: Cell[] },
+  what: string,
+) {
+  const pairs = replayedCharts(live, replay);
+  assert.equal(
+    pairs.length,
+    tagged(live.cells, "chart").length,
+    `${what}: replay.ipynb repeats ${pairs.length} of needle.ipynb's ${
+      tagged(live.cells, "chart").length
+    } chart cells word for word`,
+  );
+  for (const { index, live: expected, replayed } of pairs) {
+    assert.ok(
+      replayed.includes("<svg"),
+      `${what}: cell ${index} drew no chart`,
+    );
+    assert.equal(
+      replayed,
+      expected,
+      `${what}: cell ${index} of replay.ipynb differs from the live chart`,
+    );
+  }
+}
+
+Deno.test("committed replay.ipynb draws exactly the charts committed needle.ipynb drew", async () => {
+  const read = async (name: string): Promise<{ cells: Cell[] }> =>
+    JSON.parse(await Deno.readTextFile(NOTEBOOKS + name));
+  assertChartsReplayed(
+    await read("needle.ipynb"),
+    await read("replay.ipynb"),
+    "committed notebooks",
+  );
+  assert.ok(
+    await fileExists(`${NOTEBOOKS}captures/needle.attn`),
+    "notebooks/captures/needle.attn, which replay.ipynb loads, is not committed; run deno task notebooks",
+  );
 });
 
 for (const path of notebooks) {
@@ -296,13 +373,25 @@ for (const path of notebooks) {
         );
       }
 
+      // The needle notebook saves its capture into the artifacts; the
+      // replay notebook loads it from there when this run made it, and
+      // otherwise the committed one.
+      if (name === "needle.ipynb") {
+        await Deno.remove(NEEDLE_CAPTURE).catch(() => {});
+      }
+      const replaysThisRun = name === "replay.ipynb" &&
+        await fileExists(NEEDLE_CAPTURE);
+      const captureEnv: Record<string, string> =
+        name === "needle.ipynb" || replaysThisRun
+          ? { ATTNSCOPE_CAPTURE_FILE: NEEDLE_CAPTURE }
+          : {};
       const jupyter = await temporaryJupyter();
       let executed: { cells: Cell[] };
       try {
         await Deno.mkdir(ARTIFACTS, { recursive: true });
         const run = await runNotebooks(python.path, [path], {
           outputDir: ARTIFACTS,
-          env: jupyter.env,
+          env: { ...jupyter.env, ...captureEnv },
         });
         assert.ok(run.success, `${name} failed to execute:\n${run.output}`);
         executed = JSON.parse(await Deno.readTextFile(`${ARTIFACTS}${name}`));
@@ -368,6 +457,37 @@ for (const path of notebooks) {
             assert.ok(
               isCorrect(study, output),
               `${name} answered ${output}, expected ${study.expected}`,
+            );
+          },
+        );
+      }
+
+      if (name === "needle.ipynb") {
+        await t.step("the capture is saved for replay.ipynb", async () => {
+          assert.ok(
+            await fileExists(NEEDLE_CAPTURE),
+            `needle.ipynb saved no capture at ${NEEDLE_CAPTURE}`,
+          );
+        });
+      }
+
+      if (name === "replay.ipynb") {
+        await t.step(
+          "the loaded capture draws exactly the charts the live run drew",
+          async () => {
+            const live: { cells: Cell[] } = JSON.parse(
+              await Deno.readTextFile(
+                replaysThisRun
+                  ? `${ARTIFACTS}needle.ipynb`
+                  : `${NOTEBOOKS}needle.ipynb`,
+              ),
+            );
+            assertChartsReplayed(
+              live,
+              executed,
+              replaysThisRun
+                ? "this run's needle.ipynb"
+                : "the committed needle.ipynb",
             );
           },
         );
