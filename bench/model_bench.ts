@@ -4,7 +4,8 @@
 // Run: deno bench -A bench/model_bench.ts
 import { loadDemoModel } from "../server/model/mod.ts";
 import { CODENAME_STUDY, NEEDLE_STUDY } from "../lib/studies.ts";
-import { needlePrompt, seededRandom } from "../tests/model_prompts.ts";
+import { needlePrompt } from "../tests/model_prompts.ts";
+import { seededRandom } from "../lib/random.ts";
 
 const model = loadDemoModel();
 const allLayers = Array.from({ length: model.numLayers }, (_, l) => l);

@@ -330,10 +330,7 @@ function firstChoice(raw: Record<string, unknown>): Choice | undefined {
   return Array.isArray(raw.choices) ? raw.choices[0] as Choice : undefined;
 }
 
-/**
- * Labels from vLLM's `prompt_logprobs` (first entry of each position's
- * dict: the prompt token itself) and the choice's `logprobs`.
- */
+/** One token's entry in a position of vLLM's `prompt_logprobs`. */
 interface PromptLogprob {
   decoded_token?: unknown;
   rank?: unknown;
@@ -358,6 +355,11 @@ function promptToken(
   return below.length === 1 ? below[0] : null;
 }
 
+/**
+ * Labels from vLLM's `prompt_logprobs` (each position's prompt token, see
+ * {@linkcode promptToken}) and the choice's `logprobs`; a position neither
+ * names is labelled by its index.
+ */
 function tokenLabels(
   raw: Record<string, unknown>,
   promptLen: number,

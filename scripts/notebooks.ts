@@ -15,8 +15,18 @@ import {
   temporaryJupyter,
 } from "./jupyter_env.ts";
 
-/** The notebooks folder. */
-const NOTEBOOKS = new URL("../notebooks/", import.meta.url).pathname;
+/**
+ * The notebooks folder, as a path ending in `/`.
+ *
+ * @example
+ * ```ts
+ * import { NOTEBOOKS } from "./notebooks.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(NOTEBOOKS.endsWith("/notebooks/"));
+ * ```
+ */
+export const NOTEBOOKS = new URL("../notebooks/", import.meta.url).pathname;
 
 /**
  * Every notebook in `notebooks/`, sorted by name.

@@ -9,9 +9,6 @@ import { seededRandom } from "../lib/random.ts";
 import type { AttentionScores } from "../lib/scores.ts";
 import { TokenMeta } from "../lib/token_meta.ts";
 
-/** The shared seeded generator, under the name these tests use. */
-export const seeded = seededRandom;
-
 /**
  * Causal softmax scores `[tq, h, tk]` as float16: row `q` is the query at
  * key position `tk - tq + q` and attends to keys up to it.
@@ -22,7 +19,7 @@ export function causalScores(
   tk: number,
   seed = 1,
 ): Float16Array {
-  const random = seeded(seed);
+  const random = seededRandom(seed);
   const out = new Float16Array(tq * h * tk);
   for (let q = 0; q < tq; q++) {
     const last = tk - tq + q;

@@ -9,7 +9,6 @@
 import { type NpyArray, type NpyDType, toNpy } from "../lib/npy.ts";
 import type { AttentionScores } from "../lib/scores.ts";
 import { seededRandom } from "../lib/random.ts";
-export { seededRandom };
 
 /** Arrays to hand to Python, by variable name. */
 export type NumpyInputs = Record<

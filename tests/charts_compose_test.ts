@@ -9,15 +9,14 @@ import {
   plotFigure,
   tokenTextView,
 } from "../mod.ts";
+import { svgSize } from "../lib/charts/_figure.ts";
 import { decodePng } from "../scripts/_png.ts";
 import { syntheticLabels, syntheticLayer } from "./charts_fixtures.ts";
 
+/** The root `<svg>`'s [width, height]. */
 const rootSize = (svg: string) => {
-  const open = /^<svg\b[^>]*>/.exec(svg)![0];
-  return [
-    Number(/\swidth="([\d.]+)"/.exec(open)![1]),
-    Number(/\sheight="([\d.]+)"/.exec(open)![1]),
-  ];
+  const { width, height } = svgSize(svg);
+  return [width, height];
 };
 
 const rows = [

@@ -14,7 +14,6 @@ import {
   TokenMeta,
 } from "../mod.ts";
 import { seededRandom } from "../lib/random.ts";
-export { seededRandom };
 
 /** Options for {@linkcode syntheticLayer}. */
 export interface SyntheticOptions {

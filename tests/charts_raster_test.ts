@@ -6,7 +6,8 @@ import { crc32, encodePng } from "../lib/png.ts";
 import { Figure, plotBlock, plotDocument } from "../lib/charts/_figure.ts";
 import { rasterizeSvg } from "../lib/charts/_rasterize.ts";
 import { decodePng } from "../scripts/_png.ts";
-import { seededRandom, syntheticLayer } from "./charts_fixtures.ts";
+import { seededRandom } from "../lib/random.ts";
+import { syntheticLayer } from "./charts_fixtures.ts";
 import { attentionHeatmap } from "../mod.ts";
 
 Deno.test("encodePng() round-trips random and striped pixels through a PNG decoder", () => {

@@ -11,7 +11,8 @@ import {
 import { AttentionScores } from "../lib/scores.ts";
 import { collectWarnings } from "../lib/warn.ts";
 import { JUPYTER_DISPLAY } from "../lib/jupyter.ts";
-import { randomCausalAttention, runNumpy, seededRandom } from "./_numpy.ts";
+import { randomCausalAttention, runNumpy } from "./_numpy.ts";
+import { seededRandom } from "../lib/random.ts";
 import { assertAllClose } from "./_assert.ts";
 import { promptLayer } from "./_captures.ts";
 

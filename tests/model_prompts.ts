@@ -7,9 +7,6 @@
  * @module
  */
 
-import { seededRandom } from "../lib/random.ts";
-export { seededRandom };
-
 /** A generated prompt and what the model should answer. */
 export interface RecallPrompt {
   /** The user message. */

@@ -11,8 +11,8 @@ import {
   codenamePrompt,
   needlePrompt,
   type RecallPrompt,
-  seededRandom,
 } from "./model_prompts.ts";
+import { seededRandom } from "../lib/random.ts";
 
 const model = loadDemoModel();
 const tokenizer = new Tokenizer(loadWeights().vocab);

@@ -7,7 +7,7 @@ import { computePositions, SEGMENT } from "../server/model/segments.ts";
 import { loadWeights, type SparseMatrix } from "../server/model/weights.ts";
 import { SPECIAL } from "../server/model/vocab.ts";
 import type { ChatMessage, ModelInput } from "../server/model/types.ts";
-import { seededRandom } from "./model_prompts.ts";
+import { seededRandom } from "../lib/random.ts";
 
 const model = loadDemoModel();
 const tokenizer = new Tokenizer(loadWeights().vocab);

@@ -6,7 +6,9 @@
  * A notebook passes when no cell errors, every cell tagged `chart` produced
  * a chart (`text/html` holding an `<svg` or `<img`, or an image), every cell
  * tagged `answer` reports ✓ and no ✗, and every chart area of the screenshot
- * holds ink. The executed notebooks, HTML pages and screenshots are kept in
+ * holds ink. `replay.ipynb`, which loads the capture `needle.ipynb` saved,
+ * must also draw exactly the charts the needle run drew. The executed
+ * notebooks, captures, HTML pages and screenshots are kept in
  * `.artifacts/notebooks/` (printed at the start).
  *
  * Where Jupyter or Chromium is missing the tests say so and are skipped;
@@ -20,7 +22,7 @@ import {
   runNotebooks,
   temporaryJupyter,
 } from "../scripts/jupyter_env.ts";
-import { listNotebooks } from "../scripts/notebooks.ts";
+import { listNotebooks, NOTEBOOKS } from "../scripts/notebooks.ts";
 import { photographNotebook } from "../scripts/render_notebook.ts";
 import { isCorrect, STUDIES } from "../lib/studies.ts";
 import { normalizeMarkup } from "./charts_golden.ts";
@@ -32,7 +34,6 @@ const ARTIFACTS = new URL("../.artifacts/notebooks/", import.meta.url).pathname;
  * repository), and where the replay notebook then loads it from.
  */
 const NEEDLE_CAPTURE = `${ARTIFACTS}needle.attn`;
-const NOTEBOOKS = new URL("../notebooks/", import.meta.url).pathname;
 /** Below this share of non-white pixels a chart area counts as blank. */
 const MIN_INK = 0.03;
 
@@ -66,6 +67,13 @@ interface Cell {
   metadata: { tags?: string[] };
   outputs?: Output[];
 }
+
+interface Notebook {
+  cells: Cell[];
+}
+
+const readNotebook = async (path: string): Promise<Notebook> =>
+  JSON.parse(await Deno.readTextFile(path));
 
 const joined = (text: unknown) =>
   Array.isArray(text) ? text.join("") : String(text ?? "");
@@ -155,7 +163,7 @@ Deno.test({
     try {
       const run = await runNotebooks(python.path, [path], { env: jupyter.env });
       assert.ok(run.success, run.output);
-      const nb: { cells: Cell[] } = JSON.parse(await Deno.readTextFile(path));
+      const nb = await readNotebook(path);
       assert.match(outputText(nb.cells[0]), /"value"[\s\S]*late line/);
       assert.doesNotMatch(outputText(nb.cells[1]), /late line/);
     } finally {
@@ -265,39 +273,34 @@ const fileExists = (path: string) =>
   Deno.stat(path).then(() => true, () => false);
 
 /**
- * For each chart cell of `replay` whose source is word for word a chart cell
- * of `live`: the cell, and both outputs' `text/html`, normalized (ids
+ * Asserts that `replay` repeats every chart cell of `live` word for word and
+ * that each repeated cell's `text/html` equals the live one, normalized (ids
  * renumbered, numbers rounded, PNGs digested).
  */
-function replayedCharts(live: { cells: Cell[] }, replay: { cells: Cell[] }) {
+function assertChartsReplayed(
+  live: Notebook,
+  replay: Notebook,
+  what: string,
+) {
   const html = (cell: Cell) =>
     normalizeMarkup(
       (cell.outputs ?? []).map((o) => joined(o.data?.["text/html"])).join(""),
     );
   const liveCharts = tagged(live.cells, "chart");
-  return tagged(replay.cells, "chart").flatMap(({ cell, index }) => {
+  const pairs = tagged(replay.cells, "chart").flatMap(({ cell, index }) => {
     const twin = liveCharts.find((c) =>
       joined(c.cell.source) === joined(cell.source)
     );
-    return twin ? [{ index, live: html(twin.cell), replayed: html(cell) }] : [];
+    return twin
+      ? [{ index, expected: html(twin.cell), replayed: html(cell) }]
+      : [];
   });
-}
-
-/** Asserts that every live chart is replayed, each with equal output. */
-function assertChartsReplayed(
-  live: { cells: Cell[] },
-  replay: { cells: Cell[] },
-  what: string,
-) {
-  const pairs = replayedCharts(live, replay);
   assert.equal(
     pairs.length,
-    tagged(live.cells, "chart").length,
-    `${what}: replay.ipynb repeats ${pairs.length} of needle.ipynb's ${
-      tagged(live.cells, "chart").length
-    } chart cells word for word`,
+    liveCharts.length,
+    `${what}: replay.ipynb repeats ${pairs.length} of needle.ipynb's ${liveCharts.length} chart cells word for word`,
   );
-  for (const { index, live: expected, replayed } of pairs) {
+  for (const { index, expected, replayed } of pairs) {
     assert.ok(
       replayed.includes("<svg"),
       `${what}: cell ${index} drew no chart`,
@@ -311,11 +314,9 @@ function assertChartsReplayed(
 }
 
 Deno.test("committed replay.ipynb draws exactly the charts committed needle.ipynb drew", async () => {
-  const read = async (name: string): Promise<{ cells: Cell[] }> =>
-    JSON.parse(await Deno.readTextFile(NOTEBOOKS + name));
   assertChartsReplayed(
-    await read("needle.ipynb"),
-    await read("replay.ipynb"),
+    await readNotebook(`${NOTEBOOKS}needle.ipynb`),
+    await readNotebook(`${NOTEBOOKS}replay.ipynb`),
     "committed notebooks",
   );
   assert.ok(
@@ -336,9 +337,7 @@ for (const path of notebooks) {
         python.ok,
         python.ok ? "" : `Cannot execute ${name}: ${python.reason}`,
       );
-      const source: { cells: Cell[] } = JSON.parse(
-        await Deno.readTextFile(path),
-      );
+      const source = await readNotebook(path);
       const charts = tagged(source.cells, "chart");
       const answers = tagged(source.cells, "answer");
       assert.ok(
@@ -386,7 +385,7 @@ for (const path of notebooks) {
           ? { ATTNSCOPE_CAPTURE_FILE: NEEDLE_CAPTURE }
           : {};
       const jupyter = await temporaryJupyter();
-      let executed: { cells: Cell[] };
+      let executed: Notebook;
       try {
         await Deno.mkdir(ARTIFACTS, { recursive: true });
         const run = await runNotebooks(python.path, [path], {
@@ -394,7 +393,7 @@ for (const path of notebooks) {
           env: { ...jupyter.env, ...captureEnv },
         });
         assert.ok(run.success, `${name} failed to execute:\n${run.output}`);
-        executed = JSON.parse(await Deno.readTextFile(`${ARTIFACTS}${name}`));
+        executed = await readNotebook(`${ARTIFACTS}${name}`);
       } finally {
         await Deno.remove(jupyter.dir, { recursive: true });
       }
@@ -475,12 +474,10 @@ for (const path of notebooks) {
         await t.step(
           "the loaded capture draws exactly the charts the live run drew",
           async () => {
-            const live: { cells: Cell[] } = JSON.parse(
-              await Deno.readTextFile(
-                replaysThisRun
-                  ? `${ARTIFACTS}needle.ipynb`
-                  : `${NOTEBOOKS}needle.ipynb`,
-              ),
+            const live = await readNotebook(
+              replaysThisRun
+                ? `${ARTIFACTS}needle.ipynb`
+                : `${NOTEBOOKS}needle.ipynb`,
             );
             assertChartsReplayed(
               live,

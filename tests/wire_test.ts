@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { Base64Span, decodeBase64, unescapeJson } from "../lib/base64.ts";
 import { parseResponseBytes } from "../lib/wire.ts";
-import { seeded } from "./_captures.ts";
+import { seededRandom } from "../lib/random.ts";
 
 const encode = (s: string) => new TextEncoder().encode(s);
 
 function randomBytes(n: number, seed: number): Uint8Array {
-  const random = seeded(seed);
+  const random = seededRandom(seed);
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i++) out[i] = random() * 256;
   return out;

@@ -260,10 +260,12 @@ export function imageFigure(
       `Cannot show the image at scale ${scale}; pass a positive scale`,
     );
   }
+  // The IHDR chunk, always first, holds the size at bytes 16-23.
   const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
-  const width = Math.round(view.getUint32(16) * scale);
-  const height = Math.round(view.getUint32(20) * scale);
-  const alt = options.alt ?? `${view.getUint32(16)}x${view.getUint32(20)} PNG`;
+  const [pixelsWide, pixelsHigh] = [view.getUint32(16), view.getUint32(20)];
+  const width = Math.round(pixelsWide * scale);
+  const height = Math.round(pixelsHigh * scale);
+  const alt = options.alt ?? `${pixelsWide}x${pixelsHigh} PNG`;
   return new Figure({
     kind: "image",
     summary: alt,
