@@ -14,8 +14,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { getStudy } from "./lib/studies.ts";
-import { runStudy, studyReport } from "./lib/run_study.ts";
+import { getStudy } from "./lib/client/studies.ts";
+import { runStudy, studyReport } from "./lib/client/run_study.ts";
 import { startDemoServer } from "./server/serve.ts";
 
 const USAGE =

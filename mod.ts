@@ -17,11 +17,11 @@
  * @module
  */
 
-export * from "./lib/scores.ts";
-export * from "./lib/token_meta.ts";
-export * from "./lib/layer.ts";
-export * from "./lib/analyzer.ts";
-export * from "./lib/extract.ts";
+export * from "./lib/data/scores.ts";
+export * from "./lib/data/token_meta.ts";
+export * from "./lib/data/layer.ts";
+export * from "./lib/analysis/analyzer.ts";
+export * from "./lib/sources/vllm/extract.ts";
 export {
   type DecodeBatchOptions,
   type DecodeJob,
@@ -30,25 +30,25 @@ export {
   decodeScoresBatch,
   type DecodeScoresOptions,
   defaultWorkerCount,
-} from "./lib/decode.ts";
-export * from "./lib/wire.ts";
-export { float16ToFloat32 } from "./lib/float16.ts";
+} from "./lib/sources/vllm/decode.ts";
+export * from "./lib/sources/vllm/wire.ts";
+export { float16ToFloat32 } from "./lib/sources/float16.ts";
 export * from "./lib/warn.ts";
 export { JUPYTER_DISPLAY, type MimeBundle } from "./lib/jupyter.ts";
-export * from "./lib/client.ts";
-export * from "./lib/studies.ts";
-export * from "./lib/run_study.ts";
-export * from "./lib/compact.ts";
-export * from "./lib/metrics/mod.ts";
-export * from "./lib/rollout.ts";
-export * from "./lib/compare.ts";
-export * from "./lib/sink.ts";
-export * from "./lib/capture_file.ts";
-export * from "./lib/capture_input.ts";
-export * from "./lib/npy.ts";
+export * from "./lib/client/client.ts";
+export * from "./lib/client/studies.ts";
+export * from "./lib/client/run_study.ts";
+export * from "./lib/client/compact.ts";
+export * from "./lib/analysis/metrics/mod.ts";
+export * from "./lib/analysis/rollout.ts";
+export * from "./lib/analysis/compare.ts";
+export * from "./lib/analysis/sink.ts";
+export * from "./lib/sources/files/capture_file.ts";
+export * from "./lib/data/capture_input.ts";
+export * from "./lib/sources/files/npy.ts";
 export * from "./lib/charts/metrics.ts";
 export * from "./lib/charts/mod.ts";
 export { encodePng, type EncodePngOptions, pngDataUrl } from "./lib/png.ts";
 import "./lib/display.ts";
-export * from "./lib/gemma_labels.ts";
-export * from "./lib/induction_probe.ts";
+export * from "./lib/client/gemma_labels.ts";
+export * from "./lib/client/induction_probe.ts";

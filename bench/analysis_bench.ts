@@ -15,8 +15,8 @@ import {
   encodeCapture,
   loadCapture,
   saveCapture,
-} from "../lib/capture_file.ts";
-import { extractAttentionFromResponse } from "../lib/extract.ts";
+} from "../lib/sources/files/capture_file.ts";
+import { extractAttentionFromResponse } from "../lib/sources/vllm/extract.ts";
 import {
   attentionEntropy,
   headSummary,
@@ -24,9 +24,9 @@ import {
   maxWeight,
   previousTokenScore,
   sinkMass,
-} from "../lib/metrics/mod.ts";
-import { AttentionLayer } from "../lib/layer.ts";
-import { attentionRollout } from "../lib/rollout.ts";
+} from "../lib/analysis/metrics/mod.ts";
+import { AttentionLayer } from "../lib/data/layer.ts";
+import { attentionRollout } from "../lib/analysis/rollout.ts";
 
 const big = await Deno.readFile(await benchCapture(4096));
 const half = (await extractAttentionFromResponse(big, {

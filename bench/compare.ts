@@ -14,7 +14,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { extractAttentionFromResponse } from "../lib/extract.ts";
+import { extractAttentionFromResponse } from "../lib/sources/vllm/extract.ts";
 import { benchCapture } from "./_data.ts";
 
 const { values } = parseArgs({

@@ -12,8 +12,8 @@
  */
 
 import { gunzipSync } from "node:zlib";
-import { extractAttentionFromResponse } from "../lib/extract.ts";
-import { float16ToFloat32 } from "../lib/float16.ts";
+import { extractAttentionFromResponse } from "../lib/sources/vllm/extract.ts";
+import { float16ToFloat32 } from "../lib/sources/float16.ts";
 import { benchCapture } from "./_data.ts";
 
 /** The straightforward decoder, as a baseline. */

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { extractAttentionFromResponse } from "../lib/extract.ts";
+import { extractAttentionFromResponse } from "../lib/sources/vllm/extract.ts";
 import { benchCapture } from "./_data.ts";
 
 const [mode, file, dtype] = Deno.args;

@@ -3,7 +3,7 @@
 // the codename study, and a prompt of about 4000 tokens.
 // Run: deno bench -A bench/model_bench.ts
 import { loadDemoModel } from "../server/model/mod.ts";
-import { CODENAME_STUDY, NEEDLE_STUDY } from "../lib/studies.ts";
+import { CODENAME_STUDY, NEEDLE_STUDY } from "../lib/client/studies.ts";
 import { needlePrompt } from "../tests/model_prompts.ts";
 import { seededRandom } from "../lib/random.ts";
 

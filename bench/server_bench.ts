@@ -7,8 +7,8 @@
  * Run: deno bench --allow-all bench/server_bench.ts
  */
 
-import { captureAttention } from "../lib/client.ts";
-import { NEEDLE_STUDY } from "../lib/studies.ts";
+import { captureAttention } from "../lib/client/client.ts";
+import { NEEDLE_STUDY } from "../lib/client/studies.ts";
 import { createHandler } from "../server/handler.ts";
 import { loadDemoModel } from "../server/model/mod.ts";
 import { startDemoServer } from "../server/serve.ts";

@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { TopAttendedTokens } from "./analyzer.ts";
+import type { TopAttendedTokens } from "./analysis/analyzer.ts";
 import { attentionHeatmap } from "./charts/heatmap.ts";
 import { topTokensChart } from "./charts/top_tokens.ts";
 import {
@@ -18,9 +18,9 @@ import {
   type MimeBundle,
   registerRenderer,
 } from "./jupyter.ts";
-import type { AttentionLayer } from "./layer.ts";
-import type { AttentionScores } from "./scores.ts";
-import type { TokenMeta } from "./token_meta.ts";
+import type { AttentionLayer } from "./data/layer.ts";
+import type { AttentionScores } from "./data/scores.ts";
+import type { TokenMeta } from "./data/token_meta.ts";
 
 /**
  * Registers the chart renderers for kinds `"scores"` (head-mean heatmap),
@@ -31,7 +31,7 @@ import type { TokenMeta } from "./token_meta.ts";
  * @example
  * ```ts
  * import { registerDisplays } from "./display.ts";
- * import { AttentionScores } from "./scores.ts";
+ * import { AttentionScores } from "./data/scores.ts";
  * import { JUPYTER_DISPLAY } from "./jupyter.ts";
  * import assert from "node:assert/strict";
  *
@@ -71,7 +71,7 @@ export function registerDisplays(): void {
  * @example
  * ```ts
  * import { tokenCounts } from "./display.ts";
- * import { TokenMeta } from "./token_meta.ts";
+ * import { TokenMeta } from "./data/token_meta.ts";
  * import assert from "node:assert/strict";
  *
  * const meta = TokenMeta.from({ prompt_len: 3, total_len: 5, lang_ranges: [{ start: 0, end: 3 }] });

@@ -4,10 +4,10 @@
  */
 
 import { gzipSync } from "node:zlib";
-import { AttentionLayer } from "../lib/layer.ts";
+import { AttentionLayer } from "../lib/data/layer.ts";
 import { seededRandom } from "../lib/random.ts";
-import type { AttentionScores } from "../lib/scores.ts";
-import { TokenMeta } from "../lib/token_meta.ts";
+import type { AttentionScores } from "../lib/data/scores.ts";
+import { TokenMeta } from "../lib/data/token_meta.ts";
 
 /**
  * Causal softmax scores `[tq, h, tk]` as float16: row `q` is the query at

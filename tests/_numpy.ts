@@ -6,8 +6,12 @@
  * @module
  */
 
-import { type NpyArray, type NpyDType, toNpy } from "../lib/npy.ts";
-import type { AttentionScores } from "../lib/scores.ts";
+import {
+  type NpyArray,
+  type NpyDType,
+  toNpy,
+} from "../lib/sources/files/npy.ts";
+import type { AttentionScores } from "../lib/data/scores.ts";
 import { seededRandom } from "../lib/random.ts";
 
 /** Arrays to hand to Python, by variable name. */

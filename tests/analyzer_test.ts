@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { AttentionAnalyzer, topIndices } from "../lib/analyzer.ts";
-import { extractAttentionFromResponseSync } from "../lib/extract.ts";
-import { AttentionScores } from "../lib/scores.ts";
-import { TokenMeta } from "../lib/token_meta.ts";
+import { AttentionAnalyzer, topIndices } from "../lib/analysis/analyzer.ts";
+import { extractAttentionFromResponseSync } from "../lib/sources/vllm/extract.ts";
+import { AttentionScores } from "../lib/data/scores.ts";
+import { TokenMeta } from "../lib/data/token_meta.ts";
 import { causalScores, layerEntry, response } from "./_captures.ts";
 
 /** A 4-row, 2-head, 4-key capture with readable values. */

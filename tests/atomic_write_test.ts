@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { writeFileAtomic } from "../lib/atomic_write.ts";
-import { loadCapture, saveCapture } from "../lib/capture_file.ts";
-import { AttentionLayer } from "../lib/layer.ts";
-import { AttentionScores } from "../lib/scores.ts";
-import { TokenMeta } from "../lib/token_meta.ts";
+import { loadCapture, saveCapture } from "../lib/sources/files/capture_file.ts";
+import { AttentionLayer } from "../lib/data/layer.ts";
+import { AttentionScores } from "../lib/data/scores.ts";
+import { TokenMeta } from "../lib/data/token_meta.ts";
 import { Figure } from "../lib/charts/_figure.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>) {

@@ -4,13 +4,13 @@ import {
   encodeCapture,
   loadCapture,
   saveCapture,
-} from "../lib/capture_file.ts";
-import { extractAttentionFromResponse } from "../lib/extract.ts";
-import { AttentionLayer } from "../lib/layer.ts";
-import { headSummary } from "../lib/metrics/mod.ts";
-import { toNpy } from "../lib/npy.ts";
-import { AttentionScores } from "../lib/scores.ts";
-import { TokenMeta } from "../lib/token_meta.ts";
+} from "../lib/sources/files/capture_file.ts";
+import { extractAttentionFromResponse } from "../lib/sources/vllm/extract.ts";
+import { AttentionLayer } from "../lib/data/layer.ts";
+import { headSummary } from "../lib/analysis/metrics/mod.ts";
+import { toNpy } from "../lib/sources/files/npy.ts";
+import { AttentionScores } from "../lib/data/scores.ts";
+import { TokenMeta } from "../lib/data/token_meta.ts";
 import { collectWarnings } from "../lib/warn.ts";
 import { randomCausalAttention } from "./_numpy.ts";
 

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { CODENAME_STUDY, NEEDLE_STUDY } from "../lib/studies.ts";
+import { CODENAME_STUDY, NEEDLE_STUDY } from "../lib/client/studies.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const SERVE = new URL("../server/serve.ts", import.meta.url).pathname;

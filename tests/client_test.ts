@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { captureAttention } from "../lib/client.ts";
+import { captureAttention } from "../lib/client/client.ts";
 import { collectWarningsAsync } from "../lib/warn.ts";
 import { startDemoServer } from "../server/serve.ts";
 

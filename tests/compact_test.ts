@@ -14,11 +14,11 @@ import {
   needleLayerLines,
   pythonRepr,
   row,
-} from "../lib/compact.ts";
-import { extractAttentionFromResponse } from "../lib/extract.ts";
-import { AttentionLayer } from "../lib/layer.ts";
-import { AttentionScores } from "../lib/scores.ts";
-import { TokenMeta } from "../lib/token_meta.ts";
+} from "../lib/client/compact.ts";
+import { extractAttentionFromResponse } from "../lib/sources/vllm/extract.ts";
+import { AttentionLayer } from "../lib/data/layer.ts";
+import { AttentionScores } from "../lib/data/scores.ts";
+import { TokenMeta } from "../lib/data/token_meta.ts";
 
 function layerOf(
   values: number[],

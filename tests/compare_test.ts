@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
-import { attentionDifference, compareCaptures } from "../lib/compare.ts";
-import { inductionScore, sinkMass } from "../lib/metrics/mod.ts";
-import { AttentionScores } from "../lib/scores.ts";
-import { withoutSink } from "../lib/sink.ts";
+import {
+  attentionDifference,
+  compareCaptures,
+} from "../lib/analysis/compare.ts";
+import { inductionScore, sinkMass } from "../lib/analysis/metrics/mod.ts";
+import { AttentionScores } from "../lib/data/scores.ts";
+import { withoutSink } from "../lib/analysis/sink.ts";
 import { collectWarnings } from "../lib/warn.ts";
 import { JUPYTER_DISPLAY } from "../lib/jupyter.ts";
 import { randomCausalAttention, runNumpy } from "./_numpy.ts";

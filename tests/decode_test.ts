@@ -6,9 +6,9 @@ import {
   decodeScores,
   decodeScoresBatch,
   defaultWorkerCount,
-} from "../lib/decode.ts";
-import { float16ToFloat32 } from "../lib/float16.ts";
-import { inflateExact, inflateExactInto } from "../lib/inflate.ts";
+} from "../lib/sources/vllm/decode.ts";
+import { float16ToFloat32 } from "../lib/sources/float16.ts";
+import { inflateExact, inflateExactInto } from "../lib/sources/vllm/inflate.ts";
 import { causalScores } from "./_captures.ts";
 
 const gz = (values: Float16Array) =>

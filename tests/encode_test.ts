@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { seededRandom } from "../lib/random.ts";
 import { gunzipSync, gzipSync } from "node:zlib";
-import { extractAttentionFromResponse } from "../lib/extract.ts";
+import { extractAttentionFromResponse } from "../lib/sources/vllm/extract.ts";
 import {
   buildTokenMeta,
   encodeAttentionLayer,

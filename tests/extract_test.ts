@@ -5,9 +5,9 @@ import {
   extractAttentionFromResponse,
   extractAttentionFromResponseSync,
   type ResponseInput,
-} from "../lib/extract.ts";
-import { DecodePool } from "../lib/decode.ts";
-import type { AttentionCapture } from "../lib/layer.ts";
+} from "../lib/sources/vllm/extract.ts";
+import { DecodePool } from "../lib/sources/vllm/decode.ts";
+import type { AttentionCapture } from "../lib/data/layer.ts";
 import { collectWarnings, collectWarningsAsync } from "../lib/warn.ts";
 import {
   bodyBytes,

@@ -3,10 +3,10 @@ import {
   gemmaChatText,
   labelGemmaPrompt,
   withGemmaLabels,
-} from "../lib/gemma_labels.ts";
-import { AttentionLayer } from "../lib/layer.ts";
-import { AttentionScores } from "../lib/scores.ts";
-import { TokenMeta } from "../lib/token_meta.ts";
+} from "../lib/client/gemma_labels.ts";
+import { AttentionLayer } from "../lib/data/layer.ts";
+import { AttentionScores } from "../lib/data/scores.ts";
+import { TokenMeta } from "../lib/data/token_meta.ts";
 import { collectWarningsAsync } from "../lib/warn.ts";
 
 Deno.test("gemmaChatText() applies Gemma 3's turn format to a conversation", () => {
@@ -116,7 +116,9 @@ Deno.test("the Gemma 3 tokenizer loads offline once Deno's npm cache is warm", a
   await labelGemmaPrompt("warm"); // ensures the cache holds the package
   const script = `
 import { labelGemmaPrompt } from ${
-    JSON.stringify(new URL("../lib/gemma_labels.ts", import.meta.url).href)
+    JSON.stringify(
+      new URL("../lib/client/gemma_labels.ts", import.meta.url).href,
+    )
   };
 const { labels } = await labelGemmaPrompt("offline check");
 console.log(JSON.stringify(labels.slice(4, -5)));

@@ -4,8 +4,11 @@ import {
   inductionProbe,
   inductionPrompt,
   PROBE_WORDS,
-} from "../lib/induction_probe.ts";
-import { inductionScore, previousTokenScore } from "../lib/metrics/mod.ts";
+} from "../lib/client/induction_probe.ts";
+import {
+  inductionScore,
+  previousTokenScore,
+} from "../lib/analysis/metrics/mod.ts";
 import { JUPYTER_DISPLAY } from "../lib/jupyter.ts";
 import { startDemoServer } from "../server/serve.ts";
 import "../lib/charts/metrics.ts";

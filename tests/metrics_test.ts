@@ -7,8 +7,8 @@ import {
   maxWeight,
   previousTokenScore,
   sinkMass,
-} from "../lib/metrics/mod.ts";
-import { AttentionScores } from "../lib/scores.ts";
+} from "../lib/analysis/metrics/mod.ts";
+import { AttentionScores } from "../lib/data/scores.ts";
 import { collectWarnings } from "../lib/warn.ts";
 import { JUPYTER_DISPLAY } from "../lib/jupyter.ts";
 import { randomCausalAttention, runNumpy } from "./_numpy.ts";

@@ -3,7 +3,7 @@
 // on the record holding the answer, and heads resting on <bos>.
 import assert from "node:assert/strict";
 import { loadDemoModel } from "../server/model/mod.ts";
-import { CODENAME_STUDY, NEEDLE_STUDY } from "../lib/studies.ts";
+import { CODENAME_STUDY, NEEDLE_STUDY } from "../lib/client/studies.ts";
 import { Tokenizer } from "../server/model/tokenizer.ts";
 import { computePositions, SEGMENT } from "../server/model/segments.ts";
 import { loadWeights } from "../server/model/weights.ts";

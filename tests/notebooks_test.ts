@@ -24,7 +24,7 @@ import {
 } from "../scripts/jupyter_env.ts";
 import { listNotebooks, NOTEBOOKS } from "../scripts/notebooks.ts";
 import { photographNotebook } from "../scripts/render_notebook.ts";
-import { isCorrect, STUDIES } from "../lib/studies.ts";
+import { isCorrect, STUDIES } from "../lib/client/studies.ts";
 import { normalizeMarkup } from "./charts_golden.ts";
 
 const CI = Deno.env.get("CI") === "true";
@@ -360,7 +360,7 @@ for (const path of notebooks) {
         /ATTNSCOPE_BASE_URL/,
         `${name}'s first cell does not say how to use another server`,
       );
-      // No code is keyed to an answer: the expected values come from lib/studies.ts.
+      // No code is keyed to an answer: the expected values come from lib/client/studies.ts.
       for (const study of Object.values(STUDIES)) {
         const keyed = source.cells.findIndex((c) =>
           c.cell_type === "code" && joined(c.source).includes(study.expected)

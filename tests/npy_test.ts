@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { toNpy } from "../lib/npy.ts";
-import { AttentionScores } from "../lib/scores.ts";
+import { toNpy } from "../lib/sources/files/npy.ts";
+import { AttentionScores } from "../lib/data/scores.ts";
 import { randomCausalAttention, runNumpy } from "./_numpy.ts";
 
 const SCRIPT = `

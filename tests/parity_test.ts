@@ -7,14 +7,14 @@
  */
 
 import assert from "node:assert/strict";
-import { AttentionAnalyzer } from "../lib/analyzer.ts";
+import { AttentionAnalyzer } from "../lib/analysis/analyzer.ts";
 import {
   extractAttentionFromResponse,
   extractAttentionFromResponseSync,
-} from "../lib/extract.ts";
-import { DecodePool } from "../lib/decode.ts";
-import type { AttentionCapture, AttentionLayer } from "../lib/layer.ts";
-import type { AttentionScores } from "../lib/scores.ts";
+} from "../lib/sources/vllm/extract.ts";
+import { DecodePool } from "../lib/sources/vllm/decode.ts";
+import type { AttentionCapture, AttentionLayer } from "../lib/data/layer.ts";
+import type { AttentionScores } from "../lib/data/scores.ts";
 
 type Top = [number, number, string][];
 interface Expected {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { attentionRollout } from "../lib/rollout.ts";
-import { AttentionScores } from "../lib/scores.ts";
+import { attentionRollout } from "../lib/analysis/rollout.ts";
+import { AttentionScores } from "../lib/data/scores.ts";
 import { collectWarnings } from "../lib/warn.ts";
 import { JUPYTER_DISPLAY } from "../lib/jupyter.ts";
 import { randomCausalAttention, runNumpy } from "./_numpy.ts";

@@ -5,12 +5,12 @@
  */
 
 import assert from "node:assert/strict";
-import { runStudy, studyReport } from "../lib/run_study.ts";
+import { runStudy, studyReport } from "../lib/client/run_study.ts";
 import {
   CODENAME_STUDY,
   markedPositions,
   NEEDLE_STUDY,
-} from "../lib/studies.ts";
+} from "../lib/client/studies.ts";
 import { collectWarningsAsync } from "../lib/warn.ts";
 import { startDemoServer } from "../server/serve.ts";
 

@@ -8,10 +8,14 @@
 import assert from "node:assert/strict";
 import { seededRandom } from "../lib/random.ts";
 import OpenAI from "openai";
-import { AttentionAnalyzer } from "../lib/analyzer.ts";
-import { captureAttention, type CaptureResult } from "../lib/client.ts";
-import { extractAttentionFromResponse } from "../lib/extract.ts";
-import { CODENAME_STUDY, isCorrect, NEEDLE_STUDY } from "../lib/studies.ts";
+import { AttentionAnalyzer } from "../lib/analysis/analyzer.ts";
+import { captureAttention, type CaptureResult } from "../lib/client/client.ts";
+import { extractAttentionFromResponse } from "../lib/sources/vllm/extract.ts";
+import {
+  CODENAME_STUDY,
+  isCorrect,
+  NEEDLE_STUDY,
+} from "../lib/client/studies.ts";
 import { startDemoServer } from "../server/serve.ts";
 
 Deno.test("npm:openai lists the model, completes, keeps the raw body's attention and streams", async () => {

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
-import { Base64Span, decodeBase64, unescapeJson } from "../lib/base64.ts";
-import { parseResponseBytes } from "../lib/wire.ts";
+import {
+  Base64Span,
+  decodeBase64,
+  unescapeJson,
+} from "../lib/sources/vllm/base64.ts";
+import { parseResponseBytes } from "../lib/sources/vllm/wire.ts";
 import { seededRandom } from "../lib/random.ts";
 
 const encode = (s: string) => new TextEncoder().encode(s);

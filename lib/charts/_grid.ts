@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { AttentionScores } from "../scores.ts";
+import type { AttentionScores } from "../data/scores.ts";
 
 /** A half-open range of absolute positions `[start, end)`. */
 export type PositionRange = readonly [start: number, end: number];
@@ -83,7 +83,7 @@ export interface GridExtent {
  * @example
  * ```ts
  * import { gridExtent } from "./_grid.ts";
- * import { AttentionScores } from "../scores.ts";
+ * import { AttentionScores } from "../data/scores.ts";
  * import assert from "node:assert/strict";
  *
  * const s = new AttentionScores(new Float32Array(16), [4, 1, 4]);
@@ -153,7 +153,7 @@ export function gridExtent(
  * @example Head mean of a 2-token capture, masked upper cell
  * ```ts
  * import { attentionGrid } from "./_grid.ts";
- * import { AttentionScores } from "../scores.ts";
+ * import { AttentionScores } from "../data/scores.ts";
  * import assert from "node:assert/strict";
  *
  * const s = new AttentionScores(new Float32Array([1, 0, 0.5, 0.5]), [2, 1, 2]);

@@ -5,9 +5,9 @@
  * @module
  */
 
-import { AttentionScores } from "../scores.ts";
-import type { AttentionLayer } from "../layer.ts";
-import type { TokenMeta } from "../token_meta.ts";
+import { AttentionScores } from "../data/scores.ts";
+import type { AttentionLayer } from "../data/layer.ts";
+import type { TokenMeta } from "../data/token_meta.ts";
 
 /** A decoded layer, or one layer's scores alone. */
 export type AttentionSource = AttentionLayer | AttentionScores;
@@ -36,7 +36,7 @@ export interface ResolvedSource {
  * @example
  * ```ts
  * import { resolveSource } from "./_source.ts";
- * import { AttentionScores } from "../scores.ts";
+ * import { AttentionScores } from "../data/scores.ts";
  * import assert from "node:assert/strict";
  *
  * const scores = new AttentionScores(new Float32Array([1]), [1, 1, 1]);

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { TokenType } from "../token_meta.ts";
+import type { TokenType } from "../data/token_meta.ts";
 
 /**
  * Colors of token types (Tableau 10), the same in every chart.

@@ -7,7 +7,7 @@
  */
 
 import * as Plot from "@observablehq/plot";
-import type { AttentionCapture, AttentionLayer } from "../layer.ts";
+import type { AttentionCapture, AttentionLayer } from "../data/layer.ts";
 import { colorizer, gridPng, quantile } from "./_colorize.ts";
 import {
   Figure,
@@ -111,9 +111,9 @@ interface Tile {
  * @example
  * ```ts
  * import { headsGrid } from "./heads_grid.ts";
- * import { AttentionLayer } from "../layer.ts";
- * import { AttentionScores } from "../scores.ts";
- * import { TokenMeta } from "../token_meta.ts";
+ * import { AttentionLayer } from "../data/layer.ts";
+ * import { AttentionScores } from "../data/scores.ts";
+ * import { TokenMeta } from "../data/token_meta.ts";
  * import assert from "node:assert/strict";
  *
  * const layer = new AttentionLayer({

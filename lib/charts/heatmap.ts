@@ -9,7 +9,7 @@
 
 import * as Plot from "@observablehq/plot";
 import { colorizer, gridPng, quantile } from "./_colorize.ts";
-import type { TokenMeta } from "../token_meta.ts";
+import type { TokenMeta } from "../data/token_meta.ts";
 import {
   escapeXml,
   estimateTextWidth,
@@ -128,7 +128,7 @@ let hatchCounter = 0;
  * @example
  * ```ts
  * import { attentionHeatmap } from "./heatmap.ts";
- * import { AttentionScores } from "../scores.ts";
+ * import { AttentionScores } from "../data/scores.ts";
  * import assert from "node:assert/strict";
  *
  * const scores = new AttentionScores(new Float32Array([1, 0, 0.25, 0.75]), [2, 1, 2]);

@@ -9,12 +9,15 @@
  */
 
 import * as Plot from "@observablehq/plot";
-import type { CaptureComparison } from "../compare.ts";
-import type { InductionProbeResult } from "../induction_probe.ts";
+import type { CaptureComparison } from "../analysis/compare.ts";
+import type { InductionProbeResult } from "../client/induction_probe.ts";
 import { JUPYTER_DISPLAY, registerRenderer } from "../jupyter.ts";
-import type { HeadMetricName, HeadSummary } from "../metrics/head_summary.ts";
-import type { AttentionMatrix } from "../rollout.ts";
-import { AttentionScores } from "../scores.ts";
+import type {
+  HeadMetricName,
+  HeadSummary,
+} from "../analysis/metrics/head_summary.ts";
+import type { AttentionMatrix } from "../analysis/rollout.ts";
+import { AttentionScores } from "../data/scores.ts";
 import {
   composeSvg,
   Figure,
@@ -91,7 +94,7 @@ const METRIC_TITLES: Record<HeadMetricName, string> = {
  * @example
  * ```ts
  * import { headSummaryChart } from "./metrics.ts";
- * import { HeadSummary } from "../metrics/head_summary.ts";
+ * import { HeadSummary } from "../analysis/metrics/head_summary.ts";
  * import assert from "node:assert/strict";
  *
  * const summary = new HeadSummary({
@@ -163,7 +166,7 @@ export function headSummaryChart(
  * @example
  * ```ts
  * import { attentionMatrixChart } from "./metrics.ts";
- * import { AttentionMatrix } from "../rollout.ts";
+ * import { AttentionMatrix } from "../analysis/rollout.ts";
  * import assert from "node:assert/strict";
  *
  * const m = new AttentionMatrix(new Float64Array([1, 0, -0.5, 0.5]), [2, 2]);
@@ -224,8 +227,8 @@ export function attentionMatrixChart(
  * @example
  * ```ts
  * import { comparisonChart } from "./metrics.ts";
- * import { CaptureComparison } from "../compare.ts";
- * import { HeadSummary } from "../metrics/head_summary.ts";
+ * import { CaptureComparison } from "../analysis/compare.ts";
+ * import { HeadSummary } from "../analysis/metrics/head_summary.ts";
  * import assert from "node:assert/strict";
  *
  * const s = (v: number) => new HeadSummary({ layers: [0], metrics: { entropy: [new Float64Array([v])] } });
@@ -256,8 +259,8 @@ export function comparisonChart(
  * @example
  * ```ts
  * import { inductionProbeChart } from "./metrics.ts";
- * import { InductionProbeResult } from "../induction_probe.ts";
- * import { HeadSummary } from "../metrics/head_summary.ts";
+ * import { InductionProbeResult } from "../client/induction_probe.ts";
+ * import { HeadSummary } from "../analysis/metrics/head_summary.ts";
  * import assert from "node:assert/strict";
  *
  * const summary = new HeadSummary({ layers: [1], metrics: { induction: [new Float64Array([0.9])] } });

@@ -11,7 +11,7 @@
  * @example
  * ```ts
  * import { attentionHeatmap } from "./mod.ts";
- * import { AttentionScores } from "../scores.ts";
+ * import { AttentionScores } from "../data/scores.ts";
  * import assert from "node:assert/strict";
  *
  * const scores = new AttentionScores(new Float32Array([1, 0, 0.5, 0.5]), [2, 1, 2]);

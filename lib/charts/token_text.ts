@@ -8,7 +8,7 @@
  */
 
 import type * as Plot from "@observablehq/plot";
-import type { TokenMeta } from "../token_meta.ts";
+import type { TokenMeta } from "../data/token_meta.ts";
 import { colorizer, quantile } from "./_colorize.ts";
 import {
   escapeXml,
@@ -84,7 +84,7 @@ export interface TokenTextOptions {
  * @example
  * ```ts
  * import { tokenTextView } from "./token_text.ts";
- * import { AttentionScores } from "../scores.ts";
+ * import { AttentionScores } from "../data/scores.ts";
  * import assert from "node:assert/strict";
  *
  * const scores = new AttentionScores(new Float32Array([1, 0, 0.25, 0.75]), [2, 1, 2]);

@@ -7,8 +7,8 @@
  */
 
 import * as Plot from "@observablehq/plot";
-import type { AttentionScores } from "../scores.ts";
-import type { TokenMeta, TokenType } from "../token_meta.ts";
+import type { AttentionScores } from "../data/scores.ts";
+import type { TokenMeta, TokenType } from "../data/token_meta.ts";
 import {
   Figure,
   plotBlock,
@@ -47,8 +47,8 @@ const TYPES = Object.keys(TOKEN_TYPE_COLORS) as TokenType[];
  * @example Vision queries give a quarter of their attention to language
  * ```ts
  * import { attentionByTokenType } from "./token_types.ts";
- * import { AttentionScores } from "../scores.ts";
- * import { TokenMeta } from "../token_meta.ts";
+ * import { AttentionScores } from "../data/scores.ts";
+ * import { TokenMeta } from "../data/token_meta.ts";
  * import assert from "node:assert/strict";
  *
  * const scores = new AttentionScores(new Float32Array([1, 0, 0.25, 0.75]), [2, 1, 2]);
@@ -149,8 +149,8 @@ export interface TokenTypeChartOptions extends PlotOptionsPassThrough {
  * @example
  * ```ts
  * import { tokenTypeChart } from "./token_types.ts";
- * import { AttentionScores } from "../scores.ts";
- * import { TokenMeta } from "../token_meta.ts";
+ * import { AttentionScores } from "../data/scores.ts";
+ * import { TokenMeta } from "../data/token_meta.ts";
  * import assert from "node:assert/strict";
  *
  * const scores = new AttentionScores(new Float32Array([1, 0, 0.25, 0.75]), [2, 1, 2]);

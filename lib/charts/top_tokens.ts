@@ -8,9 +8,9 @@
  */
 
 import * as Plot from "@observablehq/plot";
-import type { TopAttendedTokens } from "../analyzer.ts";
-import { attendedRow } from "../compact.ts";
-import type { TokenType } from "../token_meta.ts";
+import type { TopAttendedTokens } from "../analysis/analyzer.ts";
+import { attendedRow } from "../client/compact.ts";
+import type { TokenType } from "../data/token_meta.ts";
 import {
   estimateTextWidth,
   Figure,
@@ -90,9 +90,9 @@ interface Bar {
  * @example
  * ```ts
  * import { topTokensChart } from "./top_tokens.ts";
- * import { AttentionAnalyzer } from "../analyzer.ts";
- * import { AttentionScores } from "../scores.ts";
- * import { TokenMeta } from "../token_meta.ts";
+ * import { AttentionAnalyzer } from "../analysis/analyzer.ts";
+ * import { AttentionScores } from "../data/scores.ts";
+ * import { TokenMeta } from "../data/token_meta.ts";
  * import assert from "node:assert/strict";
  *
  * const analyzer = new AttentionAnalyzer(

@@ -12,15 +12,15 @@
  */
 
 import { captureAttention, type CaptureResult } from "./client.ts";
-import { displayBundle, JUPYTER_DISPLAY, type MimeBundle } from "./jupyter.ts";
-import { tokensFromLabels } from "./metrics/_common.ts";
-import type { ErrorMeasure } from "./metrics/detection.ts";
+import { displayBundle, JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
+import { tokensFromLabels } from "../analysis/metrics/_common.ts";
+import type { ErrorMeasure } from "../analysis/metrics/detection.ts";
 import {
   type HeadSummary,
   headSummary,
   type HeadValue,
-} from "./metrics/head_summary.ts";
-import { seededRandom } from "./random.ts";
+} from "../analysis/metrics/head_summary.ts";
+import { seededRandom } from "../random.ts";
 
 /** Options for {@linkcode inductionProbe}. */
 export interface InductionProbeOptions {
@@ -187,8 +187,8 @@ export function findRepeat(
  *
  * @example Against the demo server
  * ```ts
- * import { inductionProbe } from "../mod.ts";
- * import { startDemoServer } from "../server/mod.ts";
+ * import { inductionProbe } from "../../mod.ts";
+ * import { startDemoServer } from "../../server/mod.ts";
  * import assert from "node:assert/strict";
  *
  * await using server = await startDemoServer();
@@ -219,7 +219,7 @@ export class InductionProbeResult {
    * @example
    * ```ts
    * import { InductionProbeResult } from "./induction_probe.ts";
-   * import { HeadSummary } from "./metrics/head_summary.ts";
+   * import { HeadSummary } from "../analysis/metrics/head_summary.ts";
    * import assert from "node:assert/strict";
    *
    * const summary = new HeadSummary({ layers: [1], metrics: { induction: [new Float64Array([0.2, 0.9])] } });
@@ -251,7 +251,7 @@ export class InductionProbeResult {
    * @example
    * ```ts
    * import { InductionProbeResult } from "./induction_probe.ts";
-   * import { HeadSummary } from "./metrics/head_summary.ts";
+   * import { HeadSummary } from "../analysis/metrics/head_summary.ts";
    * import assert from "node:assert/strict";
    *
    * const summary = new HeadSummary({ layers: [0], metrics: { induction: [new Float64Array([0.45])] } });
@@ -273,7 +273,7 @@ export class InductionProbeResult {
    * @example
    * ```ts
    * import { InductionProbeResult } from "./induction_probe.ts";
-   * import { HeadSummary } from "./metrics/head_summary.ts";
+   * import { HeadSummary } from "../analysis/metrics/head_summary.ts";
    * import assert from "node:assert/strict";
    *
    * const summary = new HeadSummary({ layers: [1], metrics: { induction: [new Float64Array([0.9])] } });
@@ -305,9 +305,9 @@ export class InductionProbeResult {
    *
    * @example
    * ```ts
-   * import { JUPYTER_DISPLAY } from "./jupyter.ts";
+   * import { JUPYTER_DISPLAY } from "../jupyter.ts";
    * import { InductionProbeResult } from "./induction_probe.ts";
-   * import { HeadSummary } from "./metrics/head_summary.ts";
+   * import { HeadSummary } from "../analysis/metrics/head_summary.ts";
    * import assert from "node:assert/strict";
    *
    * const summary = new HeadSummary({ layers: [1], metrics: { induction: [new Float64Array([0.9])] } });
@@ -334,7 +334,7 @@ export class InductionProbeResult {
  * @example
  * ```ts
  * import { inductionProbe } from "./induction_probe.ts";
- * import { startDemoServer } from "../server/serve.ts";
+ * import { startDemoServer } from "../../server/serve.ts";
  * import assert from "node:assert/strict";
  *
  * await using server = await startDemoServer();

@@ -36,12 +36,15 @@ import {
   restoreLayerData,
   shuffleBytes,
 } from "./_capture_codec.ts";
-import { writeFileAtomic } from "./atomic_write.ts";
-import { type CaptureLike, normalizeCapture } from "./capture_input.ts";
-import { type AttentionCapture, AttentionLayer } from "./layer.ts";
-import { AttentionScores, type ScoresDType } from "./scores.ts";
-import { TokenMeta } from "./token_meta.ts";
-import { warn } from "./warn.ts";
+import { writeFileAtomic } from "../../atomic_write.ts";
+import {
+  type CaptureLike,
+  normalizeCapture,
+} from "../../data/capture_input.ts";
+import { type AttentionCapture, AttentionLayer } from "../../data/layer.ts";
+import { AttentionScores, type ScoresDType } from "../../data/scores.ts";
+import { TokenMeta } from "../../data/token_meta.ts";
+import { warn } from "../../warn.ts";
 
 /**
  * The format version this module writes; it reads this version only.
@@ -140,9 +143,9 @@ interface Header {
  * @example Round trip in memory
  * ```ts
  * import { decodeCapture, encodeCapture } from "./capture_file.ts";
- * import { AttentionLayer } from "./layer.ts";
- * import { AttentionScores } from "./scores.ts";
- * import { TokenMeta } from "./token_meta.ts";
+ * import { AttentionLayer } from "../../data/layer.ts";
+ * import { AttentionScores } from "../../data/scores.ts";
+ * import { TokenMeta } from "../../data/token_meta.ts";
  * import assert from "node:assert/strict";
  *
  * const layer = new AttentionLayer({
@@ -451,9 +454,9 @@ function assemble(
  * @example
  * ```ts
  * import { loadCapture, saveCapture } from "./capture_file.ts";
- * import { AttentionLayer } from "./layer.ts";
- * import { AttentionScores } from "./scores.ts";
- * import { TokenMeta } from "./token_meta.ts";
+ * import { AttentionLayer } from "../../data/layer.ts";
+ * import { AttentionScores } from "../../data/scores.ts";
+ * import { TokenMeta } from "../../data/token_meta.ts";
  * import assert from "node:assert/strict";
  *
  * const layer = new AttentionLayer({

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { AttentionScores } from "../scores.ts";
+import type { AttentionScores } from "../../data/scores.ts";
 import { divideOrNaN, type RowOptions, selectRows } from "./_common.ts";
 import { type RowPass, rowPass } from "./_row_pass.ts";
 
@@ -42,7 +42,7 @@ export interface EntropyOptions extends RowOptions {
  *
  * @example
  * ```ts
- * import { AttentionScores } from "../scores.ts";
+ * import { AttentionScores } from "../../data/scores.ts";
  * import { sinkMass } from "./row_stats.ts";
  * import assert from "node:assert/strict";
  *
@@ -94,7 +94,7 @@ export function sinkMass(
  *
  * @example
  * ```ts
- * import { AttentionScores } from "../scores.ts";
+ * import { AttentionScores } from "../../data/scores.ts";
  * import { attentionEntropy } from "./row_stats.ts";
  * import assert from "node:assert/strict";
  *
@@ -152,7 +152,7 @@ export function entropyFromPass(
  *
  * @example
  * ```ts
- * import { AttentionScores } from "../scores.ts";
+ * import { AttentionScores } from "../../data/scores.ts";
  * import { maxWeight } from "./row_stats.ts";
  * import assert from "node:assert/strict";
  *

@@ -29,7 +29,7 @@
  * @module
  */
 
-import type { AttentionScores } from "../scores.ts";
+import type { AttentionScores } from "../../data/scores.ts";
 import { type RowPass, rowPass } from "./_row_pass.ts";
 import {
   divideOrNaN,
@@ -91,7 +91,7 @@ type PatternKeys = (i: number, out: number[]) => number[];
  *
  * @example A head that always looks one back
  * ```ts
- * import { AttentionScores } from "../scores.ts";
+ * import { AttentionScores } from "../../data/scores.ts";
  * import { previousTokenScore } from "./detection.ts";
  * import assert from "node:assert/strict";
  *
@@ -128,7 +128,7 @@ export function previousTokenScore(
  *
  * @example
  * ```ts
- * import { AttentionScores } from "../scores.ts";
+ * import { AttentionScores } from "../../data/scores.ts";
  * import { duplicateTokenScore } from "./detection.ts";
  * import assert from "node:assert/strict";
  *
@@ -167,7 +167,7 @@ export function duplicateTokenScore(
  *
  * @example Tokens a b a: row 2 should look at position 1 ("b")
  * ```ts
- * import { AttentionScores } from "../scores.ts";
+ * import { AttentionScores } from "../../data/scores.ts";
  * import { inductionScore } from "./detection.ts";
  * import assert from "node:assert/strict";
  *

@@ -11,7 +11,7 @@
  * @module
  */
 
-import type { AttentionScores } from "./scores.ts";
+import type { AttentionScores } from "../../data/scores.ts";
 
 /** Element types `.npy` export supports, with their numpy `descr`. */
 export type NpyDType = "float16" | "float32" | "float64";
@@ -52,7 +52,7 @@ const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
  *
  * @example Write a layer for numpy
  * ```ts
- * import { AttentionScores } from "./scores.ts";
+ * import { AttentionScores } from "../../data/scores.ts";
  * import { toNpy } from "./npy.ts";
  * import assert from "node:assert/strict";
  *

@@ -11,11 +11,11 @@
  */
 
 import OpenAI from "openai";
-import { extractAttentionFromResponse } from "./extract.ts";
-import type { AttentionCapture } from "./layer.ts";
-import type { ScoresDType } from "./scores.ts";
-import { warn } from "./warn.ts";
-import { Base64Span, parseResponseBytes } from "./wire.ts";
+import { extractAttentionFromResponse } from "../sources/vllm/extract.ts";
+import type { AttentionCapture } from "../data/layer.ts";
+import type { ScoresDType } from "../data/scores.ts";
+import { warn } from "../warn.ts";
+import { Base64Span, parseResponseBytes } from "../sources/vllm/wire.ts";
 
 /** A chat message as the OpenAI SDK takes it. */
 export type ChatMessageParam = OpenAI.Chat.ChatCompletionMessageParam;
@@ -137,7 +137,7 @@ export interface CaptureResult {
  * @example
  * ```ts
  * import { captureAttention } from "./client.ts";
- * import { startDemoServer } from "../server/serve.ts";
+ * import { startDemoServer } from "../../server/serve.ts";
  * import assert from "node:assert/strict";
  *
  * await using server = await startDemoServer();

@@ -7,7 +7,7 @@
  */
 
 import { captureAttention, type CaptureResult } from "./client.ts";
-import { warn } from "./warn.ts";
+import { warn } from "../warn.ts";
 import { codenameLayerLines, needleLayerLines, pythonRepr } from "./compact.ts";
 import {
   isCorrect,
@@ -77,7 +77,7 @@ export interface StudyRun {
  * ```ts
  * import { runStudy } from "./run_study.ts";
  * import { NEEDLE_STUDY } from "./studies.ts";
- * import { startDemoServer } from "../server/serve.ts";
+ * import { startDemoServer } from "../../server/serve.ts";
  * import assert from "node:assert/strict";
  *
  * await using server = await startDemoServer();
@@ -164,7 +164,7 @@ export function studyBanner(
  * ```ts
  * import { runStudy, studyReport } from "./run_study.ts";
  * import { CODENAME_STUDY } from "./studies.ts";
- * import { startDemoServer } from "../server/serve.ts";
+ * import { startDemoServer } from "../../server/serve.ts";
  * import assert from "node:assert/strict";
  *
  * await using server = await startDemoServer();

@@ -13,11 +13,11 @@
  * @module
  */
 
-import { type CaptureLike, normalizeCapture } from "./capture_input.ts";
-import { displayBundle, JUPYTER_DISPLAY, type MimeBundle } from "./jupyter.ts";
-import type { AttentionLayer } from "./layer.ts";
-import { resolveIndex } from "./scores.ts";
-import { warn } from "./warn.ts";
+import { type CaptureLike, normalizeCapture } from "../data/capture_input.ts";
+import { displayBundle, JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
+import type { AttentionLayer } from "../data/layer.ts";
+import { resolveIndex } from "../data/scores.ts";
+import { warn } from "../warn.ts";
 
 /** Options for {@linkcode attentionRollout}. */
 export interface RolloutOptions {
@@ -184,7 +184,7 @@ export class AttentionMatrix {
    *
    * @example
    * ```ts
-   * import { JUPYTER_DISPLAY } from "./jupyter.ts";
+   * import { JUPYTER_DISPLAY } from "../jupyter.ts";
    * import { AttentionMatrix } from "./rollout.ts";
    * import assert from "node:assert/strict";
    *
@@ -217,10 +217,10 @@ export class AttentionMatrix {
  *
  * @example Two layers that each look one back
  * ```ts
- * import { AttentionLayer } from "./layer.ts";
+ * import { AttentionLayer } from "../data/layer.ts";
  * import { attentionRollout } from "./rollout.ts";
- * import { AttentionScores } from "./scores.ts";
- * import { TokenMeta } from "./token_meta.ts";
+ * import { AttentionScores } from "../data/scores.ts";
+ * import { TokenMeta } from "../data/token_meta.ts";
  * import assert from "node:assert/strict";
  *
  * const prev = new Float32Array([1, 0, 0, 1, 0, 0, 0, 1, 0]); // T=3, H=1

@@ -13,9 +13,13 @@
  * @module
  */
 
-import { float16ToFloat32 } from "./float16.ts";
+import { float16ToFloat32 } from "../float16.ts";
 import { inflateExact, inflateExactInto } from "./inflate.ts";
-import type { ScoresArray, ScoresDType, ScoresShape } from "./scores.ts";
+import type {
+  ScoresArray,
+  ScoresDType,
+  ScoresShape,
+} from "../../data/scores.ts";
 
 /** Options for {@linkcode decodeScores}. */
 export interface DecodeScoresOptions {

@@ -14,8 +14,8 @@
  * @module
  */
 
-import type { CaptureRecord } from "./capture_input.ts";
-import { warn } from "./warn.ts";
+import type { CaptureRecord } from "../data/capture_input.ts";
+import { warn } from "../warn.ts";
 
 /** A content part of a chat message, as the OpenAI API takes it. */
 export type GemmaContentPart =
@@ -212,9 +212,9 @@ export async function labelGemmaPrompt(
  * @example
  * ```ts
  * import { withGemmaLabels } from "./gemma_labels.ts";
- * import { AttentionLayer } from "./layer.ts";
- * import { AttentionScores } from "./scores.ts";
- * import { TokenMeta } from "./token_meta.ts";
+ * import { AttentionLayer } from "../data/layer.ts";
+ * import { AttentionScores } from "../data/scores.ts";
+ * import { TokenMeta } from "../data/token_meta.ts";
  * import assert from "node:assert/strict";
  *
  * const t = 12; // 11 prompt tokens + 1 generated

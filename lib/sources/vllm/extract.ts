@@ -22,15 +22,15 @@ import {
   decodeScoresBatch,
   decodeWorkersPermitted,
 } from "./decode.ts";
-import { type AttentionCapture, AttentionLayer } from "./layer.ts";
+import { type AttentionCapture, AttentionLayer } from "../../data/layer.ts";
 import {
   AttentionScores,
   type ScoresArray,
   type ScoresDType,
   type ScoresShape,
-} from "./scores.ts";
-import { TokenMeta } from "./token_meta.ts";
-import { warn } from "./warn.ts";
+} from "../../data/scores.ts";
+import { TokenMeta } from "../../data/token_meta.ts";
+import { warn } from "../../warn.ts";
 import { parseResponseBytes } from "./wire.ts";
 
 /** What {@linkcode extractAttentionFromResponse} accepts. */

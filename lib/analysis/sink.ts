@@ -7,8 +7,8 @@
  * @module
  */
 
-import { AttentionScores } from "./scores.ts";
-import { warn } from "./warn.ts";
+import { AttentionScores } from "../data/scores.ts";
+import { warn } from "../warn.ts";
 
 /** Options for {@linkcode withoutSink}. */
 export interface WithoutSinkOptions {
@@ -34,7 +34,7 @@ export interface WithoutSinkOptions {
  *
  * @example
  * ```ts
- * import { AttentionScores } from "./scores.ts";
+ * import { AttentionScores } from "../data/scores.ts";
  * import { withoutSink } from "./sink.ts";
  * import assert from "node:assert/strict";
  *

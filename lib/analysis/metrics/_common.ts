@@ -5,8 +5,8 @@
  * @module
  */
 
-import type { AttentionScores } from "../scores.ts";
-import { warn } from "../warn.ts";
+import type { AttentionScores } from "../../data/scores.ts";
+import { warn } from "../../warn.ts";
 
 /** A half-open range of absolute query positions, `start <= i < end`. */
 export interface QueryRange {

@@ -5,9 +5,9 @@
  * @module
  */
 
-import { displayBundle, JUPYTER_DISPLAY, type MimeBundle } from "./jupyter.ts";
-import type { AttentionScores, ScoresArray } from "./scores.ts";
-import type { TokenMeta, TokenType } from "./token_meta.ts";
+import { displayBundle, JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
+import type { AttentionScores, ScoresArray } from "../data/scores.ts";
+import type { TokenMeta, TokenType } from "../data/token_meta.ts";
 
 /** Which attention to read: one head, or the mean over heads. */
 export interface HeadChoice {
@@ -47,7 +47,7 @@ export interface AttendedToken {
  *
  * @example
  * ```ts
- * import { AttentionAnalyzer, AttentionScores, TokenMeta } from "../mod.ts";
+ * import { AttentionAnalyzer, AttentionScores, TokenMeta } from "../../mod.ts";
  * import assert from "node:assert/strict";
  *
  * const scores = new AttentionScores(new Float32Array([1, 0, 0.25, 0.75]), [2, 1, 2]);
@@ -70,7 +70,7 @@ export class TopAttendedTokens extends Array<AttendedToken> {
    *
    * @example
    * ```ts
-   * import { JUPYTER_DISPLAY } from "./jupyter.ts";
+   * import { JUPYTER_DISPLAY } from "../jupyter.ts";
    * import { TopAttendedTokens } from "./analyzer.ts";
    * import assert from "node:assert/strict";
    *
@@ -118,8 +118,8 @@ export class TopAttendedTokens extends Array<AttendedToken> {
  * @example Top keys of the last query
  * ```ts
  * import { AttentionAnalyzer } from "./analyzer.ts";
- * import { AttentionScores } from "./scores.ts";
- * import { TokenMeta } from "./token_meta.ts";
+ * import { AttentionScores } from "../data/scores.ts";
+ * import { TokenMeta } from "../data/token_meta.ts";
  * import assert from "node:assert/strict";
  *
  * const scores = new AttentionScores(
@@ -147,8 +147,8 @@ export class AttentionAnalyzer {
    * @example
    * ```ts
    * import { AttentionAnalyzer } from "./analyzer.ts";
-   * import { AttentionScores } from "./scores.ts";
-   * import { TokenMeta } from "./token_meta.ts";
+   * import { AttentionScores } from "../data/scores.ts";
+   * import { TokenMeta } from "../data/token_meta.ts";
    * import assert from "node:assert/strict";
    *
    * const a = new AttentionAnalyzer(new AttentionScores(new Float32Array([1]), [1, 1, 1]), TokenMeta.from({}));
@@ -171,8 +171,8 @@ export class AttentionAnalyzer {
    * @example
    * ```ts
    * import { AttentionAnalyzer } from "./analyzer.ts";
-   * import { AttentionScores } from "./scores.ts";
-   * import { TokenMeta } from "./token_meta.ts";
+   * import { AttentionScores } from "../data/scores.ts";
+   * import { TokenMeta } from "../data/token_meta.ts";
    * import assert from "node:assert/strict";
    *
    * const a = new AttentionAnalyzer(
@@ -210,8 +210,8 @@ export class AttentionAnalyzer {
    * @example
    * ```ts
    * import { AttentionAnalyzer } from "./analyzer.ts";
-   * import { AttentionScores } from "./scores.ts";
-   * import { TokenMeta } from "./token_meta.ts";
+   * import { AttentionScores } from "../data/scores.ts";
+   * import { TokenMeta } from "../data/token_meta.ts";
    * import assert from "node:assert/strict";
    *
    * const a = new AttentionAnalyzer(
@@ -266,8 +266,8 @@ export class AttentionAnalyzer {
    * @example
    * ```ts
    * import { AttentionAnalyzer } from "./analyzer.ts";
-   * import { AttentionScores } from "./scores.ts";
-   * import { TokenMeta } from "./token_meta.ts";
+   * import { AttentionScores } from "../data/scores.ts";
+   * import { TokenMeta } from "../data/token_meta.ts";
    * import assert from "node:assert/strict";
    *
    * // Position 0 is language, 1 is vision; the vision query gives 0.25 to language.

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { displayBundle, JUPYTER_DISPLAY, type MimeBundle } from "./jupyter.ts";
+import { displayBundle, JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
 import type { AttentionScores } from "./scores.ts";
 import type { TokenMeta } from "./token_meta.ts";
 
@@ -108,7 +108,7 @@ export class AttentionLayer {
    *
    * @example
    * ```ts
-   * import { JUPYTER_DISPLAY } from "./jupyter.ts";
+   * import { JUPYTER_DISPLAY } from "../jupyter.ts";
    * import { AttentionLayer } from "./layer.ts";
    * import { AttentionScores } from "./scores.ts";
    * import { TokenMeta } from "./token_meta.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { AttentionScores } from "../scores.ts";
+import type { AttentionScores } from "../../data/scores.ts";
 
 /** Per-(row, head) statistics; index `n * H + h` for the n-th selected row. */
 export interface RowPass {

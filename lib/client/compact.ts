@@ -15,8 +15,8 @@
  * @module
  */
 
-import { type AttendedToken, AttentionAnalyzer } from "./analyzer.ts";
-import type { AttentionLayer } from "./layer.ts";
+import { type AttendedToken, AttentionAnalyzer } from "../analysis/analyzer.ts";
+import type { AttentionLayer } from "../data/layer.ts";
 
 /**
  * Formats a number with fixed decimals as Python's `format(x, ".2f")` does:
@@ -174,9 +174,9 @@ export function attendedRow(
  * @example
  * ```ts
  * import { layerHeader } from "./compact.ts";
- * import { AttentionLayer } from "./layer.ts";
- * import { AttentionScores } from "./scores.ts";
- * import { TokenMeta } from "./token_meta.ts";
+ * import { AttentionLayer } from "../data/layer.ts";
+ * import { AttentionScores } from "../data/scores.ts";
+ * import { TokenMeta } from "../data/token_meta.ts";
  * import assert from "node:assert/strict";
  *
  * const layer = new AttentionLayer({
@@ -208,9 +208,9 @@ const HEAD_MARK_THRESHOLD = 0.15;
  * @example
  * ```ts
  * import { needleLayerLines } from "./compact.ts";
- * import { AttentionLayer } from "./layer.ts";
- * import { AttentionScores } from "./scores.ts";
- * import { TokenMeta } from "./token_meta.ts";
+ * import { AttentionLayer } from "../data/layer.ts";
+ * import { AttentionScores } from "../data/scores.ts";
+ * import { TokenMeta } from "../data/token_meta.ts";
  * import assert from "node:assert/strict";
  *
  * // T=2, H=2; the last query: head 0 puts 0.75 on key 0, head 1 0.125.
@@ -263,9 +263,9 @@ export function needleLayerLines(
  * @example
  * ```ts
  * import { codenameLayerLines } from "./compact.ts";
- * import { AttentionLayer } from "./layer.ts";
- * import { AttentionScores } from "./scores.ts";
- * import { TokenMeta } from "./token_meta.ts";
+ * import { AttentionLayer } from "../data/layer.ts";
+ * import { AttentionScores } from "../data/scores.ts";
+ * import { TokenMeta } from "../data/token_meta.ts";
  * import assert from "node:assert/strict";
  *
  * // Prompt of 1 token, 1 generated row (position 1), H=1.

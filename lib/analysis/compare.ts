@@ -6,19 +6,19 @@
  * @module
  */
 
-import { type CaptureLike, normalizeCapture } from "./capture_input.ts";
-import { displayBundle, JUPYTER_DISPLAY, type MimeBundle } from "./jupyter.ts";
+import { type CaptureLike, normalizeCapture } from "../data/capture_input.ts";
+import { displayBundle, JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
 import {
   type HeadMetricName,
   HeadSummary,
   headSummary,
   type HeadSummaryOptions,
 } from "./metrics/head_summary.ts";
-import { AttentionLayer } from "./layer.ts";
+import { AttentionLayer } from "../data/layer.ts";
 import { AttentionMatrix } from "./rollout.ts";
-import type { AttentionScores } from "./scores.ts";
+import type { AttentionScores } from "../data/scores.ts";
 import type { TokenSequence } from "./metrics/_common.ts";
-import { warn } from "./warn.ts";
+import { warn } from "../warn.ts";
 
 /** Options for {@linkcode attentionDifference}. */
 export interface DifferenceOptions {
@@ -42,7 +42,7 @@ export interface DifferenceOptions {
  * @example
  * ```ts
  * import { attentionDifference } from "./compare.ts";
- * import { AttentionScores } from "./scores.ts";
+ * import { AttentionScores } from "../data/scores.ts";
  * import assert from "node:assert/strict";
  *
  * const a = new AttentionScores(new Float32Array([1, 0, 0.5, 0.5]), [2, 1, 2]);
@@ -104,7 +104,7 @@ export interface CompareOptions
  *
  * @example Two captures of one layer: a sink head against a head that reads itself
  * ```ts
- * import { AttentionLayer, AttentionScores, compareCaptures, TokenMeta } from "../mod.ts";
+ * import { AttentionLayer, AttentionScores, compareCaptures, TokenMeta } from "../../mod.ts";
  * import assert from "node:assert/strict";
  *
  * const layer = (data: number[]) => {
@@ -186,9 +186,9 @@ export class CaptureComparison {
    * @example
    * ```ts
    * import { compareCaptures } from "./compare.ts";
-   * import { AttentionLayer } from "./layer.ts";
-   * import { AttentionScores } from "./scores.ts";
-   * import { TokenMeta } from "./token_meta.ts";
+   * import { AttentionLayer } from "../data/layer.ts";
+   * import { AttentionScores } from "../data/scores.ts";
+   * import { TokenMeta } from "../data/token_meta.ts";
    * import assert from "node:assert/strict";
    *
    * const layer = (row1: number[]) =>
@@ -263,7 +263,7 @@ export class CaptureComparison {
    *
    * @example
    * ```ts
-   * import { JUPYTER_DISPLAY } from "./jupyter.ts";
+   * import { JUPYTER_DISPLAY } from "../jupyter.ts";
    * import { CaptureComparison } from "./compare.ts";
    * import { HeadSummary } from "./metrics/head_summary.ts";
    * import assert from "node:assert/strict";
@@ -294,9 +294,9 @@ export class CaptureComparison {
  * @example
  * ```ts
  * import { compareCaptures } from "./compare.ts";
- * import { AttentionLayer } from "./layer.ts";
- * import { AttentionScores } from "./scores.ts";
- * import { TokenMeta } from "./token_meta.ts";
+ * import { AttentionLayer } from "../data/layer.ts";
+ * import { AttentionScores } from "../data/scores.ts";
+ * import { TokenMeta } from "../data/token_meta.ts";
  * import assert from "node:assert/strict";
  *
  * const layer = (row1: number[]) =>
@@ -316,9 +316,9 @@ export class CaptureComparison {
  * @example Two layers of one capture
  * ```ts
  * import { compareCaptures } from "./compare.ts";
- * import { AttentionLayer } from "./layer.ts";
- * import { AttentionScores } from "./scores.ts";
- * import { TokenMeta } from "./token_meta.ts";
+ * import { AttentionLayer } from "../data/layer.ts";
+ * import { AttentionScores } from "../data/scores.ts";
+ * import { TokenMeta } from "../data/token_meta.ts";
  * import assert from "node:assert/strict";
  *
  * const layer = (index: number, row1: number[]) =>

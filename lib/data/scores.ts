@@ -6,7 +6,7 @@
  * @module
  */
 
-import { displayBundle, JUPYTER_DISPLAY, type MimeBundle } from "./jupyter.ts";
+import { displayBundle, JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
 
 /** Element type of the flat score array. */
 export type ScoresDType = "float32" | "float16";
@@ -352,7 +352,7 @@ export class AttentionScores {
    *
    * @example
    * ```ts
-   * import { JUPYTER_DISPLAY } from "./jupyter.ts";
+   * import { JUPYTER_DISPLAY } from "../jupyter.ts";
    * import { AttentionScores } from "./scores.ts";
    * import assert from "node:assert/strict";
    *

@@ -6,11 +6,18 @@
  * @module
  */
 
-import { type CaptureLike, normalizeCapture } from "../capture_input.ts";
-import { displayBundle, JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
-import type { AttentionLayer } from "../layer.ts";
-import { AttentionScores } from "../scores.ts";
-import { warn } from "../warn.ts";
+import {
+  type CaptureLike,
+  normalizeCapture,
+} from "../../data/capture_input.ts";
+import {
+  displayBundle,
+  JUPYTER_DISPLAY,
+  type MimeBundle,
+} from "../../jupyter.ts";
+import type { AttentionLayer } from "../../data/layer.ts";
+import { AttentionScores } from "../../data/scores.ts";
+import { warn } from "../../warn.ts";
 import {
   type QueryRange,
   type TokenSequence,
@@ -269,9 +276,9 @@ export class HeadSummary {
    *
    * @example
    * ```ts
-   * import { AttentionLayer } from "../layer.ts";
-   * import { AttentionScores } from "../scores.ts";
-   * import { TokenMeta } from "../token_meta.ts";
+   * import { AttentionLayer } from "../../data/layer.ts";
+   * import { AttentionScores } from "../../data/scores.ts";
+   * import { TokenMeta } from "../../data/token_meta.ts";
    * import { headSummary } from "./head_summary.ts";
    * import assert from "node:assert/strict";
    *
@@ -344,7 +351,7 @@ export class HeadSummary {
    *
    * @example
    * ```ts
-   * import { JUPYTER_DISPLAY } from "../jupyter.ts";
+   * import { JUPYTER_DISPLAY } from "../../jupyter.ts";
    * import { HeadSummary } from "./head_summary.ts";
    * import assert from "node:assert/strict";
    *
@@ -392,9 +399,9 @@ export class HeadSummary {
  *
  * @example
  * ```ts
- * import { AttentionLayer } from "../layer.ts";
- * import { AttentionScores } from "../scores.ts";
- * import { TokenMeta } from "../token_meta.ts";
+ * import { AttentionLayer } from "../../data/layer.ts";
+ * import { AttentionScores } from "../../data/scores.ts";
+ * import { TokenMeta } from "../../data/token_meta.ts";
  * import { headSummary } from "./head_summary.ts";
  * import assert from "node:assert/strict";
  *

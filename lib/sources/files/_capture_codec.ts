@@ -7,8 +7,8 @@
  */
 
 import { inflateSync } from "node:zlib";
-import { float16ToFloat32 } from "./float16.ts";
-import type { ScoresDType } from "./scores.ts";
+import { float16ToFloat32 } from "../float16.ts";
+import type { ScoresDType } from "../../data/scores.ts";
 
 /** How one layer's values are stored (a subset of the header entry). */
 export interface StoredLayer {

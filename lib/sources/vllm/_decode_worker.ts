@@ -8,7 +8,7 @@
 /// <reference lib="deno.worker" />
 
 import { decodeScores } from "./decode.ts";
-import type { ScoresDType, ScoresShape } from "./scores.ts";
+import type { ScoresDType, ScoresShape } from "../../data/scores.ts";
 
 interface Job {
   gz: Uint8Array;

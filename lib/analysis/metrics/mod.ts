@@ -6,7 +6,7 @@
  *
  * @example
  * ```ts
- * import { AttentionScores } from "../scores.ts";
+ * import { AttentionScores } from "../../data/scores.ts";
  * import { inductionScore, previousTokenScore } from "./mod.ts";
  * import assert from "node:assert/strict";
  *
