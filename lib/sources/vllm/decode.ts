@@ -15,6 +15,7 @@
 
 import { float16ToFloat32 } from "../float16.ts";
 import { inflateExact, inflateExactInto } from "./inflate.ts";
+import { allocateScores, checkExpansion, scoreCount } from "./_limits.ts";
 import type {
   ScoresArray,
   ScoresDType,
@@ -44,8 +45,11 @@ export interface DecodeScoresOptions {
  * @param shape `[Tq, H, Tk]`; the payload must inflate to `Tq*H*Tk*2` bytes.
  * @param options Output dtype and the name for errors.
  * @returns `Tq*H*Tk` values.
- * @throws {TypeError} When the payload is not gzip.
- * @throws {RangeError} When it inflates to a size other than the shape's.
+ * @throws {TypeError} When the payload is not gzip or the shape is not
+ *   three positive integers.
+ * @throws {RangeError} When it inflates to a size other than the shape's, when
+ *   the shape declares more than the payload could inflate to (checked before
+ *   anything is allocated), or when the memory cannot be had.
  *
  * @example
  * ```ts
@@ -66,7 +70,11 @@ export function decodeScores(
   options: DecodeScoresOptions = {},
 ): ScoresArray {
   const { dtype = "float32", where = "the capture" } = options;
-  const count = shape[0] * shape[1] * shape[2];
+  // Evidence before allocation: the count must be exact and the payload
+  // able to hold it, or nothing is allocated.
+  const context = { action: `decode ${where}` };
+  const count = scoreCount(shape, context);
+  checkExpansion(shape, count * 2, gz.length, context);
   if (dtype === "float16") {
     // inflateExact returns a buffer of its own: the view starts at 0.
     const bytes = inflateExact(gz, count * 2, where);
@@ -75,7 +83,7 @@ export function decodeScores(
   // Converting chunk by chunk while each is in cache, instead of inflating
   // the whole float16 layer first, saves writing (and page-faulting) a
   // buffer of half the output's size.
-  const out = new Float32Array(count);
+  const out = allocateScores(count, "float32", `decode ${where}`);
   inflateExactInto(gz, count * 2, where, (chunk, at) => {
     const halves = new Uint16Array(
       chunk.buffer,

@@ -32,6 +32,13 @@ import {
 import { TokenMeta } from "../../data/token_meta.ts";
 import { warn } from "../../warn.ts";
 import { parseResponseBytes } from "./wire.ts";
+import {
+  base64DecodedBound,
+  checkExpansion,
+  DecodeBudget,
+  readMaxBytes,
+  scoreCount,
+} from "./_limits.ts";
 
 /** What {@linkcode extractAttentionFromResponse} accepts. */
 export type ResponseInput =
@@ -67,12 +74,23 @@ export interface ExtractOptions {
    * @default {undefined} workers started for this call only
    */
   pool?: DecodePool;
+  /**
+   * Largest decoded size of the capture, in bytes of the output `dtype`,
+   * summed over the layers decoded: a capture past it is refused before its
+   * scores are allocated, with its size and how to raise the limit. Layers
+   * that `layers` leaves out do not count; `Infinity` turns the check off.
+   * @default {DEFAULT_MAX_BYTES} 8 GiB, which a 24 GiB machine survives
+   * (see {@linkcode DEFAULT_MAX_BYTES})
+   */
+  maxBytes?: number;
 }
 
 /** A layer validated and ready to decode. */
 interface PlannedLayer {
   layer: number;
   shape: ScoresShape;
+  /** `prod(shape)`, checked exact. */
+  count: number;
   data: string | Base64Span;
   tokenMeta: TokenMeta;
 }
@@ -93,7 +111,10 @@ interface Plan {
  *   (`attn_capture_data` null, absent or empty), else the layers by index.
  * @throws {TypeError} On a malformed capture (not a list, a layer that is not
  *   an object, a bad `layer_idx`, `shape` or `dtype`, data that is not gzip).
- * @throws {RangeError} On a payload that inflates to the wrong size.
+ * @throws {RangeError} On a payload that inflates to the wrong size, a shape
+ *   whose size is past exact integers or more than its payload could inflate
+ *   to, a capture larger than `maxBytes`, or memory that cannot be had; all
+ *   checked before the scores are allocated.
  * @throws {SyntaxError} On a body that is not JSON or data that is not base64.
  *
  * @example
@@ -227,6 +248,11 @@ function planExtraction(
   onLayer?: (layer: PlannedLayer) => void,
 ): Plan | null {
   const wanted = options.layers ? new Set(options.layers) : null;
+  const dtype = options.dtype ?? "float32";
+  const budget = new DecodeBudget(
+    readMaxBytes(options.maxBytes, "decode the capture"),
+    "pass a larger maxBytes",
+  );
   const layers: PlannedLayer[] = [];
   const seen = new Map<number, number>();
   const present = new Set<number>();
@@ -235,6 +261,9 @@ function planExtraction(
     taken.add(i);
     const planned = planLayer(item, i, seen, present);
     if (planned && (!wanted || wanted.has(planned.layer))) {
+      // Counted before it is handed to a decoder: past the budget, nothing
+      // is allocated for it.
+      budget.take(planned.count, dtype, `decode layer ${planned.layer}`);
       layers.push(planned);
       onLayer?.(planned);
     }
@@ -356,16 +385,18 @@ function planLayer(
       }, not a base64 string; check the server's response`,
     );
   }
-  if (
-    !Array.isArray(shape) || shape.length !== 3 ||
-    !shape.every((n) => Number.isInteger(n) && n > 0)
-  ) {
-    throw new TypeError(
-      `Cannot decode layer ${layer}: shape ${
-        JSON.stringify(shape)
-      } is not three positive integers [Tq, H, Tk]; check the server's response`,
-    );
-  }
+  // Evidence before allocation: an exact count, and a payload that could
+  // inflate to it (the base64 length bounds the gzip size from above).
+  const context = { action: `decode layer ${layer}` };
+  const count = scoreCount(shape, context);
+  checkExpansion(
+    shape as number[],
+    count * 2,
+    data instanceof Base64Span && data.decoded
+      ? data.decoded.length
+      : base64DecodedBound(data.length),
+    context,
+  );
   const dtype = raw.dtype;
   if (
     dtype !== undefined && dtype !== null && dtype !== "torch.float16" &&
@@ -377,9 +408,11 @@ function planLayer(
       } is not float16; the wire format carries float16 scores only, so check the server version`,
     );
   }
+  const [tq, h, tk] = shape as number[];
   return {
     layer,
-    shape: [shape[0], shape[1], shape[2]],
+    shape: [tq, h, tk],
+    count,
     data,
     tokenMeta: TokenMeta.from(raw.token_meta, layer),
   };

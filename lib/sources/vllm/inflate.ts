@@ -17,6 +17,12 @@
  */
 
 import { constants, createGunzip, gunzipSync } from "node:zlib";
+import { constants as bufferConstants } from "node:buffer";
+import {
+  allocateBytes,
+  allocationError,
+  isAllocationFailure,
+} from "./_limits.ts";
 
 /** zlib refuses smaller output chunks. */
 const MIN_CHUNK = 64;
@@ -50,6 +56,16 @@ export function inflateExact(
   where: string,
 ): Uint8Array {
   checkMagic(gz, where);
+  if (expectedBytes > bufferConstants.MAX_LENGTH) {
+    // Past the largest Buffer node:zlib will make: stream into our own.
+    const whole = allocateBytes(
+      expectedBytes,
+      "float16 bytes",
+      `decode ${where}`,
+    );
+    inflateExactInto(gz, expectedBytes, where, (c, at) => whole.set(c, at));
+    return whole;
+  }
   let out: Uint8Array;
   try {
     out = gunzipSync(gz, {
@@ -79,6 +95,14 @@ function inflateError(
 ): Error {
   const code = (error as { code?: string }).code;
   const message = (error as { message?: string }).message ?? String(error);
+  if (code !== "ERR_BUFFER_TOO_LARGE" && isAllocationFailure(error)) {
+    return allocationError(
+      expectedBytes,
+      "float16 bytes",
+      `decode ${where}`,
+      error,
+    );
+  }
   if (code === "ERR_BUFFER_TOO_LARGE") {
     return new RangeError(
       `Cannot decode ${where}: data inflates past the ${expectedBytes} bytes its shape needs, stopped there; the payload is corrupt or hostile, or the shape is wrong`,
