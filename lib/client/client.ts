@@ -81,6 +81,13 @@ export interface CaptureAttentionOptions {
    */
   dtype?: ScoresDType;
   /**
+   * Largest decoded size of the capture in bytes (of `dtype`): a larger one
+   * is refused before its scores are allocated, with its size and how to
+   * raise the limit; `Infinity` turns the check off.
+   * @default {DEFAULT_MAX_BYTES} 8 GiB, which a 24 GiB machine survives
+   */
+  maxBytes?: number;
+  /**
    * Extra request fields, sent as they are (e.g. vLLM's `attn_capture_prefix`).
    * @default {{}}
    */
@@ -215,6 +222,7 @@ export async function captureAttention(
   if (capture) {
     attention = await extractAttentionFromResponse(raw, {
       dtype: options.dtype,
+      maxBytes: options.maxBytes,
     });
     if (!attention) {
       throw new Error(

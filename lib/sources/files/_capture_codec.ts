@@ -7,7 +7,13 @@
  */
 
 import { inflateSync } from "node:zlib";
+import { constants as bufferConstants } from "node:buffer";
 import { float16ToFloat32 } from "../float16.ts";
+import {
+  allocationError,
+  isAllocationFailure,
+  scoreCount,
+} from "../vllm/_limits.ts";
 import type { ScoresDType } from "../../data/scores.ts";
 
 /** How one layer's values are stored (a subset of the header entry). */
@@ -38,23 +44,50 @@ export class CorruptLayerError extends Error {
 }
 
 /**
- * The values of one layer from its (checksum-verified) blob.
+ * The values of one layer from its (checksum-verified) blob. The header was
+ * checked by the reader (shape exact, blob able to hold it); the count is
+ * checked again here because workers run this on their own.
  * @throws {CorruptLayerError} When the blob does not inflate to the shape's size.
+ * @throws {RangeError} When the memory for the layer cannot be had.
  */
 export function restoreLayerData(
   entry: StoredLayer,
   blob: Uint8Array,
+  action: string = `load layer ${entry.layer}`,
 ): Float16Array | Float32Array {
   const width = entry.stored === "float16" ? 2 : 4;
-  const count = entry.shape[0] * entry.shape[1] * entry.shape[2];
+  const count = scoreCount(entry.shape, { action });
+  const size = count * width;
   let raw: Uint8Array;
   try {
+    if (entry.compression === "deflate" && size > bufferConstants.MAX_LENGTH) {
+      throw new RangeError(
+        "Array buffer allocation failed: past node:zlib's largest buffer",
+      );
+    }
     raw = entry.compression === "deflate"
       // One output chunk of the expected size: zlib writes straight into it
-      // instead of growing and copying its buffer.
-      ? asBytes(inflateSync(blob, { chunkSize: Math.max(64, count * width) }))
+      // instead of growing and copying its buffer; the cap stops a blob that
+      // inflates past it at the first chunk.
+      ? asBytes(
+        inflateSync(blob, {
+          chunkSize: Math.max(64, size),
+          maxOutputLength: Math.max(1, size),
+        }),
+      )
       : blob;
-  } catch {
+  } catch (error) {
+    if (
+      (error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE" &&
+      size <= bufferConstants.MAX_LENGTH
+    ) {
+      throw new CorruptLayerError(
+        `layer ${entry.layer} inflates past the ${size} bytes its shape needs`,
+      );
+    }
+    if (isAllocationFailure(error)) {
+      throw allocationError(size, `${entry.stored} values`, action, error);
+    }
     throw new CorruptLayerError(`layer ${entry.layer} does not inflate`);
   }
   if (raw.length !== count * width) {
@@ -64,21 +97,31 @@ export function restoreLayerData(
       }] needs ${count * width}`,
     );
   }
-  // Typed views need aligned, unshared memory: unshuffling makes a fresh
-  // buffer; otherwise copy.
-  const bytes = entry.shuffle ? unshuffleBytes(raw, width) : raw.slice();
-  const values = width === 2
-    ? new Float16Array(bytes.buffer, bytes.byteOffset, count)
-    : new Float32Array(bytes.buffer, bytes.byteOffset, count);
-  if (entry.dtype === "float32" && values instanceof Float16Array) {
-    return float16ToFloat32(values);
+  try {
+    // Typed views need aligned, unshared memory: unshuffling makes a fresh
+    // buffer; otherwise copy.
+    const bytes = entry.shuffle ? unshuffleBytes(raw, width) : raw.slice();
+    const values = width === 2
+      ? new Float16Array(bytes.buffer, bytes.byteOffset, count)
+      : new Float32Array(bytes.buffer, bytes.byteOffset, count);
+    if (entry.dtype === "float32" && values instanceof Float16Array) {
+      return float16ToFloat32(values);
+    }
+    if (entry.dtype === "float16" && values instanceof Float32Array) {
+      const out = new Float16Array(values.length);
+      out.set(values);
+      return out;
+    }
+    return values;
+  } catch (error) {
+    if (!isAllocationFailure(error)) throw error;
+    throw allocationError(
+      count * (entry.dtype === "float16" ? 2 : 4),
+      `${entry.dtype} scores`,
+      action,
+      error,
+    );
   }
-  if (entry.dtype === "float16" && values instanceof Float32Array) {
-    const out = new Float16Array(values.length);
-    out.set(values);
-    return out;
-  }
-  return values;
 }
 
 /** Byte planes: all byte 0s of each element, then all byte 1s, ... */

@@ -7,14 +7,18 @@
 
 /// <reference lib="deno.worker" />
 
-import { restoreLayerData, type StoredLayer } from "./_capture_codec.ts";
+import {
+  CorruptLayerError,
+  restoreLayerData,
+  type StoredLayer,
+} from "./_capture_codec.ts";
 
 self.onmessage = (
-  event: MessageEvent<{ entry: StoredLayer; blob: Uint8Array }>,
+  event: MessageEvent<{ entry: StoredLayer; blob: Uint8Array; action: string }>,
 ) => {
-  const { entry, blob } = event.data;
+  const { entry, blob, action } = event.data;
   try {
-    const data = restoreLayerData(entry, blob);
+    const data = restoreLayerData(entry, blob, action);
     const buffer = data.buffer as ArrayBuffer;
     self.postMessage({
       buffer,
@@ -22,6 +26,11 @@ self.onmessage = (
       length: data.length,
     }, [buffer]);
   } catch (error) {
-    self.postMessage({ error: (error as Error).message });
+    // A corrupt blob and a failed allocation get different advice.
+    self.postMessage({
+      error: (error as Error).message,
+      corrupt: error instanceof CorruptLayerError,
+      name: (error as Error).name,
+    });
   }
 };

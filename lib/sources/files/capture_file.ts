@@ -38,6 +38,12 @@ import {
 } from "./_capture_codec.ts";
 import { writeFileAtomic } from "../../atomic_write.ts";
 import {
+  checkExpansion,
+  DecodeBudget,
+  readMaxBytes,
+  scoreCount,
+} from "../vllm/_limits.ts";
+import {
   type CaptureLike,
   normalizeCapture,
 } from "../../data/capture_input.ts";
@@ -269,8 +275,12 @@ export function encodeCapture(
  *
  * @param bytes The file's bytes.
  * @param source How to name the bytes in errors (e.g. the path).
+ * @param options The decoded-size limit.
  * @returns The capture, its labels and response metadata.
- * @throws {SyntaxError} When the bytes are not a capture file, are truncated or corrupted.
+ * @throws {SyntaxError} When the bytes are not a capture file, are truncated or
+ *   corrupted (a header whose shapes or blob sizes cannot be true included).
+ * @throws {RangeError} When the capture decodes to more than `maxBytes`, or
+ *   its memory cannot be had.
  *
  * @example A foreign file is refused
  * ```ts
@@ -286,16 +296,140 @@ export function encodeCapture(
 export function decodeCapture(
   bytes: Uint8Array,
   source: string = "bytes",
+  options: DecodeCaptureOptions = {},
 ): SavedCapture {
   const container = readContainer(bytes, source);
+  checkBudget(container, options.maxBytes);
   const data = container.header.layers.map((entry) => {
     try {
-      return restoreLayerData(entry, layerBlob(container, entry));
+      return restoreLayerData(
+        entry,
+        layerBlob(container, entry),
+        layerAction(entry, source),
+      );
     } catch (error) {
       throw asLoadError(error, source);
     }
   });
   return assemble(container.header, data);
+}
+
+/** Options for {@linkcode decodeCapture}. */
+export interface DecodeCaptureOptions {
+  /**
+   * Largest decoded size of the capture in bytes (the layers' restored
+   * types): a file past it is refused before any layer is inflated, with
+   * its size and how to raise the limit; `Infinity` turns the check off.
+   * @default {DEFAULT_MAX_BYTES} 8 GiB, which a 24 GiB machine survives
+   */
+  maxBytes?: number;
+}
+
+function layerAction(entry: { layer: unknown }, source: string): string {
+  return `load layer ${entry.layer} from ${source}`;
+}
+
+/** Refuses a capture whose layers decode to more than `maxBytes`. */
+function checkBudget(container: Container, maxBytes: unknown): void {
+  const budget = new DecodeBudget(
+    readMaxBytes(maxBytes, `load capture from ${container.source}`),
+    "pass a larger maxBytes to loadCapture",
+  );
+  for (const entry of container.header.layers) {
+    budget.take(
+      entry.shape[0] * entry.shape[1] * entry.shape[2],
+      entry.dtype,
+      layerAction(entry, container.source),
+    );
+  }
+}
+
+/**
+ * Checks what the header says against what can be true, before anything is
+ * allocated from it: the checksum only proves the header is what was
+ * written, not that a writer told the truth.
+ */
+function checkHeader(header: unknown, source: string): Header {
+  const fail = (state: string) =>
+    loadError(source, state, "the file is corrupted; copy or save it again");
+  if (header === null || typeof header !== "object" || Array.isArray(header)) {
+    throw fail("the header is not a JSON object");
+  }
+  const h = header as Header;
+  if (!Number.isSafeInteger(h.blobBytes) || h.blobBytes < 0) {
+    throw fail(
+      `the header's blobBytes ${
+        JSON.stringify(h.blobBytes)
+      } is not a byte count`,
+    );
+  }
+  if (!Array.isArray(h.layers) || h.layers.length === 0) {
+    throw fail("the header lists no layers");
+  }
+  const seen = new Set<number>();
+  for (const [n, entry] of h.layers.entries()) {
+    if (entry === null || typeof entry !== "object") {
+      throw fail(`header entry ${n} is not a layer object`);
+    }
+    const name = Number.isInteger(entry.layer) && entry.layer >= 0
+      ? `layer ${entry.layer}`
+      : `header entry ${n}`;
+    if (name !== `layer ${entry.layer}` || seen.has(entry.layer)) {
+      throw fail(
+        `${name} has a bad or repeated layer index ${
+          JSON.stringify(entry.layer)
+        }`,
+      );
+    }
+    seen.add(entry.layer);
+    for (const key of ["dtype", "stored"] as const) {
+      if (entry[key] !== "float16" && entry[key] !== "float32") {
+        throw fail(
+          `${name}'s ${key} ${
+            JSON.stringify(entry[key])
+          } is not "float16" or "float32"`,
+        );
+      }
+    }
+    if (entry.compression !== "deflate" && entry.compression !== "none") {
+      throw fail(
+        `${name}'s compression ${
+          JSON.stringify(entry.compression)
+        } is not "deflate" or "none"`,
+      );
+    }
+    if (
+      !Number.isSafeInteger(entry.offset) || entry.offset < 0 ||
+      !Number.isSafeInteger(entry.length) || entry.length < 0 ||
+      entry.offset + entry.length > h.blobBytes
+    ) {
+      throw fail(
+        `${name}'s blob (offset ${entry.offset}, length ${entry.length}) does not lie within the ${h.blobBytes} blob bytes`,
+      );
+    }
+    const context = {
+      action: layerAction(entry, source),
+      fix: "the file is corrupted; copy or save it again",
+    };
+    let count: number;
+    try {
+      count = scoreCount(entry.shape, context);
+      const raw = count * (entry.stored === "float16" ? 2 : 4);
+      if (entry.compression === "deflate") {
+        checkExpansion(entry.shape, raw, entry.length, context);
+      } else if (raw !== entry.length) {
+        throw new RangeError(
+          `Cannot ${context.action}: shape [${
+            entry.shape.join(", ")
+          }] needs ${raw} bytes but its uncompressed blob is ${entry.length}; ${context.fix}`,
+        );
+      }
+    } catch (error) {
+      // Impossible sizes are corruption, reported as the reader reports it.
+      throw new SyntaxError((error as Error).message);
+    }
+  }
+  return h;
 }
 
 /** A capture file's parsed header and where its blobs start. */
@@ -366,15 +500,16 @@ function readContainer(bytes: Uint8Array, source: string): Container {
       "the file is corrupted; copy or save it again",
     );
   }
-  let header: Header;
+  let parsed: unknown;
   try {
-    header = JSON.parse(new TextDecoder().decode(json));
+    parsed = JSON.parse(new TextDecoder().decode(json));
   } catch {
     throw fail(
       "the header is not valid JSON",
       "the file is corrupted; copy or save it again",
     );
   }
+  const header = checkHeader(parsed, source);
   const blobStart = PREFIX + headerLength;
   const expected = blobStart + header.blobBytes + TRAILER.length;
   if (bytes.length < expected) {
@@ -491,6 +626,13 @@ export interface LoadCaptureOptions {
    * @default {0}
    */
   workers?: number;
+  /**
+   * Largest decoded size of the capture in bytes (the layers' restored
+   * types): a file past it is refused before any layer is inflated, with
+   * its size and how to raise the limit; `Infinity` turns the check off.
+   * @default {DEFAULT_MAX_BYTES} 8 GiB, which a 24 GiB machine survives
+   */
+  maxBytes?: number;
 }
 
 /**
@@ -498,9 +640,11 @@ export interface LoadCaptureOptions {
  * layers on worker threads.
  *
  * @param path The file.
- * @param options Worker threads.
+ * @param options Worker threads and the decoded-size limit.
  * @returns The capture, labels and response metadata.
  * @throws {SyntaxError} When the file is not a capture file, is truncated or corrupted.
+ * @throws {RangeError} When the capture decodes to more than `maxBytes`, or
+ *   its memory cannot be had.
  *
  * @example
  * ```ts
@@ -519,9 +663,12 @@ export async function loadCapture(
 ): Promise<SavedCapture> {
   const source = String(path);
   const container = readContainer(await Deno.readFile(path), source);
+  checkBudget(container, options.maxBytes);
   const entries = container.header.layers;
   const workers = Math.min(entries.length, options.workers ?? 0);
-  if (!(workers >= 1)) return decodeCapture(container.bytes, source);
+  if (!(workers >= 1)) {
+    return decodeCapture(container.bytes, source, { maxBytes: Infinity });
+  }
   // Checksums are verified here, so a corrupted file fails before any
   // worker starts.
   const jobs = entries.map((entry) => ({
@@ -557,11 +704,15 @@ async function restoreInWorkers(
           const reply = event.data;
           if (reply.error) {
             return reject(
-              loadError(
-                source,
-                reply.error,
-                "the file is corrupted; copy or save it again",
-              ),
+              reply.corrupt
+                ? loadError(
+                  source,
+                  reply.error,
+                  "the file is corrupted; copy or save it again",
+                )
+                : reply.name === "RangeError"
+                ? new RangeError(reply.error)
+                : new Error(reply.error),
             );
           }
           out[n] = entry.dtype === "float16"
@@ -579,7 +730,10 @@ async function restoreInWorkers(
         };
         // A copy of the blob is transferred; the file's bytes stay whole.
         const copy = blob.slice();
-        worker.postMessage({ entry, blob: copy }, [copy.buffer]);
+        worker.postMessage(
+          { entry, blob: copy, action: layerAction(entry, source) },
+          [copy.buffer],
+        );
       };
       take();
     });

@@ -12,6 +12,7 @@
  */
 
 import type { AttentionScores } from "../../data/scores.ts";
+import { allocateBytes, formatBytes, readMaxBytes } from "../vllm/_limits.ts";
 
 /** Element types `.npy` export supports, with their numpy `descr`. */
 export type NpyDType = "float16" | "float32" | "float64";
@@ -32,6 +33,13 @@ export interface ToNpyOptions {
    * @default {the array's own type}
    */
   dtype?: NpyDType;
+  /**
+   * Largest file to make, in bytes: past it the export is refused before
+   * anything is allocated (widening float16 to float64 quadruples a layer);
+   * `Infinity` turns the check off.
+   * @default {DEFAULT_MAX_BYTES} 8 GiB, which a 24 GiB machine survives
+   */
+  maxBytes?: number;
 }
 
 const DESCR: Record<NpyDType, string> = {
@@ -49,6 +57,8 @@ const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
  * @param options The element type to write.
  * @returns The file's bytes.
  * @throws {TypeError} When the shape does not match the data or the dtype is unknown.
+ * @throws {RangeError} When the file would be larger than `maxBytes`, or its
+ *   memory cannot be had.
  *
  * @example Write a layer for numpy
  * ```ts
@@ -69,8 +79,11 @@ export function toNpy(
 ): Uint8Array {
   const { data, shape } = scores;
   const count = shape.reduce((a, b) => a * b, 1);
+  // An exact product that equals the array's length is the evidence the
+  // shape can be trusted before the output is sized from it.
   if (
-    !shape.every((n) => Number.isInteger(n) && n >= 0) || count !== data.length
+    !shape.every((n) => Number.isInteger(n) && n >= 0) ||
+    !Number.isSafeInteger(count) || count !== data.length
   ) {
     throw new TypeError(
       `Cannot write .npy: shape [${
@@ -86,8 +99,19 @@ export function toNpy(
       }; use "float16", "float32" or "float64"`,
     );
   }
+  const maxBytes = readMaxBytes(options.maxBytes, "write .npy");
   const header = npyHeader(DESCR[dtype], shape);
-  const out = new Uint8Array(header.length + count * BYTES[dtype]);
+  const size = header.length + count * BYTES[dtype];
+  if (size > maxBytes) {
+    throw new RangeError(
+      `Cannot write .npy: the file would take ${size} bytes (${
+        formatBytes(size)
+      }) as ${dtype}, over maxBytes ${maxBytes} bytes (${
+        formatBytes(maxBytes)
+      }); pass a larger maxBytes if this machine has the memory, or a narrower dtype`,
+    );
+  }
+  const out = allocateBytes(size, `${dtype} .npy bytes`, "write .npy");
   out.set(header);
   const body = out.subarray(header.length);
   // The typed-array views below are little-endian on every platform Deno runs on.
