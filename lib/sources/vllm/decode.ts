@@ -14,7 +14,7 @@
  */
 
 import { float16ToFloat32 } from "../float16.ts";
-import { inflateExact, inflateExactInto } from "./inflate.ts";
+import { checkMagic, inflateExact, inflateExactInto } from "./inflate.ts";
 import { allocateScores, checkExpansion, scoreCount } from "./_limits.ts";
 import type {
   ScoresArray,
@@ -83,6 +83,7 @@ export function decodeScores(
   // Converting chunk by chunk while each is in cache, instead of inflating
   // the whole float16 layer first, saves writing (and page-faulting) a
   // buffer of half the output's size.
+  checkMagic(gz, where);
   const out = allocateScores(count, "float32", `decode ${where}`);
   inflateExactInto(gz, count * 2, where, (chunk, at) => {
     const halves = new Uint16Array(

@@ -249,7 +249,23 @@ export function inflateExactInto(
   }
 }
 
-function checkMagic(gz: Uint8Array, where: string): void {
+/**
+ * Refuses data that does not start as gzip does, before anything is
+ * allocated for its output.
+ *
+ * @param gz The payload.
+ * @param where What is inflated, for the message.
+ * @throws {TypeError} When it is shorter than a gzip member or lacks `1f 8b`.
+ *
+ * @example
+ * ```ts
+ * import { checkMagic } from "./inflate.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.throws(() => checkMagic(new Uint8Array(20), "layer 1"), /Cannot decode layer 1: data is not gzip/);
+ * ```
+ */
+export function checkMagic(gz: Uint8Array, where: string): void {
   if (gz.length < 18 || gz[0] !== 0x1f || gz[1] !== 0x8b) {
     throw new TypeError(
       `Cannot decode ${where}: data is not gzip (${gz.length} bytes starting ${
