@@ -397,3 +397,24 @@ Deno.test("captureAttention() passes maxBytes to the decoder", async () => {
   const { attention } = await ask();
   assert.ok(Object.keys(attention!).length >= 1);
 });
+
+Deno.test("extractAttentionFromResponse() refuses a malformed data string even in a layer it skips", async () => {
+  // Found by the fuzz soak: a bad escape in a layer left out by `layers`
+  // was never looked at, so a body that is not JSON decoded to null.
+  const value = response([
+    layerEntry(0, [40, 4, 40]),
+    layerEntry(1, [40, 4, 40]),
+  ]);
+  const text = JSON.stringify(value);
+  const at = text.lastIndexOf('"data":"') + 100;
+  for (const bad of ["\\3", "\u0000"]) {
+    const body = new TextEncoder().encode(
+      text.slice(0, at) + bad + text.slice(at),
+    );
+    await refuses(
+      () => extractAttentionFromResponse(body, { layers: [0] }),
+      SyntaxError,
+      /^Cannot parse the response body: .* inside a string; pass the body exactly as the server sent it$/,
+    );
+  }
+});

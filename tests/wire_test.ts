@@ -197,3 +197,24 @@ Deno.test("decodeBase64() accepts whitespace-wrapped and unpadded base64 as Pyth
   );
   assert.deepEqual(decodeBase64(unpadded, "layer 0"), payload);
 });
+
+Deno.test("parseResponseBytes() refuses what JSON forbids inside a data span: raw control characters and malformed escapes", () => {
+  const data = randomBytes(6000, 3).toBase64();
+  const at = 3000;
+  const body = (inner: string) =>
+    encode(`{"attn_capture_data": [{"data": "${inner}", "shape": [1, 1, 1]}]}`);
+  for (const bad of ["\n", "\t", "\u0000", "\\x", "\\3", "\\u12G4"]) {
+    assert.throws(
+      () => parseResponseBytes(body(data.slice(0, at) + bad + data.slice(at))),
+      /^SyntaxError: Cannot parse the response body: (a raw control character \(0x[0-9a-f]{2}\)|a malformed escape) at byte \d+, inside a string; pass the body exactly as the server sent it$/,
+      JSON.stringify(bad),
+    );
+  }
+  // What JSON allows still decodes: escaped slashes, escaped newlines.
+  for (const good of ["\\/", "\\n", "\\u0041"]) {
+    const parsed = parseResponseBytes(
+      body(data.slice(0, at) + good + data.slice(at)),
+    ) as { attn_capture_data: { data: Base64Span }[] };
+    assert.ok(parsed.attn_capture_data[0].data instanceof Base64Span);
+  }
+});

@@ -164,6 +164,10 @@ export function decodeBase64Until(
     }
     written += result.written;
     if (quote >= 0) {
+      // The base64 decoder skips whitespace, which JSON forbids raw in a
+      // string: a span that decoded to fewer bytes than its length implies
+      // had some, and is left for the checked path.
+      if (written !== base64Length(body, start, pos + quote)) return null;
       buffer.resize(written);
       return { end: pos + quote, bytes: new Uint8Array(buffer, 0, written) };
     }
@@ -171,6 +175,19 @@ export function decodeBase64Until(
     pos += result.read;
   }
   return null;
+}
+
+/** Bytes that `body[start, end)`, plain base64 without whitespace, decodes to. */
+function base64Length(body: Uint8Array, start: number, end: number): number {
+  let pads = 0;
+  while (pads < 2 && end - 1 - pads >= start && body[end - 1 - pads] === 0x3d) {
+    pads++;
+  }
+  const n = end - start;
+  const whole = Math.floor(n / 4) * 3;
+  const rest = n % 4;
+  // One character past whole groups is never plain base64.
+  return rest === 0 ? whole - pads : rest === 1 ? -1 : whole + rest - 1 - pads;
 }
 
 /** Decodes base64 held as ASCII bytes, one chunk-sized string at a time. */

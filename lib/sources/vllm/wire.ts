@@ -107,6 +107,10 @@ export function parseResponseBytes(
       close = stringEnd(body, open + 1);
     }
     if (long && close - open - 1 >= threshold) {
+      // A span the scan could not decode never meets JSON.parse: check its
+      // syntax here, so a bad string is refused even in a layer that is
+      // never decoded (the reference's json.loads refuses the whole body).
+      if (!decoded) checkStringSyntax(body, open + 1, close);
       cuts.push({
         start: open,
         end: close + 1,
@@ -240,6 +244,44 @@ function stringEnd(body: Uint8Array, from: number): number {
     if ((q - 1 - k) % 2 === 0) return q;
     p = q + 1;
   }
+}
+
+/**
+ * Refuses what JSON forbids inside a string: raw control characters and
+ * malformed escapes.
+ */
+function checkStringSyntax(body: Uint8Array, from: number, to: number): void {
+  const fail = (at: number, what: string) => {
+    throw new SyntaxError(
+      `Cannot parse the response body: ${what} at byte ${at}, inside a string; pass the body exactly as the server sent it`,
+    );
+  };
+  for (let i = from; i < to; i++) {
+    const c = body[i];
+    if (c < 0x20) {
+      fail(i, `a raw control character (0x${c.toString(16).padStart(2, "0")})`);
+    }
+    if (c !== BACKSLASH) continue;
+    const next = body[i + 1];
+    if (ESCAPES.has(next)) {
+      i++;
+    } else if (
+      next === 0x75 && i + 5 < to &&
+      [2, 3, 4, 5].every((k) => isHex(body[i + k]))
+    ) {
+      i += 5;
+    } else {
+      fail(i, "a malformed escape");
+    }
+  }
+}
+
+/** The one-letter JSON escapes: " \ / b f n r t. */
+const ESCAPES = new Set([0x22, 0x5c, 0x2f, 0x62, 0x66, 0x6e, 0x72, 0x74]);
+
+function isHex(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) ||
+    (c >= 0x61 && c <= 0x66);
 }
 
 /** Whether the string opening at `open` is the value of a `"data"` key. */
