@@ -107,7 +107,7 @@ for (const [form, run] of Object.entries(forms)) {
     await refuses(
       () => run(value, 255),
       RangeError,
-      /^Cannot decode layer 1: the capture's scores would take at least 256 bytes \(256 bytes\) as float32, over maxBytes 255 bytes \(255 bytes\); pass a larger maxBytes \(e\.g\. \{ maxBytes: 1 \* 2 \*\* 30 \}\) if this machine has the memory, ask for \{ dtype: "float16" \} to halve it, or ask for fewer layers$/,
+      /^Cannot decode layer 1: the capture's scores would take at least 256 bytes as float32, over maxBytes 255 bytes; pass a larger maxBytes \(e\.g\. \{ maxBytes: 1 \* 2 \*\* 30 \}\) if this machine has the memory, ask for \{ dtype: "float16" \} to halve it, or ask for fewer layers$/,
     );
     const { result } = await collectWarningsAsync(() => run(value, 256));
     assert.deepEqual(Object.keys(result!), ["0", "1"]);
@@ -337,7 +337,7 @@ Deno.test("loadCapture() refuses a capture past maxBytes, on the calling thread 
       await refuses(
         () => loadCapture(path, { maxBytes: 15, workers }),
         RangeError,
-        /^Cannot load layer 0 from .*\.attn: the capture's scores would take at least 16 bytes \(16 bytes\) as float16, over maxBytes 15 bytes \(15 bytes\); pass a larger maxBytes to loadCapture/,
+        /^Cannot load layer 0 from .*\.attn: the capture's scores would take at least 16 bytes as float16, over maxBytes 15 bytes; pass a larger maxBytes to loadCapture/,
       );
       const loaded = await loadCapture(path, { maxBytes: 16, workers });
       assert.equal(loaded.attention[0].scores.data.length, 8);
@@ -371,7 +371,7 @@ Deno.test("toNpy() refuses a file past maxBytes, naming the size and the dtype",
   assert.equal(toNpy(scores, { maxBytes: 256 }).length, 128 + 128);
   assert.throws(
     () => toNpy(scores, { dtype: "float64", maxBytes: 256 }),
-    /^RangeError: Cannot write \.npy: the file would take 640 bytes \(640 bytes\) as float64, over maxBytes 256 bytes \(256 bytes\); pass a larger maxBytes if this machine has the memory, or a narrower dtype$/,
+    /^RangeError: Cannot write \.npy: the file would take 640 bytes as float64, over maxBytes 256 bytes; pass a larger maxBytes if this machine has the memory, or a narrower dtype$/,
   );
   assert.throws(
     () => toNpy({ data: new Float32Array(4), shape: [2 ** 40, 2 ** 40, 4] }),

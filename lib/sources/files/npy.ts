@@ -12,7 +12,7 @@
  */
 
 import type { AttentionScores } from "../../data/scores.ts";
-import { allocateBytes, formatBytes, readMaxBytes } from "../vllm/_limits.ts";
+import { allocateBytes, readMaxBytes, sizeText } from "../vllm/_limits.ts";
 
 /** Element types `.npy` export supports, with their numpy `descr`. */
 export type NpyDType = "float16" | "float32" | "float64";
@@ -104,11 +104,11 @@ export function toNpy(
   const size = header.length + count * BYTES[dtype];
   if (size > maxBytes) {
     throw new RangeError(
-      `Cannot write .npy: the file would take ${size} bytes (${
-        formatBytes(size)
-      }) as ${dtype}, over maxBytes ${maxBytes} bytes (${
-        formatBytes(maxBytes)
-      }); pass a larger maxBytes if this machine has the memory, or a narrower dtype`,
+      `Cannot write .npy: the file would take ${
+        sizeText(size)
+      } as ${dtype}, over maxBytes ${
+        sizeText(maxBytes)
+      }; pass a larger maxBytes if this machine has the memory, or a narrower dtype`,
     );
   }
   const out = allocateBytes(size, `${dtype} .npy bytes`, "write .npy");

@@ -162,6 +162,39 @@ export function checkExpansion(
 }
 
 /**
+ * Both per-layer checks of a wire layer (float16 on the wire), in order: an
+ * exact count ({@linkcode scoreCount}) and a payload that could inflate to it
+ * ({@linkcode checkExpansion}). Every path that decodes a wire layer calls
+ * this before it allocates; a capture-wide budget is
+ * {@linkcode DecodeBudget}'s job.
+ *
+ * @param shape The declared shape.
+ * @param compressedBytes The gzip payload's size, or an upper bound of it
+ *   (see {@linkcode base64DecodedBound} for base64 text not yet decoded).
+ * @param context The action and the fix, for messages.
+ * @returns `prod(shape)`.
+ * @throws {TypeError | RangeError} As the two checks.
+ *
+ * @example
+ * ```ts
+ * import { checkWireLayer } from "./_limits.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(checkWireLayer([2, 1, 2], 30, { action: "decode layer 0" }), 4);
+ * assert.throws(() => checkWireLayer([512, 8, 512], 30, { action: "decode layer 0" }), /deflate expands at most 1032:1/);
+ * ```
+ */
+export function checkWireLayer(
+  shape: unknown,
+  compressedBytes: number,
+  context: LimitContext,
+): number {
+  const count = scoreCount(shape, context);
+  checkExpansion(shape as number[], count * 2, compressedBytes, context);
+  return count;
+}
+
+/**
  * The most bytes base64 text of `length` characters decodes to: an upper
  * bound of the compressed size, known before decoding (whitespace and JSON
  * escapes only make the text longer than its bytes need).
@@ -227,7 +260,7 @@ export function readMaxBytes(maxBytes: unknown, action: string): number {
  * assert.equal(budget.used, 400);
  * assert.throws(
  *   () => budget.take(200, "float32", "decode layer 1"),
- *   /^RangeError: Cannot decode layer 1: the capture's scores would take at least 1200 bytes \(1\.17 KiB\) as float32, over maxBytes 1000 bytes/,
+ *   /^RangeError: Cannot decode layer 1: the capture's scores would take at least 1200 bytes \(1\.17 KiB\) as float32, over maxBytes 1000 bytes;/,
  * );
  * ```
  */
@@ -266,11 +299,11 @@ export class DecodeBudget {
         ? `, ask for { dtype: "float16" } to halve it`
         : "";
       throw new RangeError(
-        `Cannot ${action}: the capture's scores would take at least ${total} bytes (${
-          formatBytes(total)
-        }) as ${dtype}, over maxBytes ${this.maxBytes} bytes (${
-          formatBytes(this.maxBytes)
-        }); ${this.#raise} (e.g. ${
+        `Cannot ${action}: the capture's scores would take at least ${
+          sizeText(total)
+        } as ${dtype}, over maxBytes ${
+          sizeText(this.maxBytes)
+        }; ${this.#raise} (e.g. ${
           suggestLimit(total)
         }) if this machine has the memory${halve}, or ask for fewer layers`,
       );
@@ -415,9 +448,7 @@ export function allocationError(
 ): RangeError {
   const said = cause instanceof Error ? cause.message : String(cause);
   return new RangeError(
-    `Cannot ${action}: could not allocate ${bytes} bytes (${
-      formatBytes(bytes)
-    }) for its ${
+    `Cannot ${action}: could not allocate ${sizeText(bytes)} for its ${
       what.replace(/^its /, "")
     } (${said}); free memory, ask for fewer layers or { dtype: "float16" }, or lower maxBytes so such captures are refused up front`,
     { cause },
@@ -450,6 +481,27 @@ export function formatBytes(bytes: number): string {
   return unit === 0
     ? `${bytes} bytes`
     : `${Number(value.toPrecision(3))} ${units[unit]}`;
+}
+
+/**
+ * A byte count for messages: exact, and in binary units when that helps.
+ *
+ * @param bytes A byte count.
+ * @returns E.g. `"100 bytes"` or `"1610612736 bytes (1.5 GiB)"`.
+ *
+ * @example
+ * ```ts
+ * import { sizeText } from "./_limits.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(sizeText(100), "100 bytes");
+ * assert.equal(sizeText(1536 * 2 ** 20), "1610612736 bytes (1.5 GiB)");
+ * ```
+ */
+export function sizeText(bytes: number): string {
+  return bytes < 1024 || !Number.isFinite(bytes)
+    ? `${bytes} bytes`
+    : `${bytes} bytes (${formatBytes(bytes)})`;
 }
 
 /** `{ maxBytes: N * 2 ** 30 }` with N the GiB above `total`, for hints. */

@@ -15,7 +15,7 @@
 
 import { float16ToFloat32 } from "../float16.ts";
 import { checkMagic, inflateExact, inflateExactInto } from "./inflate.ts";
-import { allocateScores, checkExpansion, scoreCount } from "./_limits.ts";
+import { allocateScores, checkWireLayer } from "./_limits.ts";
 import type {
   ScoresArray,
   ScoresDType,
@@ -72,9 +72,9 @@ export function decodeScores(
   const { dtype = "float32", where = "the capture" } = options;
   // Evidence before allocation: the count must be exact and the payload
   // able to hold it, or nothing is allocated.
-  const context = { action: `decode ${where}` };
-  const count = scoreCount(shape, context);
-  checkExpansion(shape, count * 2, gz.length, context);
+  const count = checkWireLayer(shape, gz.length, {
+    action: `decode ${where}`,
+  });
   if (dtype === "float16") {
     // inflateExact returns a buffer of its own: the view starts at 0.
     const bytes = inflateExact(gz, count * 2, where);

@@ -34,10 +34,9 @@ import { warn } from "../../warn.ts";
 import { parseResponseBytes } from "./wire.ts";
 import {
   base64DecodedBound,
-  checkExpansion,
+  checkWireLayer,
   DecodeBudget,
   readMaxBytes,
-  scoreCount,
 } from "./_limits.ts";
 
 /** What {@linkcode extractAttentionFromResponse} accepts. */
@@ -387,15 +386,12 @@ function planLayer(
   }
   // Evidence before allocation: an exact count, and a payload that could
   // inflate to it (the base64 length bounds the gzip size from above).
-  const context = { action: `decode layer ${layer}` };
-  const count = scoreCount(shape, context);
-  checkExpansion(
-    shape as number[],
-    count * 2,
+  const count = checkWireLayer(
+    shape,
     data instanceof Base64Span && data.decoded
       ? data.decoded.length
       : base64DecodedBound(data.length),
-    context,
+    { action: `decode layer ${layer}` },
   );
   const dtype = raw.dtype;
   if (
