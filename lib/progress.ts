@@ -306,18 +306,55 @@ function writeErr(text: string): void {
 export function progressLine(event: ProgressEvent): string {
   const parts: string[] = [event.phase];
   if (event.bytes > 0 || event.totalBytes) {
-    const mb = (n: number) => (n / 1e6).toFixed(1);
-    parts[0] += ` ${mb(event.bytes)}${
-      event.totalBytes ? `/${mb(event.totalBytes)}` : ""
-    } MB`;
+    const scale = Math.max(event.bytes, event.totalBytes ?? 0);
+    parts[0] += ` ${formatBytes(event.bytes, scale, false)}${
+      event.totalBytes ? `/${formatBytes(event.totalBytes, scale, false)}` : ""
+    } ${unit(scale)}`;
     if (event.elapsedMs > 0) {
-      parts.push(`${mb(event.bytes / (event.elapsedMs / 1000))} MB/s`);
+      const rate = event.bytes / (event.elapsedMs / 1000);
+      parts.push(`${formatBytes(rate, rate, true)}/s`);
     }
   }
   if (event.layersTotal > 0) {
     parts.push(`${event.layers}/${event.layersTotal} layers`);
   }
   return parts.join(" · ");
+}
+
+/**
+ * The one-line summary that replaces a finished bar.
+ *
+ * @param event The last event of the work.
+ * @param what What was finished, e.g. `"captured"`.
+ * @returns The line, e.g. `captured 9 layers, 561.0 MB in 4.2 s (133.6 MB/s)`.
+ *
+ * @example
+ * ```ts
+ * import { progressSummary } from "./progress.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const line = progressSummary({ phase: "done", bytes: 28e3, totalBytes: 28e3, layers: 2, layersTotal: 2, elapsedMs: 2000 }, "captured");
+ * assert.equal(line, "captured 2 layers, 28.0 kB in 2.0 s (14.0 kB/s)");
+ * ```
+ */
+export function progressSummary(event: ProgressEvent, what: string): string {
+  const seconds = event.elapsedMs / 1000;
+  const layers = `${event.layers} layer${event.layers === 1 ? "" : "s"}`;
+  if (event.bytes === 0) return `${what} ${layers} in ${seconds.toFixed(1)} s`;
+  const rate = seconds > 0 ? event.bytes / seconds : 0;
+  return `${what} ${layers}, ${
+    formatBytes(event.bytes, event.bytes, true)
+  } in ${seconds.toFixed(1)} s (${formatBytes(rate, rate, true)}/s)`;
+}
+
+function unit(scale: number): string {
+  return scale >= 1e9 ? "GB" : scale >= 1e6 ? "MB" : "kB";
+}
+
+/** `n` in the unit `scale` calls for, one decimal; with the unit if asked. */
+function formatBytes(n: number, scale: number, withUnit: boolean): string {
+  const div = scale >= 1e9 ? 1e9 : scale >= 1e6 ? 1e6 : 1e3;
+  return `${(n / div).toFixed(1)}${withUnit ? ` ${unit(scale)}` : ""}`;
 }
 
 /** The bar as HTML: a `<progress>` element and the line. */

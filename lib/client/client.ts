@@ -22,7 +22,7 @@ import {
   type OnProgress,
   progressDisplay,
   type ProgressEvent,
-  progressLine,
+  progressSummary,
   type ProgressTarget,
 } from "../progress.ts";
 
@@ -312,13 +312,7 @@ export async function captureAttention(
     warnMissingLayers(layers, attention, baseUrl);
   }
   const final = last as ProgressEvent | null;
-  display.finish(
-    final
-      ? `${final.layersTotal} layers captured: ${
-        progressLine({ ...final, phase: "done" })
-      } in ${(final.elapsedMs / 1000).toFixed(1)} s`
-      : null,
-  );
+  display.finish(final ? progressSummary(final, "captured") : null);
   const choice = firstChoice(raw);
   const usage = (raw.usage ?? {}) as Record<string, unknown>;
   const promptLen = typeof usage.prompt_tokens === "number"
