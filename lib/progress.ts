@@ -269,7 +269,13 @@ export function progressDisplay(
       if (!shown) return;
       if (jupyter) {
         const text = summary ?? "";
-        send("update_display_data", text, summary ? escapeHtml(summary) : "");
+        send(
+          "update_display_data",
+          text,
+          summary
+            ? `<div style="font-family:monospace">${escapeHtml(summary)}</div>`
+            : "",
+        );
       } else if (tty) {
         writeErr(`\r\x1b[2K${summary ? `${summary}\n` : ""}`);
       }

@@ -259,7 +259,7 @@ async function bodyStream(
   const start = performance.now();
   // At a set rate, chunks of about 50 ms each, so the flow is smooth.
   const size = rate > 0
-    ? Math.max(1024, Math.min(CHUNK, Math.round(rate * 1e6 / 20)))
+    ? Math.max(256, Math.min(CHUNK, Math.round(rate * 1e6 / 20)))
     : CHUNK;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
