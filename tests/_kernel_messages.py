@@ -62,11 +62,13 @@ def run(path):
     }
 
 
-def wait_reply(kc, msg_id, timeout):
+def wait_reply(kc, msg_id, timeout, km=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if km is not None and not km.is_alive():
+            return None
         try:
-            reply = kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+            reply = kc.get_shell_msg(timeout=min(0.5, max(0.1, deadline - time.monotonic())))
         except Exception:
             continue
         if reply["parent_header"].get("msg_id") == msg_id:
@@ -108,7 +110,7 @@ def interrupt(folder, setup, slow, after, delay):
         time.sleep(delay)
         t0 = time.monotonic()
         km.interrupt_kernel()
-        reply = wait_reply(kc, slow_id, 30)
+        reply = wait_reply(kc, slow_id, 60, km)
         report["slow_reply"] = None if reply is None else {
             "status": reply.get("status"),
             "ename": reply.get("ename"),
