@@ -600,6 +600,10 @@ export async function readAttentionStream(
     decodeWorkersPermitted();
   let pool = options.pool;
   let own: DecodePool | undefined;
+  // A large body known in advance: the workers load while it arrives.
+  if (!pool && workersAllowed && (total ?? 0) >= EARLY_POOL) {
+    pool = own = new DecodePool(options.workers);
+  }
   let announced = 0;
   const results: Promise<ScoresArray>[] = [];
   // Layers handed to the pool whose gzip bytes no worker has taken yet.
@@ -609,8 +613,7 @@ export async function readAttentionStream(
     tracker.announced();
     announced += l.shape[0] * l.shape[1] * l.shape[2] * 2;
     if (
-      !pool && workersAllowed &&
-      (announced >= STREAM_WORKER_THRESHOLD || (total ?? 0) >= EARLY_POOL)
+      !pool && workersAllowed && announced >= STREAM_WORKER_THRESHOLD
     ) {
       pool = own = new DecodePool(options.workers);
     }

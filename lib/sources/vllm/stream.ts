@@ -3,8 +3,9 @@
  *
  * Bytes outside the large `"data"` strings (the skeleton: ids, choices,
  * shapes, token metadata) are kept, in order, in one small growing buffer;
- * each `"data"` string is collected apart and handed over as a
- * {@linkcode Base64Span} as soon as its closing quote arrives. The skeleton
+ * each `"data"` string is base64-decoded piece by piece as it arrives and
+ * handed over as a {@linkcode Base64Span} as soon as its closing quote
+ * does. The skeleton
  * is followed as it grows, so each element of `attn_capture_data` is
  * reported the moment it closes: a layer can be decoding while the next one
  * is still on the wire, and no copy of the whole body is ever made.
@@ -53,7 +54,7 @@ interface Open {
  * @example Chunk boundaries anywhere, even inside an escape
  * ```ts
  * import { ResponseScanner } from "./stream.ts";
- * import { Base64Span } from "./base64.ts";
+ * import { type Base64Span, decodeBase64 } from "./base64.ts";
  * import assert from "node:assert/strict";
  *
  * const body = new TextEncoder().encode('{"model": "a\\"b", "attn_capture_data": [{"data": "AQID"}]}');
@@ -63,7 +64,7 @@ interface Open {
  * const parsed = scanner.finish() as { model: string; attn_capture_data: { data: Base64Span }[] };
  * assert.equal(parsed.model, 'a"b');
  * assert.equal(entries.length, 1);
- * assert.deepEqual([...parsed.attn_capture_data[0].data.bytes], [...new TextEncoder().encode("AQID")]);
+ * assert.deepEqual([...decodeBase64(parsed.attn_capture_data[0].data, "layer 0")], [1, 2, 3]);
  * ```
  */
 export class ResponseScanner {
@@ -74,8 +75,7 @@ export class ResponseScanner {
   #mode: Mode = "structure";
   /** The string so far ends in an odd run of backslashes. */
   #escaped = false;
-  #pieces: Uint8Array[] = [];
-  #pieceBytes = 0;
+  #data: DataString | null = null;
   #spans: Base64Span[] = [];
   #nonce = Math.random().toString(36).slice(2);
   // The skeleton's own scan (strings, nesting, keys), resumed where it was.
@@ -119,6 +119,7 @@ export class ResponseScanner {
           followsDataKey(this.#skeleton.subarray(0, this.#length), this.#length)
         ) {
           this.#mode = "data";
+          this.#data = new DataString(this.#threshold);
         } else {
           this.#mode = "string";
           this.#append(chunk.subarray(open, open + 1));
@@ -130,8 +131,7 @@ export class ResponseScanner {
       if (this.#mode === "string") {
         this.#append(chunk.subarray(p, close < 0 ? stop : close + 1));
       } else if (stop > p) {
-        this.#pieces.push(chunk.subarray(p, stop));
-        this.#pieceBytes += stop - p;
+        this.#data!.push(chunk.subarray(p, stop));
       }
       if (close < 0) break;
       if (this.#mode === "data") this.#endData();
@@ -151,7 +151,7 @@ export class ResponseScanner {
     if (this.#mode !== "structure") {
       throw new SyntaxError(
         `Cannot parse the response body: a string never closes (the body ends inside it after ${
-          this.#length + this.#pieceBytes
+          this.#length + (this.#data?.length ?? 0)
         } bytes); the body may be truncated`,
       );
     }
@@ -189,12 +189,11 @@ export class ResponseScanner {
 
   /** A `"data"` string closed: a span, or back into the skeleton if short. */
   #endData(): void {
-    const raw = concat(this.#pieces, this.#pieceBytes);
-    this.#pieces = [];
-    this.#pieceBytes = 0;
-    if (raw.length < this.#threshold) {
+    const data = this.#data!;
+    this.#data = null;
+    if (data.length < this.#threshold) {
       this.#append(Uint8Array.of(QUOTE));
-      this.#append(raw);
+      this.#append(data.raw());
       this.#append(Uint8Array.of(QUOTE));
       return;
     }
@@ -203,7 +202,7 @@ export class ResponseScanner {
         `"\\u0000attnscope-span-${this.#nonce}:${this.#spans.length}"`,
       ),
     );
-    this.#spans.push(new Base64Span(raw));
+    this.#spans.push(data.span());
   }
 
   #append(bytes: Uint8Array): void {
@@ -279,8 +278,125 @@ export class ResponseScanner {
   }
 }
 
+/**
+ * A span decoded while it streamed in: it keeps the decoded bytes and the
+ * length of its text, not the text.
+ */
+class StreamedSpan extends Base64Span {
+  #length: number;
+
+  constructor(length: number, decoded: Uint8Array) {
+    super(new Uint8Array(0), decoded);
+    this.#length = length;
+  }
+
+  override get length(): number {
+    return this.#length;
+  }
+}
+
+/** Most bytes one layer's payload may decode to (virtual, reserved only). */
+const MAX_DECODED = 2 ** 33;
+
+/**
+ * One `"data"` string as it arrives. Its first `threshold` bytes are kept
+ * as they are (a short string goes back into the skeleton); past that the
+ * base64 is decoded piece by piece into one growing buffer, so neither the
+ * text nor a copy of it is held. Anything unusual (a JSON escape, a
+ * character that is not base64) turns it back into kept text (the part
+ * already decoded re-encoded, which decodes the same), for
+ * {@linkcode decodeBase64} to resolve or report later.
+ */
+class DataString {
+  #threshold: number;
+  #raw: Uint8Array[] = [];
+  length = 0;
+  #decoding = false;
+  #stuck = false;
+  #buffer: ArrayBuffer | null = null;
+  #written = 0;
+  #carry = "";
+  #decoder = new TextDecoder();
+
+  constructor(threshold: number) {
+    this.#threshold = threshold;
+  }
+
+  push(piece: Uint8Array): void {
+    this.length += piece.length;
+    if (this.#decoding) return this.#feed(piece);
+    this.#raw.push(piece);
+    if (!this.#stuck && this.length >= this.#threshold) {
+      const all = concat(this.#raw, this.length);
+      this.#raw = [];
+      this.#decoding = true;
+      this.#buffer = new ArrayBuffer(0, { maxByteLength: MAX_DECODED });
+      this.#feed(all);
+    }
+  }
+
+  /** The text as it came (only for strings kept as text). */
+  raw(): Uint8Array {
+    return concat(this.#raw, this.#raw.reduce((n, p) => n + p.length, 0));
+  }
+
+  span(): Base64Span {
+    if (this.#decoding && this.#carry) {
+      this.#decodeText(this.#carry, "loose", new Uint8Array(0));
+    }
+    if (!this.#decoding) return new Base64Span(this.raw());
+    const buffer = this.#buffer!;
+    buffer.resize(this.#written);
+    return new StreamedSpan(this.length, new Uint8Array(buffer));
+  }
+
+  #feed(bytes: Uint8Array): void {
+    if (bytes.indexOf(BACKSLASH) >= 0) return this.#giveUp(bytes);
+    const text = this.#decoder.decode(bytes);
+    // Non-ASCII: not base64.
+    if (text.length !== bytes.length) return this.#giveUp(bytes);
+    this.#decodeText(this.#carry + text, "stop-before-partial", bytes);
+  }
+
+  #decodeText(
+    text: string,
+    handling: "loose" | "stop-before-partial",
+    bytes: Uint8Array,
+  ): void {
+    const buffer = this.#buffer!;
+    const need = this.#written + Math.ceil(text.length / 4) * 3;
+    if (need > buffer.byteLength) {
+      buffer.resize(
+        Math.min(MAX_DECODED, Math.max(need, buffer.byteLength * 1.5)),
+      );
+    }
+    try {
+      const result = new Uint8Array(buffer, this.#written).setFromBase64(
+        text,
+        { lastChunkHandling: handling },
+      );
+      this.#written += result.written;
+      this.#carry = text.slice(result.read);
+    } catch {
+      this.#giveUp(bytes);
+    }
+  }
+
+  /** Back to kept text: what was decoded, re-encoded, then the rest. */
+  #giveUp(bytes: Uint8Array): void {
+    const decoded = new Uint8Array(this.#buffer!, 0, this.#written);
+    const before = new TextEncoder().encode(decoded.toBase64() + this.#carry);
+    this.#raw = [before, bytes];
+    this.#buffer = null;
+    this.#written = 0;
+    this.#carry = "";
+    this.#decoding = false;
+    this.#stuck = true;
+  }
+}
+
 function concat(pieces: Uint8Array[], size: number): Uint8Array {
-  if (pieces.length === 1 && pieces[0].byteOffset === 0) return pieces[0];
+  if (pieces.length === 1) return pieces[0];
   const out = new Uint8Array(size);
   let at = 0;
   for (const p of pieces) {
