@@ -30,7 +30,11 @@ export interface ProgressEvent {
   layers: number;
   /** Layers announced so far (seen in the body, or known in advance). */
   layersTotal: number;
-  /** Milliseconds since the work started. */
+  /**
+   * Milliseconds since the work started; for a capture, since the request
+   * while `waiting`, then since the answer began (so bytes per elapsed
+   * time is the download speed).
+   */
   elapsedMs: number;
 }
 
@@ -239,6 +243,9 @@ export function progressDisplay(
   const id = `attnscope-progress-${Deno.pid}-${++displays}`;
   let shown = false;
   let last = -Infinity;
+  // The delay counts from here, not from the events' own clock (a capture's
+  // download clock starts only once the server answers).
+  const created = performance.now();
   const send = (type: string, text: string, html: string) =>
     jupyter!.broadcast(type, {
       data: { "text/plain": text, "text/html": html },
@@ -259,8 +266,8 @@ export function progressDisplay(
   return {
     onProgress(event) {
       if (!jupyter && !tty) return;
-      if (event.phase === "done" || event.elapsedMs < delay) return;
       const now = performance.now();
+      if (event.phase === "done" || now - created < delay) return;
       if (now - last < interval) return;
       last = now;
       draw(event);
@@ -311,6 +318,9 @@ function writeErr(text: string): void {
  */
 export function progressLine(event: ProgressEvent): string {
   const parts: string[] = [event.phase];
+  if (event.phase === "waiting") {
+    return `waiting for the server · ${(event.elapsedMs / 1000).toFixed(1)} s`;
+  }
   if (event.bytes > 0 || event.totalBytes) {
     const scale = Math.max(event.bytes, event.totalBytes ?? 0);
     parts[0] += ` ${formatBytes(event.bytes, scale, false)}${

@@ -229,14 +229,20 @@ export async function captureAttention(
     display.onProgress(event);
     options.onProgress?.(event);
   };
-  onProgress({
-    phase: "waiting",
-    bytes: 0,
-    totalBytes: null,
-    layers: 0,
-    layersTotal: 0,
-    elapsedMs: 0,
-  });
+  const start = performance.now();
+  const waiting = () =>
+    onProgress({
+      phase: "waiting",
+      bytes: 0,
+      totalBytes: null,
+      layers: 0,
+      layersTotal: 0,
+      elapsedMs: performance.now() - start,
+    });
+  waiting();
+  // The server may take long to answer (the generation comes first): keep
+  // the bar alive meanwhile.
+  const ticker = setInterval(waiting, 250);
   // The prompt_logprobs k actually sent (extraBody may override the 0).
   let promptTopK = 0;
   let model = options.model;
@@ -273,6 +279,7 @@ export async function captureAttention(
     const response = await client.chat.completions.create(request, {
       signal,
     }).asResponse();
+    clearInterval(ticker);
     if (options.saveBody !== undefined) {
       saved = await Deno.open(options.saveBody, {
         write: true,
@@ -300,6 +307,7 @@ export async function captureAttention(
     display.finish(null);
     throw explain(error, baseUrl, signal, timeout);
   } finally {
+    clearInterval(ticker);
     saved?.close();
   }
   if (capture) {
