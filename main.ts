@@ -86,10 +86,15 @@ export function parseCliArgs(args: readonly string[]): CliArgs {
 
 /**
  * Runs the CLI and returns its exit code: 0 after printing the report (✓ or
- * ✗, as the reference), 2 on bad arguments, 1 when the study could not run.
+ * ✗, as the reference), 2 on bad arguments, 1 when the study could not run,
+ * 130 when `signal` stopped it (Ctrl-C).
+ *
+ * While the capture runs, a progress line goes to stderr when stderr is a
+ * terminal (captures over a second only), and nothing otherwise.
  *
  * @param args The arguments.
  * @param print Where report lines go.
+ * @param signal Stops the study (the CLI aborts it on SIGINT).
  * @returns The exit code.
  *
  * @example
@@ -105,6 +110,7 @@ export function parseCliArgs(args: readonly string[]): CliArgs {
 export async function runCli(
   args: readonly string[],
   print: (line: string) => void = console.log,
+  signal?: AbortSignal,
 ): Promise<number> {
   let parsed: CliArgs;
   let study;
@@ -130,10 +136,16 @@ export async function runCli(
       // As the reference labels prompt tokens with a local tokenizer, the
       // in-process demo labels them with the demo model's own.
       promptLabels: server?.labelPrompt,
+      signal,
+      progress: "tty",
     });
     for (const line of studyReport(run)) print(line);
     return 0;
   } catch (error) {
+    if (signal?.aborted) {
+      console.error("attnscope: interrupted; the capture was stopped");
+      return EXIT_INTERRUPTED;
+    }
     const message = (error as Error).message;
     const layersHint = /valid layers are/.test(message) &&
         !parsed.layers
@@ -146,6 +158,19 @@ export async function runCli(
   }
 }
 
+/** The shell's code for a process stopped by SIGINT (128 + 2). */
+const EXIT_INTERRUPTED = 130;
+
 if (import.meta.main) {
-  Deno.exit(await runCli(Deno.args));
+  // Ctrl-C stops the capture (request, decoding, workers) and the demo
+  // server cleanly; a second Ctrl-C exits at once.
+  const interrupt = new AbortController();
+  const onSigint = () => {
+    if (interrupt.signal.aborted) Deno.exit(EXIT_INTERRUPTED);
+    interrupt.abort(new DOMException("interrupted (SIGINT)", "AbortError"));
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
+  const code = await runCli(Deno.args, console.log, interrupt.signal);
+  Deno.removeSignalListener("SIGINT", onSigint);
+  Deno.exit(code);
 }

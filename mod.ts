@@ -54,3 +54,4 @@ export * from "./lib/client/gemma_labels.ts";
 export * from "./lib/client/induction_probe.ts";
 // The decoded-size limit every decoder applies by default (issue 11).
 export { DEFAULT_MAX_BYTES } from "./lib/sources/vllm/_limits.ts";
+export * from "./lib/progress.ts";

@@ -44,3 +44,10 @@ export {
 } from "./options.ts";
 export { type ErrorBody, HttpError } from "./http_error.ts";
 export type * from "./model/types.ts";
+export {
+  REPLAY_USAGE,
+  replayFromArgs,
+  type ReplayServer,
+  type ReplayServerOptions,
+  startReplayServer,
+} from "./replay.ts";

@@ -194,7 +194,24 @@ function formatLayers(layers: ServerOptions["attentionInstrumentationLayers"]) {
   return layers === undefined || layers === "all" ? "all" : layers.join(",");
 }
 
-if (import.meta.main) {
+if (import.meta.main && Deno.args.some((a) => /^--replay(=|$)/.test(a))) {
+  // `--replay FILE... [--rate MB/s]`: saved responses, no model (replay.ts).
+  const { replayFromArgs } = await import("./replay.ts");
+  try {
+    const server = await replayFromArgs(Deno.args);
+    console.log(
+      `attnscope replay server: ${
+        server.models.join(", ")
+      } at ${server.baseUrl}`,
+    );
+    const stop = () => server.close().then(() => Deno.exit(0));
+    Deno.addSignalListener("SIGINT", stop);
+    Deno.addSignalListener("SIGTERM", stop);
+  } catch (error) {
+    console.error(`attnscope: ${(error as Error).message}`);
+    Deno.exit(2);
+  }
+} else if (import.meta.main) {
   if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
     console.log(SERVE_USAGE);
     Deno.exit(0);

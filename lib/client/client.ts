@@ -4,18 +4,27 @@
  * attnscope's demo server.
  *
  * The SDK drops fields it does not know (`attn_capture_data`,
- * `prompt_logprobs`), so the raw body is kept (`.asResponse()`) and decoded
- * by {@linkcode extractAttentionFromResponse}.
+ * `prompt_logprobs`), so the raw response is taken (`.asResponse()`) and its
+ * body decoded as it arrives by {@linkcode readAttentionStream}: each layer
+ * is decoding while the next is on the wire, and the body itself is not
+ * kept unless asked for (`keepBody`, `saveBody`).
  *
  * @module
  */
 
 import OpenAI from "openai";
-import { extractAttentionFromResponse } from "../sources/vllm/extract.ts";
+import { readAttentionStream } from "../sources/vllm/extract.ts";
 import type { AttentionCapture } from "../data/layer.ts";
 import type { ScoresDType } from "../data/scores.ts";
 import { warn } from "../warn.ts";
-import { Base64Span, parseResponseBytes } from "../sources/vllm/wire.ts";
+import { Base64Span } from "../sources/vllm/wire.ts";
+import {
+  type OnProgress,
+  progressDisplay,
+  type ProgressEvent,
+  progressSummary,
+  type ProgressTarget,
+} from "../progress.ts";
 
 /** A chat message as the OpenAI SDK takes it. */
 export type ChatMessageParam = OpenAI.Chat.ChatCompletionMessageParam;
@@ -93,10 +102,43 @@ export interface CaptureAttentionOptions {
    */
   extraBody?: Record<string, unknown>;
   /**
-   * Request timeout in milliseconds.
+   * Milliseconds for the whole capture (waiting, receiving, decoding); past
+   * it the capture stops and rejects with a `DOMException` named
+   * `TimeoutError`.
    * @default {600000}
    */
   timeout?: number;
+  /**
+   * Cancels the capture: the HTTP request and any decoding in progress stop,
+   * the decode workers end, and the promise rejects with a `DOMException`
+   * named `AbortError`.
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+  /**
+   * Keep the raw response body in the result's `body`.
+   * @default {false}
+   */
+  keepBody?: boolean;
+  /**
+   * Write the raw response body to this file as it arrives (a recording that
+   * `deno task serve --replay FILE` serves again).
+   * @default {undefined}
+   */
+  saveBody?: string;
+  /**
+   * Receives progress events: phase, bytes of the total, layers decoded of
+   * those announced.
+   * @default {undefined}
+   */
+  onProgress?: OnProgress;
+  /**
+   * A progress bar: `"auto"` (`true`) shows one in Deno's Jupyter kernel
+   * for captures that take over a second, `"tty"` on stderr when it is a
+   * terminal, `false` (`"off"`) never.
+   * @default {"auto"}
+   */
+  progress?: boolean | ProgressTarget;
   /**
    * Retries on connection errors and 5xx; 0 fails fast with a clear error.
    * @default {0}
@@ -127,8 +169,8 @@ export interface CaptureResult {
   promptLen: number;
   /** `"stop"`, `"length"`, ... */
   finishReason: string | null;
-  /** The raw response body. */
-  body: Uint8Array;
+  /** The raw response body when `keepBody` was set, else `null`. */
+  body: Uint8Array | null;
 }
 
 /**
@@ -163,10 +205,16 @@ export async function captureAttention(
 ): Promise<CaptureResult> {
   const baseUrl = options.baseUrl.replace(/\/+$/, "");
   const messages = readMessages(options);
+  const timeout = options.timeout ?? 600_000;
+  const signal = AbortSignal.any([
+    AbortSignal.timeout(timeout),
+    ...(options.signal ? [options.signal] : []),
+  ]);
   const client = new OpenAI({
     apiKey: options.apiKey ?? "EMPTY",
     baseURL: baseUrl,
-    timeout: options.timeout ?? 600_000,
+    // The signal above bounds the whole capture; this only the headers.
+    timeout: timeout + 1000,
     maxRetries: options.maxRetries ?? 0,
   });
   const capture = options.capture ?? true;
@@ -175,12 +223,42 @@ export async function captureAttention(
     : typeof options.layers === "string"
     ? options.layers
     : options.layers.join(",");
-  let body: Uint8Array;
+  const display = progressDisplay({
+    target: options.progress === true
+      ? "auto"
+      : options.progress === false
+      ? "off"
+      : options.progress,
+  });
+  let last: ProgressEvent | null = null;
+  const onProgress: OnProgress = (event) => {
+    last = event;
+    display.onProgress(event);
+    options.onProgress?.(event);
+  };
+  const start = performance.now();
+  const waiting = () =>
+    onProgress({
+      phase: "waiting",
+      bytes: 0,
+      totalBytes: null,
+      layers: 0,
+      layersTotal: 0,
+      elapsedMs: performance.now() - start,
+    });
+  waiting();
+  // The server may take long to answer (the generation comes first): keep
+  // the bar alive meanwhile.
+  const ticker = setInterval(waiting, 250);
   // The prompt_logprobs k actually sent (extraBody may override the 0).
   let promptTopK = 0;
   let model = options.model;
+  let raw: Record<string, unknown>;
+  let attention: AttentionCapture | null;
+  const kept: Uint8Array[] = [];
+  let saved: Deno.FsFile | null = null;
   try {
-    model ??= await firstModel(client, baseUrl);
+    model ??= await firstModel(client, baseUrl, signal);
     const request = {
       model,
       messages: [...messages],
@@ -205,32 +283,52 @@ export async function captureAttention(
     };
     const asked = (request as Record<string, unknown>).prompt_logprobs;
     promptTopK = typeof asked === "number" ? asked : 0;
-    const response = await client.chat.completions.create(request)
-      .asResponse();
-    body = new Uint8Array(await response.arrayBuffer());
-  } catch (error) {
-    throw explain(error, baseUrl);
-  }
-  const parsed = parseResponseBytes(body);
-  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
-    throw new TypeError(
-      `Cannot read the response of ${baseUrl}: it is not a JSON object; check that baseUrl points at an OpenAI-compatible server`,
-    );
-  }
-  const raw = parsed as Record<string, unknown>;
-  let attention: AttentionCapture | null = null;
-  if (capture) {
-    attention = await extractAttentionFromResponse(raw, {
+    const response = await client.chat.completions.create(request, {
+      signal,
+    }).asResponse();
+    clearInterval(ticker);
+    if (options.saveBody !== undefined) {
+      saved = await Deno.open(options.saveBody, {
+        write: true,
+        create: true,
+        truncate: true,
+      });
+    }
+    const file = saved;
+    const read = await readAttentionStream(response, {
       dtype: options.dtype,
       maxBytes: options.maxBytes,
+      signal,
+      onProgress,
+      // Without capture, whatever attention a server sends is not decoded.
+      ...(capture ? {} : { layers: [] }),
+      onChunk: options.keepBody || file
+        ? async (chunk) => {
+          if (options.keepBody) kept.push(chunk);
+          if (file) await writeAll(file, chunk);
+        }
+        : undefined,
     });
+    raw = read.response;
+    attention = read.attention;
+  } catch (error) {
+    display.finish(null);
+    throw explain(error, baseUrl, signal, timeout);
+  } finally {
+    clearInterval(ticker);
+    saved?.close();
+  }
+  if (capture) {
     if (!attention) {
+      display.finish(null);
       throw new Error(
         `Cannot capture attention from ${baseUrl}: the response carries no attn_capture_data; start the server with --enable-attention-instrumentation (vLLM also needs --enforce-eager --no-enable-chunked-prefill --no-enable-prefix-caching to capture every prompt row; attnscope's demo server: deno task serve --enable-attention-instrumentation)`,
       );
     }
     warnMissingLayers(layers, attention, baseUrl);
   }
+  const final = last as ProgressEvent | null;
+  display.finish(final ? progressSummary(final, "captured") : null);
   const choice = firstChoice(raw);
   const usage = (raw.usage ?? {}) as Record<string, unknown>;
   const promptLen = typeof usage.prompt_tokens === "number"
@@ -251,7 +349,7 @@ export async function captureAttention(
     model: typeof raw.model === "string" ? raw.model : model,
     promptLen,
     finishReason: choice?.finish_reason ?? null,
-    body,
+    body: options.keepBody ? concatChunks(kept) : null,
   };
 }
 
@@ -271,8 +369,28 @@ function readMessages(
   return messages ?? [{ role: "user", content: prompt! }];
 }
 
-async function firstModel(client: OpenAI, baseUrl: string): Promise<string> {
-  const page = await client.models.list();
+async function writeAll(file: Deno.FsFile, chunk: Uint8Array): Promise<void> {
+  for (let at = 0; at < chunk.length;) {
+    at += await file.write(chunk.subarray(at));
+  }
+}
+
+function concatChunks(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+async function firstModel(
+  client: OpenAI,
+  baseUrl: string,
+  signal: AbortSignal,
+): Promise<string> {
+  const page = await client.models.list({ signal });
   const id = page.data[0]?.id;
   if (!id) {
     throw new Error(
@@ -283,7 +401,25 @@ async function firstModel(client: OpenAI, baseUrl: string): Promise<string> {
 }
 
 /** Turns SDK errors into messages that say what to do. */
-function explain(error: unknown, baseUrl: string): Error {
+function explain(
+  error: unknown,
+  baseUrl: string,
+  signal: AbortSignal,
+  timeout: number,
+): Error {
+  if (signal.aborted) {
+    const reason = signal.reason;
+    const timedOut = reason instanceof DOMException &&
+      reason.name === "TimeoutError";
+    return new DOMException(
+      timedOut
+        ? `Cannot capture attention from ${baseUrl}: no complete answer within ${timeout} ms; pass a larger timeout`
+        : `Cannot capture attention from ${baseUrl}: it was aborted (${
+          reason instanceof Error ? reason.message : String(reason)
+        }); the request and its decoding were stopped`,
+      timedOut ? "TimeoutError" : "AbortError",
+    );
+  }
   if (error instanceof OpenAI.APIConnectionError) {
     const cause = (error.cause as Error | undefined)?.message ?? error.message;
     return new Error(

@@ -6,7 +6,11 @@
  * @module
  */
 
-import { captureAttention, type CaptureResult } from "./client.ts";
+import {
+  captureAttention,
+  type CaptureAttentionOptions,
+  type CaptureResult,
+} from "./client.ts";
 import { warn } from "../warn.ts";
 import { codenameLayerLines, needleLayerLines, pythonRepr } from "./compact.ts";
 import {
@@ -48,6 +52,16 @@ export interface RunStudyOptions {
    * @default {undefined} the server's labels
    */
   promptLabels?: (prompt: string) => readonly string[];
+  /**
+   * Cancels the capture (see `captureAttention`'s `signal`).
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+  /**
+   * The capture's progress bar (see `captureAttention`'s `progress`).
+   * @default {"auto"}
+   */
+  progress?: CaptureAttentionOptions["progress"];
 }
 
 /** A finished study run. */
@@ -98,6 +112,8 @@ export async function runStudy(
     prompt: study.prompt,
     layers,
     temperature: 0,
+    signal: options.signal,
+    progress: options.progress,
   });
   if (options.promptLabels) {
     const local = options.promptLabels(study.prompt);

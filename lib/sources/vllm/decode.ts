@@ -240,6 +240,7 @@ type Reply =
  * ```
  */
 export class DecodePool {
+  static #live = 0;
   #workers: Worker[] = [];
   #running: (Task | null)[] = [];
   #idle: number[] = [];
@@ -271,6 +272,26 @@ export class DecodePool {
       );
     }
     for (let slot = 0; slot < size; slot++) this.#spawn(slot);
+  }
+
+  /**
+   * Decode workers running in this process, over all pools (to check that
+   * a cancelled decode left none behind).
+   *
+   * @example
+   * ```ts
+   * import { DecodePool } from "./decode.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const before = DecodePool.liveWorkers;
+   * const pool = new DecodePool(2);
+   * assert.equal(DecodePool.liveWorkers, before + 2);
+   * pool.close();
+   * assert.equal(DecodePool.liveWorkers, before);
+   * ```
+   */
+  static get liveWorkers(): number {
+    return DecodePool.#live;
   }
 
   /** Number of workers. */
@@ -337,6 +358,7 @@ export class DecodePool {
    * ```
    */
   close(): void {
+    if (!this.#closed) DecodePool.#live -= this.#workers.length - this.#dead;
     this.#closed = true;
     for (const w of this.#workers) w.terminate();
     for (const task of this.#tasks.splice(0)) {
@@ -362,6 +384,7 @@ export class DecodePool {
       { type: "module" },
     );
     this.#workers[slot] = worker;
+    DecodePool.#live++;
     this.#running[slot] = null;
     this.#idle.push(slot);
     worker.onmessage = (event: MessageEvent<Reply>) => {
@@ -384,6 +407,7 @@ export class DecodePool {
     worker.onerror = (event: ErrorEvent) => {
       event.preventDefault();
       worker.terminate();
+      if (!this.#closed) DecodePool.#live--;
       const task = this.#running[slot];
       this.#running[slot] = null;
       this.#idle = this.#idle.filter((s) => s !== slot);

@@ -38,6 +38,8 @@ import {
   DecodeBudget,
   readMaxBytes,
 } from "./_limits.ts";
+import { ResponseScanner } from "./stream.ts";
+import { type OnProgress, ProgressTracker } from "../../progress.ts";
 
 /** What {@linkcode extractAttentionFromResponse} accepts. */
 export type ResponseInput =
@@ -152,15 +154,10 @@ export async function extractAttentionFromResponse(
     const streamed: Promise<ScoresArray>[] = [];
     const onLayer = pool && isBytes(response)
       ? (l: PlannedLayer) => {
-        const where = `layer ${l.layer}`;
-        const job = {
-          where,
-          shape: l.shape,
-          gzip: () => decodeBase64(l.data, where),
-        };
-        const result = pool.decode([job], { dtype: options.dtype }).then((
-          [scores],
-        ) => scores);
+        const result = pool.decode([layerJob(l)], { dtype: options.dtype })
+          .then((
+            [scores],
+          ) => scores);
         // Awaited below; until then a failure must not count as unhandled.
         result.catch(() => {});
         streamed.push(result);
@@ -169,11 +166,7 @@ export async function extractAttentionFromResponse(
     const plan = planExtraction(response, options, onLayer);
     if (!plan) return null;
     if (onLayer) return assemble(plan, await Promise.all(streamed));
-    const jobs: DecodeJob[] = plan.layers.map((l) => ({
-      where: `layer ${l.layer}`,
-      shape: l.shape,
-      gzip: () => decodeBase64(l.data, `layer ${l.layer}`),
-    }));
+    const jobs: DecodeJob[] = plan.layers.map(layerJob);
     const arrays = await decodeScoresBatch(jobs, {
       dtype: options.dtype,
       workers: options.workers,
@@ -183,6 +176,12 @@ export async function extractAttentionFromResponse(
   } finally {
     early?.close();
   }
+}
+
+/** The decode job of a planned layer: the one per-layer path of every entry point. */
+function layerJob(l: PlannedLayer): DecodeJob {
+  const where = `layer ${l.layer}`;
+  return { where, shape: l.shape, gzip: () => decodeBase64(l.data, where) };
 }
 
 function isBytes(
@@ -235,7 +234,6 @@ export function extractAttentionFromResponseSync(
   return assemble(plan, arrays);
 }
 
-/** Parses the input and validates every layer before anything is decoded. */
 /**
  * Parses the input and validates every layer. With `onLayer`, a byte body's
  * layers are handed over as the scan passes them; otherwise they are all
@@ -246,55 +244,88 @@ function planExtraction(
   options: ExtractOptions,
   onLayer?: (layer: PlannedLayer) => void,
 ): Plan | null {
-  const wanted = options.layers ? new Set(options.layers) : null;
-  const dtype = options.dtype ?? "float32";
-  const budget = new DecodeBudget(
-    readMaxBytes(options.maxBytes, "decode the capture"),
-    "pass a larger maxBytes",
+  const planner = new LayerPlanner(options, onLayer);
+  const parsed = parseInput(
+    response,
+    onLayer ? (item, i) => planner.take(item, i) : undefined,
   );
-  const layers: PlannedLayer[] = [];
-  const seen = new Map<number, number>();
-  const present = new Set<number>();
-  const taken = new Set<number>();
-  const take = (item: unknown, i: number) => {
-    taken.add(i);
-    const planned = planLayer(item, i, seen, present);
-    if (planned && (!wanted || wanted.has(planned.layer))) {
-      // Counted before it is handed to a decoder: past the budget, nothing
-      // is allocated for it.
-      budget.take(planned.count, dtype, `decode layer ${planned.layer}`);
-      layers.push(planned);
-      onLayer?.(planned);
-    }
-  };
-  const parsed = parseInput(response, onLayer ? take : undefined);
-  const list = parsed.attn_capture_data;
-  if (list === undefined || list === null) return null;
-  if (!Array.isArray(list)) {
-    throw new TypeError(
-      `Cannot read attn_capture_data: expected a list of layers, got ${
-        describe(list)
-      }; pass the response exactly as the server sent it`,
+  return planner.finish(parsed);
+}
+
+/**
+ * Validates layers as they come (during a scan, or from the parsed list at
+ * the end), for the whole-body and the streaming paths alike.
+ */
+class LayerPlanner {
+  #wanted: Set<number> | null;
+  #onLayer: ((layer: PlannedLayer) => void) | undefined;
+  #layers: PlannedLayer[] = [];
+  #seen = new Map<number, number>();
+  #present = new Set<number>();
+  #taken = new Set<number>();
+  #dtype: "float32" | "float16";
+  #budget: DecodeBudget;
+
+  constructor(
+    options: ExtractOptions,
+    onLayer?: (layer: PlannedLayer) => void,
+  ) {
+    this.#wanted = options.layers ? new Set(options.layers) : null;
+    this.#onLayer = onLayer;
+    this.#dtype = options.dtype ?? "float32";
+    this.#budget = new DecodeBudget(
+      readMaxBytes(options.maxBytes, "decode the capture"),
+      "pass a larger maxBytes",
     );
   }
-  if (list.length === 0) return null;
-  // Entries taken during the scan are not taken twice; the scan reports
-  // objects only, so anything else in the list is checked here.
-  list.forEach((item, i) => {
-    if (!taken.has(i)) take(item, i);
-  });
-  if (wanted) {
-    for (const l of wanted) {
-      if (!present.has(l)) {
-        warn(
-          `Layer ${l} was requested but the response has no such layer; the server leaves out layers it does not have, so check the layer index`,
-        );
-      }
+
+  /** One entry of `attn_capture_data`, by its index. */
+  take(item: unknown, i: number): void {
+    this.#taken.add(i);
+    const planned = planLayer(item, i, this.#seen, this.#present);
+    if (planned && (!this.#wanted || this.#wanted.has(planned.layer))) {
+      // Counted before it is handed to a decoder: past the budget, nothing
+      // is allocated for it.
+      this.#budget.take(
+        planned.count,
+        this.#dtype,
+        `decode layer ${planned.layer}`,
+      );
+      this.#layers.push(planned);
+      this.#onLayer?.(planned);
     }
   }
-  const model = typeof parsed.model === "string" ? parsed.model : null;
-  // As the reference: a response whose layers were all skipped has none.
-  return layers.length ? { model, layers } : null;
+
+  /** The parsed response: takes the entries not taken yet, and plans. */
+  finish(parsed: Record<string, unknown>): Plan | null {
+    const list = parsed.attn_capture_data;
+    if (list === undefined || list === null) return null;
+    if (!Array.isArray(list)) {
+      throw new TypeError(
+        `Cannot read attn_capture_data: expected a list of layers, got ${
+          describe(list)
+        }; pass the response exactly as the server sent it`,
+      );
+    }
+    if (list.length === 0) return null;
+    // Entries taken during the scan are not taken twice; the scan reports
+    // objects only, so anything else in the list is checked here.
+    list.forEach((item, i) => {
+      if (!this.#taken.has(i)) this.take(item, i);
+    });
+    if (this.#wanted) {
+      for (const l of this.#wanted) {
+        if (!this.#present.has(l)) {
+          warn(
+            `Layer ${l} was requested but the response has no such layer; the server leaves out layers it does not have, so check the layer index`,
+          );
+        }
+      }
+    }
+    const model = typeof parsed.model === "string" ? parsed.model : null;
+    // As the reference: a response whose layers were all skipped has none.
+    return this.#layers.length ? { model, layers: this.#layers } : null;
+  }
 }
 
 function parseInput(
@@ -317,6 +348,10 @@ function parseInput(
       );
     }
   }
+  return asResponseObject(parsed);
+}
+
+function asResponseObject(parsed: unknown): Record<string, unknown> {
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
     throw new TypeError(
       `Cannot read the response: expected a JSON object, got ${
@@ -498,4 +533,230 @@ function describe(value: unknown): string {
   }
   if (typeof value === "object") return "an object";
   return `${typeof value} ${String(value).slice(0, 40)}`;
+}
+
+/** Options for {@linkcode readAttentionStream}. */
+export interface StreamExtractOptions extends ExtractOptions {
+  /**
+   * Stops reading and decoding; the promise then rejects with a
+   * `DOMException` named as the signal's reason (`AbortError`, or
+   * `TimeoutError` for `AbortSignal.timeout`), and the decode workers end.
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+  /**
+   * Receives progress: phase, bytes (of `totalBytes`), layers decoded of
+   * those announced so far.
+   * @default {undefined}
+   */
+  onProgress?: OnProgress;
+  /**
+   * The body's size, for progress.
+   * @default {undefined} a `Response`'s `Content-Length`, else unknown
+   */
+  totalBytes?: number;
+  /**
+   * Called with each chunk as it arrives, before it is scanned (to save or
+   * keep the raw body); awaited, so a slow writer slows the reading.
+   * @default {undefined}
+   */
+  onChunk?: (chunk: Uint8Array) => void | Promise<void>;
+}
+
+/** What {@linkcode readAttentionStream} gives. */
+export interface StreamedResponse {
+  /** The parsed response, each large `data` as a {@linkcode Base64Span}. */
+  response: Record<string, unknown>;
+  /** The decoded layers, or `null` when the response carries no attention. */
+  attention: AttentionCapture | null;
+}
+
+/** Layers announced before this many output bytes decode on this thread. */
+const STREAM_WORKER_THRESHOLD = 16 << 20;
+
+/**
+ * Reads a response body as it arrives and decodes each layer as soon as its
+ * `data` string is complete, on worker threads for large captures, while
+ * the rest is still arriving. Only the layers not yet decoded are held, not
+ * the body: peak memory is the decoded output plus a bounded window (at
+ * most one waiting layer per worker; reading pauses when decoding falls
+ * behind).
+ *
+ * @param source A `Response` (from your own `fetch`) or its body stream.
+ * @param options As {@linkcode extractAttentionFromResponse}, plus signal,
+ *   progress and a chunk tap.
+ * @returns The parsed response and the decoded attention.
+ * @throws {TypeError | RangeError | SyntaxError} As {@linkcode extractAttentionFromResponse}.
+ * @throws {Error} When a `Response` has an error status.
+ * @throws {DOMException} `AbortError` (or `TimeoutError`) when `signal` aborts.
+ *
+ * @example
+ * ```ts
+ * import { readAttentionStream } from "./extract.ts";
+ * import { gzipSync } from "node:zlib";
+ * import assert from "node:assert/strict";
+ *
+ * const data = gzipSync(new Uint8Array(new Float16Array([1, 0, 0.5, 0.5]).buffer)).toBase64();
+ * const body = JSON.stringify({ model: "m", attn_capture_data: [{ layer_idx: 0, data, shape: [2, 1, 2] }] });
+ * const phases: string[] = [];
+ * const { response, attention } = await readAttentionStream(new Response(body), {
+ *   onProgress: (e) => phases.push(e.phase),
+ * });
+ * assert.equal(response.model, "m");
+ * assert.equal(attention?.[0].scores.get(1, 0, 1), 0.5);
+ * assert.equal(phases.at(-1), "done");
+ * ```
+ */
+export async function readAttentionStream(
+  source: ReadableStream<Uint8Array> | Response,
+  options: StreamExtractOptions = {},
+): Promise<StreamedResponse> {
+  const { signal, dtype } = options;
+  let stream: ReadableStream<Uint8Array>;
+  let total = options.totalBytes ?? null;
+  if (source instanceof Response) {
+    if (!source.ok) {
+      const said = (await source.text().catch(() => "")).slice(0, 300);
+      throw new Error(
+        `Cannot read the response: the server answered ${source.status}${
+          said ? `: ${said}` : ""
+        }; check the request`,
+      );
+    }
+    const length = Number(source.headers.get("content-length"));
+    if (total === null && length > 0) total = length;
+    stream = source.body ?? new Response("").body!;
+  } else stream = source;
+  if (signal?.aborted) throw abortError(signal);
+  const tracker = new ProgressTracker(options.onProgress, {
+    totalBytes: total,
+  });
+  const workersAllowed = (options.workers ?? 1) > 0 &&
+    decodeWorkersPermitted();
+  let pool = options.pool;
+  let own: DecodePool | undefined;
+  // A large body known in advance: the workers load while it arrives.
+  if (!pool && workersAllowed && (total ?? 0) >= EARLY_POOL) {
+    pool = own = new DecodePool(options.workers);
+  }
+  let announced = 0;
+  const results: Promise<ScoresArray>[] = [];
+  // Layers handed to the pool whose gzip bytes no worker has taken yet.
+  let queued = 0;
+  let wake: (() => void) | null = null;
+  const planner = new LayerPlanner(options, (l) => {
+    tracker.announced();
+    announced += l.shape[0] * l.shape[1] * l.shape[2] * 2;
+    if (
+      !pool && workersAllowed && announced >= STREAM_WORKER_THRESHOLD
+    ) {
+      pool = own = new DecodePool(options.workers);
+    }
+    const job = layerJob(l);
+    let result: Promise<ScoresArray>;
+    if (pool) {
+      queued++;
+      const gzip = job.gzip;
+      job.gzip = () => {
+        queued--;
+        wake?.();
+        return gzip();
+      };
+      result = pool.decode([job], { dtype }).then(([scores]) => scores);
+    } else {
+      // Small layers: decoding here costs less than a worker's start-up.
+      result = Promise.resolve(
+        decodeScores(job.gzip(), job.shape, { dtype, where: job.where }),
+      );
+    }
+    result.then(() => tracker.finished(), () => {});
+    results.push(result);
+  });
+  const scanner = new ResponseScanner({
+    onCaptureEntry: (item, i) => planner.take(item, i),
+  });
+  const reader = stream.getReader();
+  let aborted: () => void = () => {};
+  const abortion = new Promise<never>((_, reject) => {
+    aborted = () => {
+      reject(abortError(signal!));
+      reader.cancel(signal!.reason).catch(() => {});
+      own?.close();
+      wake?.();
+    };
+  });
+  abortion.catch(() => {});
+  signal?.addEventListener("abort", aborted, { once: true });
+  try {
+    for (;;) {
+      while (pool && queued > pool.size && !signal?.aborted) {
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = null;
+      }
+      const { done, value } = await Promise.race([reader.read(), abortion]);
+      if (done) break;
+      tracker.received(value.length);
+      await options.onChunk?.(value);
+      scanner.push(value);
+    }
+    tracker.decoding();
+    const response = asResponseObject(scanner.finish());
+    const plan = planner.finish(response);
+    const arrays = await Promise.race([Promise.all(results), abortion]);
+    const attention = plan ? assemble(plan, arrays) : null;
+    tracker.done();
+    return { response, attention };
+  } catch (error) {
+    reader.cancel().catch(() => {});
+    if (signal?.aborted) throw abortError(signal);
+    throw error;
+  } finally {
+    signal?.removeEventListener("abort", aborted);
+    for (const r of results) r.catch(() => {});
+    own?.close();
+  }
+}
+
+/**
+ * {@linkcode readAttentionStream} for the attention alone: the streaming
+ * counterpart of {@linkcode extractAttentionFromResponse}, for a body you
+ * fetch yourself.
+ *
+ * @param source A `Response` or its body stream.
+ * @param options As {@linkcode readAttentionStream}.
+ * @returns `null` when there is no attention, else the layers by index.
+ *
+ * @example
+ * ```ts
+ * import { extractAttentionFromStream } from "./extract.ts";
+ * import { gzipSync } from "node:zlib";
+ * import assert from "node:assert/strict";
+ *
+ * const data = gzipSync(new Uint8Array(new Float16Array([1]).buffer)).toBase64();
+ * const body = JSON.stringify({ attn_capture_data: [{ layer_idx: 2, data, shape: [1, 1, 1] }] });
+ * const capture = await extractAttentionFromStream(new Blob([body]).stream());
+ * assert.equal(capture?.[2].scores.get(0, 0, 0), 1);
+ * ```
+ */
+export async function extractAttentionFromStream(
+  source: ReadableStream<Uint8Array> | Response,
+  options: StreamExtractOptions = {},
+): Promise<AttentionCapture | null> {
+  return (await readAttentionStream(source, options)).attention;
+}
+
+/**
+ * The error an aborted read rejects with: a `DOMException` named after the
+ * signal's reason (`AbortError`, or `TimeoutError`).
+ */
+function abortError(signal: AbortSignal): DOMException {
+  const reason = signal.reason;
+  const name = reason instanceof DOMException ? reason.name : "AbortError";
+  const why = reason instanceof Error ? reason.message : String(reason);
+  return new DOMException(
+    `Cannot read the response: ${
+      name === "TimeoutError" ? "it timed out" : "it was aborted"
+    } (${why}); nothing was decoded, so retry or raise the timeout`,
+    name,
+  );
 }

@@ -13,6 +13,13 @@
  */
 
 import { Base64Span, decodeBase64Until } from "./base64.ts";
+import {
+  COLON,
+  followsDataKey,
+  isSpace,
+  parseJson,
+  restoreSpans,
+} from "./_spans.ts";
 
 export { Base64Span };
 
@@ -45,8 +52,6 @@ export interface ParseResponseBytesOptions {
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
-const COLON = 0x3a;
-const DATA_KEY = [0x22, 0x64, 0x61, 0x74, 0x61, 0x22]; // "data"
 
 /**
  * Parses a JSON body held as bytes; every `"data": "<string>"` value at least
@@ -152,18 +157,6 @@ function splice(
   }
   pieces.push(body.subarray(at, to));
   return concat(pieces);
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw new SyntaxError(
-      `Cannot parse the response body: ${
-        (error as Error).message
-      }; pass the body exactly as the server sent it`,
-    );
-  }
 }
 
 /** An open object or array while scanning. */
@@ -284,25 +277,6 @@ function isHex(c: number): boolean {
     (c >= 0x61 && c <= 0x66);
 }
 
-/** Whether the string opening at `open` is the value of a `"data"` key. */
-function followsDataKey(body: Uint8Array, open: number): boolean {
-  let p = open - 1;
-  while (p >= 0 && isSpace(body[p])) p--;
-  if (p < 0 || body[p] !== COLON) return false;
-  p--;
-  while (p >= 0 && isSpace(body[p])) p--;
-  const start = p - DATA_KEY.length + 1;
-  if (start < 0 || (start > 0 && body[start - 1] === BACKSLASH)) return false;
-  for (let i = 0; i < DATA_KEY.length; i++) {
-    if (body[start + i] !== DATA_KEY[i]) return false;
-  }
-  return true;
-}
-
-function isSpace(c: number): boolean {
-  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
-}
-
 function concat(pieces: Uint8Array[]): Uint8Array {
   if (pieces.length === 1) return pieces[0];
   let size = 0;
@@ -314,26 +288,4 @@ function concat(pieces: Uint8Array[]): Uint8Array {
     at += p.length;
   }
   return out;
-}
-
-/** Puts the spans where their markers are; markers are only `data` values. */
-function restoreSpans(
-  value: unknown,
-  prefix: string,
-  spans: Base64Span[],
-): unknown {
-  const walk = (v: unknown): unknown => {
-    if (typeof v === "string") {
-      return v.startsWith(prefix) ? spans[Number(v.slice(prefix.length))] : v;
-    }
-    if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) v[i] = walk(v[i]);
-    } else if (v !== null && typeof v === "object") {
-      const o = v as Record<string, unknown>;
-      for (const key of Object.keys(o)) o[key] = walk(o[key]);
-    }
-    return v;
-  };
-  // The skeleton is small (the payloads were cut out), so one walk is cheap.
-  return walk(value);
 }

@@ -1,0 +1,407 @@
+/**
+ * The body scan of `wire.ts`, fed chunk by chunk as the bytes arrive.
+ *
+ * Bytes outside the large `"data"` strings (the skeleton: ids, choices,
+ * shapes, token metadata) are kept, in order, in one small growing buffer;
+ * each `"data"` string is base64-decoded piece by piece as it arrives and
+ * handed over as a {@linkcode Base64Span} as soon as its closing quote
+ * does. The skeleton
+ * is followed as it grows, so each element of `attn_capture_data` is
+ * reported the moment it closes: a layer can be decoding while the next one
+ * is still on the wire, and no copy of the whole body is ever made.
+ *
+ * @module
+ */
+
+import { Base64Span } from "./base64.ts";
+import { followsDataKey, parseJson, restoreSpans } from "./_spans.ts";
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/** Options for {@linkcode ResponseScanner}. */
+export interface ResponseScannerOptions {
+  /**
+   * Minimum length in bytes of a `"data"` string that becomes a
+   * {@linkcode Base64Span}; shorter ones stay strings.
+   * @default {4096}
+   */
+  spanThreshold?: number;
+  /**
+   * Called with each element of the top-level `attn_capture_data` list
+   * (spans in place) and its index, as soon as it has arrived. An error it
+   * throws comes out of {@linkcode ResponseScanner.push}.
+   * @default {undefined}
+   */
+  onCaptureEntry?: (entry: unknown, index: number) => void;
+}
+
+/** Where the scan is between two chunks. */
+type Mode = "structure" | "string" | "data";
+
+/** An open object or array of the skeleton. */
+interface Open {
+  array: boolean;
+  start: number;
+  key: string | null;
+  commas: number;
+}
+
+/**
+ * Scans a JSON response body that arrives in chunks, with the result
+ * {@linkcode parseResponseBytes} gives for the whole body.
+ *
+ * @example Chunk boundaries anywhere, even inside an escape
+ * ```ts
+ * import { ResponseScanner } from "./stream.ts";
+ * import { type Base64Span, decodeBase64 } from "./base64.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const body = new TextEncoder().encode('{"model": "a\\"b", "attn_capture_data": [{"data": "AQID"}]}');
+ * const entries: unknown[] = [];
+ * const scanner = new ResponseScanner({ spanThreshold: 1, onCaptureEntry: (e) => entries.push(e) });
+ * for (let i = 0; i < body.length; i += 3) scanner.push(body.subarray(i, i + 3));
+ * const parsed = scanner.finish() as { model: string; attn_capture_data: { data: Base64Span }[] };
+ * assert.equal(parsed.model, 'a"b');
+ * assert.equal(entries.length, 1);
+ * assert.deepEqual([...decodeBase64(parsed.attn_capture_data[0].data, "layer 0")], [1, 2, 3]);
+ * ```
+ */
+export class ResponseScanner {
+  #threshold: number;
+  #onEntry: ((entry: unknown, index: number) => void) | undefined;
+  #skeleton = new Uint8Array(1 << 16);
+  #length = 0;
+  #mode: Mode = "structure";
+  /** The string so far ends in an odd run of backslashes. */
+  #escaped = false;
+  #data: DataString | null = null;
+  #spans: Base64Span[] = [];
+  #nonce = Math.random().toString(36).slice(2);
+  // The skeleton's own scan (strings, nesting, keys), resumed where it was.
+  #tracked = 0;
+  #inString = false;
+  #stringEscaped = false;
+  #stringStart = 0;
+  #lastString: [number, number] | null = null;
+  #key: string | null = null;
+  #stack: Open[] = [];
+
+  /**
+   * Starts a scan.
+   *
+   * @param options Span threshold and the entry callback.
+   * @default options {}
+   */
+  constructor(options: ResponseScannerOptions = {}) {
+    this.#threshold = options.spanThreshold ?? 4096;
+    this.#onEntry = options.onCaptureEntry;
+  }
+
+  /**
+   * Scans the next chunk. The chunk is kept (not copied) while it holds part
+   * of a `"data"` string that has not closed, so it must not be changed.
+   *
+   * @param chunk The next bytes of the body.
+   * @throws {SyntaxError} When an element of `attn_capture_data` is not JSON.
+   */
+  push(chunk: Uint8Array): void {
+    let p = 0;
+    while (p < chunk.length) {
+      if (this.#mode === "structure") {
+        const open = chunk.indexOf(QUOTE, p);
+        const stop = open < 0 ? chunk.length : open;
+        this.#append(chunk.subarray(p, stop));
+        if (open < 0) break;
+        p = open + 1;
+        this.#escaped = false;
+        if (
+          followsDataKey(this.#skeleton.subarray(0, this.#length), this.#length)
+        ) {
+          this.#mode = "data";
+          this.#data = new DataString(this.#threshold);
+        } else {
+          this.#mode = "string";
+          this.#append(chunk.subarray(open, open + 1));
+        }
+        continue;
+      }
+      const close = this.#closingQuote(chunk, p);
+      const stop = close < 0 ? chunk.length : close;
+      if (this.#mode === "string") {
+        this.#append(chunk.subarray(p, close < 0 ? stop : close + 1));
+      } else if (stop > p) {
+        this.#data!.push(chunk.subarray(p, stop));
+      }
+      if (close < 0) break;
+      if (this.#mode === "data") this.#endData();
+      this.#mode = "structure";
+      p = close + 1;
+    }
+    this.#track();
+  }
+
+  /**
+   * Ends the scan and parses the skeleton.
+   *
+   * @returns The parsed body, spans in place of the large `data` strings.
+   * @throws {SyntaxError} When the body is truncated or not JSON.
+   */
+  finish(): unknown {
+    if (this.#mode !== "structure") {
+      throw new SyntaxError(
+        `Cannot parse the response body: a string never closes (the body ends inside it after ${
+          this.#length + (this.#data?.length ?? 0)
+        } bytes); the body may be truncated`,
+      );
+    }
+    const value = parseJson(
+      new TextDecoder().decode(this.#skeleton.subarray(0, this.#length)),
+    );
+    return this.#spans.length ? this.#restore(value) : value;
+  }
+
+  /**
+   * Index of the quote that ends the open string, or -1 when this chunk has
+   * none; a quote is escaped when an odd run of backslashes precedes it,
+   * counting those at the end of earlier chunks.
+   */
+  #closingQuote(chunk: Uint8Array, from: number): number {
+    let at = from;
+    for (;;) {
+      const q = chunk.indexOf(QUOTE, at);
+      const limit = q < 0 ? chunk.length : q;
+      let k = limit - 1;
+      while (k >= at && chunk[k] === BACKSLASH) k--;
+      let run = limit - 1 - k;
+      // A run reaching back to where this search started continues the
+      // escape state carried in (only for the chunk's first search).
+      if (k < at && at === from && this.#escaped) run++;
+      const odd = run % 2 === 1;
+      if (q < 0) {
+        this.#escaped = odd;
+        return -1;
+      }
+      if (!odd) return q;
+      at = q + 1;
+    }
+  }
+
+  /** A `"data"` string closed: a span, or back into the skeleton if short. */
+  #endData(): void {
+    const data = this.#data!;
+    this.#data = null;
+    if (data.length < this.#threshold) {
+      this.#append(Uint8Array.of(QUOTE));
+      this.#append(data.raw());
+      this.#append(Uint8Array.of(QUOTE));
+      return;
+    }
+    this.#append(
+      new TextEncoder().encode(
+        `"\\u0000attnscope-span-${this.#nonce}:${this.#spans.length}"`,
+      ),
+    );
+    this.#spans.push(data.span());
+  }
+
+  #append(bytes: Uint8Array): void {
+    const need = this.#length + bytes.length;
+    if (need > this.#skeleton.length) {
+      const grown = new Uint8Array(Math.max(need, this.#skeleton.length * 2));
+      grown.set(this.#skeleton.subarray(0, this.#length));
+      this.#skeleton = grown;
+    }
+    this.#skeleton.set(bytes, this.#length);
+    this.#length = need;
+  }
+
+  /**
+   * Follows the skeleton's new bytes: strings (to skip them and to know
+   * keys) and nesting, reporting each element of the top-level
+   * `attn_capture_data` list as it closes.
+   */
+  #track(): void {
+    const s = this.#skeleton;
+    const stack = this.#stack;
+    for (let i = this.#tracked; i < this.#length; i++) {
+      const c = s[i];
+      if (this.#inString) {
+        if (this.#stringEscaped) this.#stringEscaped = false;
+        else if (c === BACKSLASH) this.#stringEscaped = true;
+        else if (c === QUOTE) {
+          this.#inString = false;
+          this.#lastString = [this.#stringStart, i];
+        }
+        continue;
+      }
+      if (c === QUOTE) {
+        this.#inString = true;
+        this.#stringStart = i;
+      } else if (c === 0x3a) { // :
+        const last = this.#lastString;
+        this.#key = last && last[1] - last[0] < 64
+          ? JSON.parse(
+            new TextDecoder().decode(s.subarray(last[0], last[1] + 1)),
+          )
+          : null;
+      } else if (c === 0x7b || c === 0x5b) { // { [
+        stack.push({ array: c === 0x5b, start: i, key: this.#key, commas: 0 });
+        this.#key = null;
+      } else if (c === 0x7d || c === 0x5d) { // } ]
+        const closed = stack.pop();
+        const list = stack[1];
+        if (
+          this.#onEntry && closed && !closed.array && stack.length === 2 &&
+          !stack[0].array && list.array && list.key === "attn_capture_data"
+        ) {
+          const text = new TextDecoder().decode(
+            s.subarray(closed.start, i + 1),
+          );
+          this.#onEntry(this.#restore(parseJson(text)), list.commas);
+        }
+      } else if (c === 0x2c) { // ,
+        const top = stack[stack.length - 1];
+        if (top?.array) top.commas++;
+        this.#key = null;
+      }
+    }
+    this.#tracked = this.#length;
+  }
+
+  #restore(value: unknown): unknown {
+    return restoreSpans(
+      value,
+      `\u0000attnscope-span-${this.#nonce}:`,
+      this.#spans,
+    );
+  }
+}
+
+/**
+ * A span decoded while it streamed in: it keeps the decoded bytes and the
+ * length of its text, not the text.
+ */
+class StreamedSpan extends Base64Span {
+  #length: number;
+
+  constructor(length: number, decoded: Uint8Array) {
+    super(new Uint8Array(0), decoded);
+    this.#length = length;
+  }
+
+  override get length(): number {
+    return this.#length;
+  }
+}
+
+/** Most bytes one layer's payload may decode to (virtual, reserved only). */
+const MAX_DECODED = 2 ** 33;
+
+/**
+ * One `"data"` string as it arrives. Its first `threshold` bytes are kept
+ * as they are (a short string goes back into the skeleton); past that the
+ * base64 is decoded piece by piece into one growing buffer, so neither the
+ * text nor a copy of it is held. Anything unusual (a JSON escape, a
+ * character that is not base64) turns it back into kept text (the part
+ * already decoded re-encoded, which decodes the same), for
+ * {@linkcode decodeBase64} to resolve or report later.
+ */
+class DataString {
+  #threshold: number;
+  #raw: Uint8Array[] = [];
+  length = 0;
+  #decoding = false;
+  #stuck = false;
+  #buffer: ArrayBuffer | null = null;
+  #written = 0;
+  #carry = "";
+  #decoder = new TextDecoder();
+
+  constructor(threshold: number) {
+    this.#threshold = threshold;
+  }
+
+  push(piece: Uint8Array): void {
+    this.length += piece.length;
+    if (this.#decoding) return this.#feed(piece);
+    this.#raw.push(piece);
+    if (!this.#stuck && this.length >= this.#threshold) {
+      const all = concat(this.#raw, this.length);
+      this.#raw = [];
+      this.#decoding = true;
+      this.#buffer = new ArrayBuffer(0, { maxByteLength: MAX_DECODED });
+      this.#feed(all);
+    }
+  }
+
+  /** The text as it came (only for strings kept as text). */
+  raw(): Uint8Array {
+    return concat(this.#raw, this.#raw.reduce((n, p) => n + p.length, 0));
+  }
+
+  span(): Base64Span {
+    if (this.#decoding && this.#carry) {
+      this.#decodeText(this.#carry, "loose", new Uint8Array(0));
+    }
+    if (!this.#decoding) return new Base64Span(this.raw());
+    const buffer = this.#buffer!;
+    buffer.resize(this.#written);
+    return new StreamedSpan(this.length, new Uint8Array(buffer));
+  }
+
+  #feed(bytes: Uint8Array): void {
+    if (bytes.indexOf(BACKSLASH) >= 0) return this.#giveUp(bytes);
+    const text = this.#decoder.decode(bytes);
+    // Non-ASCII: not base64.
+    if (text.length !== bytes.length) return this.#giveUp(bytes);
+    this.#decodeText(this.#carry + text, "stop-before-partial", bytes);
+  }
+
+  #decodeText(
+    text: string,
+    handling: "loose" | "stop-before-partial",
+    bytes: Uint8Array,
+  ): void {
+    const buffer = this.#buffer!;
+    const need = this.#written + Math.ceil(text.length / 4) * 3;
+    if (need > buffer.byteLength) {
+      buffer.resize(
+        Math.min(MAX_DECODED, Math.max(need, buffer.byteLength * 1.5)),
+      );
+    }
+    try {
+      const result = new Uint8Array(buffer, this.#written).setFromBase64(
+        text,
+        { lastChunkHandling: handling },
+      );
+      this.#written += result.written;
+      this.#carry = text.slice(result.read);
+    } catch {
+      this.#giveUp(bytes);
+    }
+  }
+
+  /** Back to kept text: what was decoded, re-encoded, then the rest. */
+  #giveUp(bytes: Uint8Array): void {
+    const decoded = new Uint8Array(this.#buffer!, 0, this.#written);
+    const before = new TextEncoder().encode(decoded.toBase64() + this.#carry);
+    this.#raw = [before, bytes];
+    this.#buffer = null;
+    this.#written = 0;
+    this.#carry = "";
+    this.#decoding = false;
+    this.#stuck = true;
+  }
+}
+
+function concat(pieces: Uint8Array[], size: number): Uint8Array {
+  if (pieces.length === 1) return pieces[0];
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of pieces) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

@@ -1,0 +1,142 @@
+#!/usr/bin/python3
+"""Test helper: runs a Deno-kernel notebook or an interrupt experiment and
+prints, as one JSON object, what a frontend saw.
+
+  _kernel_messages.py run NOTEBOOK
+      Executes the notebook with the settling nbclient runner of
+      scripts/run_notebooks.py and records every display_data and
+      update_display_data message (cell, type, display_id, text, html), plus
+      the cells' final outputs.
+
+  _kernel_messages.py interrupt FOLDER SETUP_CODE SLOW_CODE AFTER_CODE DELAY
+      Starts the kernel in FOLDER with jupyter_client, runs SETUP_CODE, then
+      SLOW_CODE; after DELAY seconds sends an interrupt (by message or signal,
+      as the kernelspec says), and reports the slow cell's reply, whether the
+      kernel is alive, and what AFTER_CODE returns (or that it timed out).
+
+The kernelspec is whatever JUPYTER_PATH points at (the test writes one).
+"""
+
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
+
+import nbformat  # noqa: E402
+from run_notebooks import SettlingNotebookClient  # noqa: E402
+
+
+class RecordingClient(SettlingNotebookClient):
+    def __init__(self, nb, **kwargs):
+        super().__init__(nb, **kwargs)
+        self.seen = []
+
+    def process_message(self, msg, cell, cell_index):
+        kind = msg["msg_type"]
+        if kind in ("display_data", "update_display_data"):
+            content = msg["content"]
+            self.seen.append({
+                "cell": cell_index,
+                "type": kind,
+                "display_id": content.get("transient", {}).get("display_id"),
+                "text": content.get("data", {}).get("text/plain"),
+                "html": content.get("data", {}).get("text/html"),
+            })
+        return super().process_message(msg, cell, cell_index)
+
+
+def run(path):
+    nb = nbformat.read(path, as_version=4)
+    client = RecordingClient(
+        nb,
+        kernel_name="deno",
+        timeout=180,
+        resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}},
+    )
+    client.execute()
+    return {
+        "messages": client.seen,
+        "outputs": [cell.get("outputs", []) for cell in nb.cells],
+    }
+
+
+def wait_reply(kc, msg_id, timeout, km=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if km is not None and not km.is_alive():
+            return None
+        try:
+            reply = kc.get_shell_msg(timeout=min(0.5, max(0.1, deadline - time.monotonic())))
+        except Exception:
+            continue
+        if reply["parent_header"].get("msg_id") == msg_id:
+            return reply["content"]
+    return None
+
+
+def result_of(kc, msg_id, timeout):
+    """The execute_result text of a cell, read from iopub until idle."""
+    deadline = time.monotonic() + timeout
+    text = None
+    while time.monotonic() < deadline:
+        try:
+            msg = kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+        except Exception:
+            continue
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "execute_result":
+            text = msg["content"]["data"].get("text/plain")
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return text
+    return text
+
+
+def interrupt(folder, setup, slow, after, delay):
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name="deno")
+    km.start_kernel(cwd=folder)
+    kc = km.client()
+    kc.start_channels()
+    report = {"interrupt_mode": km.kernel_spec.interrupt_mode}
+    try:
+        kc.wait_for_ready(timeout=60)
+        setup_id = kc.execute(setup)
+        report["setup"] = (wait_reply(kc, setup_id, 120) or {}).get("status")
+        slow_id = kc.execute(slow)
+        time.sleep(delay)
+        t0 = time.monotonic()
+        km.interrupt_kernel()
+        reply = wait_reply(kc, slow_id, 60, km)
+        report["slow_reply"] = None if reply is None else {
+            "status": reply.get("status"),
+            "ename": reply.get("ename"),
+            "evalue": reply.get("evalue"),
+        }
+        report["slow_reply_s"] = round(time.monotonic() - t0, 2)
+        time.sleep(0.5)
+        report["alive"] = km.is_alive()
+        if report["alive"]:
+            after_id = kc.execute(after)
+            t1 = time.monotonic()
+            after_reply = wait_reply(kc, after_id, 30)
+            report["after_status"] = None if after_reply is None else after_reply.get("status")
+            report["after_s"] = round(time.monotonic() - t1, 2)
+            report["after_result"] = result_of(kc, after_id, 5)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    return report
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1]
+    if mode == "run":
+        out = run(sys.argv[2])
+    else:
+        folder, setup, slow, after, delay = sys.argv[2:7]
+        out = interrupt(folder, setup, slow, after, float(delay))
+    print(json.dumps(out))
