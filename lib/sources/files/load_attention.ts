@@ -29,7 +29,7 @@ import {
   readNpyHeader,
   readNpyValues,
 } from "./npy_read.ts";
-import { isZip, readZipEntries } from "./npz.ts";
+import { isZip, readZipEntries, type ZipEntryInfo } from "./npz.ts";
 import {
   parseSafetensorsHeader,
   safetensorsElement,
@@ -319,7 +319,7 @@ async function loadNpz(
   const places = placesOf(arrays, options);
   const assembler = newAssembler(source.name, options, batch, places);
   const metadata: FileMetadata = {};
-  await readZipEntries(source, (entry) => {
+  await readZipEntries(source, (entry, info) => {
     const tensor = entry.slice(0, -4);
     if (METADATA_NAMES.includes(tensor) && !places.has(tensor)) {
       return wholeEntry((bytes) => {
@@ -332,6 +332,7 @@ async function loadNpz(
     if (!place) return null;
     return npyEntry(source.name, tensor, (header) => {
       const type = floatTypeOf(header.descr, source.name, tensor);
+      checkEntrySize(source.name, tensor, header, type.element, info);
       return assembler.open(
         tensor,
         place,
@@ -343,6 +344,43 @@ async function loadNpz(
     });
   });
   return finish(source.name, assembler, metadata, options, "npz");
+}
+
+/** deflate's best case is about 1032:1; more than that is a lie or a bomb. */
+const MAX_DEFLATE_RATIO = 1032;
+
+/**
+ * Refuses an entry whose `.npy` header declares more data than the entry
+ * can hold, before its output is allocated.
+ */
+function checkEntrySize(
+  where: string,
+  tensor: string,
+  header: ReturnType<typeof readNpyHeader>,
+  element: ElementType,
+  info: ZipEntryInfo,
+): void {
+  const need = header.dataOffset +
+    header.shape.reduce((a, b) => a * b, 1) * bytesOf(element);
+  const holds = info.originalSize ??
+    (info.compression === 0
+      ? info.compressedSize
+      : info.compressedSize * MAX_DEFLATE_RATIO + 64);
+  const can = info.compression === 0
+    ? info.compressedSize
+    : info.compressedSize * MAX_DEFLATE_RATIO + 64;
+  if (
+    need > Math.min(holds, can) ||
+    (info.originalSize !== undefined && need !== info.originalSize)
+  ) {
+    throw new SyntaxError(
+      `Cannot load ${where}: tensor "${tensor}" declares shape [${
+        header.shape.join(", ")
+      }] (${need} bytes) but its zip entry holds ${
+        info.originalSize ?? `at most ${Math.min(holds, can)}`
+      } bytes (${info.compressedSize} stored); the archive is truncated or corrupt, save it again`,
+    );
+  }
 }
 
 /** A reader that buffers a small entry whole. */

@@ -14,6 +14,18 @@
 import { Unzip, type UnzipFile, UnzipInflate } from "fflate";
 import type { ByteSource } from "./_byte_source.ts";
 
+/** What the archive says about an entry before its bytes arrive. */
+export interface ZipEntryInfo {
+  /** The entry name. */
+  name: string;
+  /** Bytes stored in the archive. */
+  compressedSize: number;
+  /** Bytes after inflating, as the archive claims (undefined when it does not say). */
+  originalSize: number | undefined;
+  /** 0 stored, 8 deflated. */
+  compression: number;
+}
+
 /** Receives one entry's bytes in order. */
 export interface NpzEntryReader {
   /** The next bytes of the entry; the view may be kept. */
@@ -68,7 +80,7 @@ export function isZip(bytes: Uint8Array): boolean {
  */
 export async function readZipEntries(
   source: ByteSource,
-  open: (name: string) => NpzEntryReader | null,
+  open: (name: string, info: ZipEntryInfo) => NpzEntryReader | null,
 ): Promise<string[]> {
   const names: string[] = [];
   const unfinished = new Set<string>();
@@ -80,7 +92,12 @@ export async function readZipEntries(
     if (failure) return;
     let reader: NpzEntryReader | null;
     try {
-      reader = open(file.name);
+      reader = open(file.name, {
+        name: file.name,
+        compressedSize: file.size ?? 0,
+        originalSize: file.originalSize,
+        compression: file.compression,
+      });
     } catch (error) {
       failure = error;
       return;
@@ -113,8 +130,13 @@ export async function readZipEntries(
     try {
       unzip.push(chunk, pushed >= source.size);
     } catch (error) {
+      const last = names[names.length - 1];
       failure ??= new SyntaxError(
-        `it is not a readable zip archive (${(error as Error).message})`,
+        last === undefined
+          ? `it is not a readable zip archive (${(error as Error).message})`
+          : `zip entry "${last}" is cut off (${
+            (error as Error).message
+          }): the archive is truncated`,
       );
     }
   }, true);
