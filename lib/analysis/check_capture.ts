@@ -48,6 +48,13 @@ export interface CheckCaptureOptions {
    * @default {0.01}
    */
   tolerance?: number;
+  /**
+   * Check only this many query rows, evenly spaced (first and last
+   * included), for a quick look at a large capture; `undefined` checks
+   * every row.
+   * @default {undefined}
+   */
+  sampleRows?: number;
 }
 
 const DESCRIPTIONS: Record<FindingKind, string> = {
@@ -111,11 +118,20 @@ export function checkCapture(
   const tolerance = options.tolerance ?? 0.01;
   const out: CaptureFindings = {};
   for (const layer of normalizeCapture(capture, "check capture").layers) {
-    const findings = checkScores(layer.scores, layer.layer, tolerance);
+    const findings = checkScores(layer.scores, layer.layer, tolerance, options);
     recorded.set(layer.scores, findings);
     out[layer.layer] = findings;
   }
   return out;
+}
+
+/** Options for {@linkcode warnFindings}. */
+export interface WarnFindingsOptions {
+  /**
+   * Kinds not to warn about (already reported another way).
+   * @default {[]}
+   */
+  skip?: readonly FindingKind[];
 }
 
 /**
@@ -123,6 +139,7 @@ export function checkCapture(
  *
  * @param findings What {@linkcode checkCapture} returned.
  * @param source The file or response, named in the warning.
+ * @param options Kinds to leave out.
  * @returns How many warnings were raised.
  *
  * @example
@@ -141,10 +158,14 @@ export function checkCapture(
 export function warnFindings(
   findings: CaptureFindings,
   source: string,
+  options: WarnFindingsOptions = {},
 ): number {
   const byKind = new Map<FindingKind, CaptureFinding[]>();
   for (const list of Object.values(findings)) {
-    for (const f of list) byKind.set(f.kind, [...byKind.get(f.kind) ?? [], f]);
+    for (const f of list) {
+      if (options.skip?.includes(f.kind)) continue;
+      byKind.set(f.kind, [...byKind.get(f.kind) ?? [], f]);
+    }
   }
   for (const [kind, list] of byKind) {
     const layers = list.map((f) => f.layer);
@@ -196,10 +217,12 @@ function checkScores(
   scores: AttentionScores,
   layer: number,
   tolerance: number,
+  options: CheckCaptureOptions,
 ): CaptureFinding[] {
   const [tq, heads, tk] = scores.shape;
   const data = scores.data;
-  const of = tq * heads;
+  const sample = options.sampleRows;
+  const of = (sample === undefined ? tq : Math.min(tq, sample)) * heads;
   const counts: Partial<Record<FindingKind, number>> = {};
   const firsts: Partial<Record<FindingKind, { row: number; head: number }>> =
     {};
@@ -212,7 +235,8 @@ function checkScores(
     }
     counts[kind]!++;
   };
-  for (let q = 0; q < tq; q++) {
+  const rows = sampledRows(tq, sample);
+  for (const q of rows) {
     // Keys at or before the query's own position are allowed.
     const allowed = Math.max(
       0,
@@ -220,21 +244,25 @@ function checkScores(
     );
     for (let h = 0; h < heads; h++) {
       const base = (q * heads + h) * tk;
+      // Two tight loops; NaN propagates into the sums, so it needs no test
+      // of its own per value.
       let sum = 0;
-      let nan = false;
-      let negative = false;
-      let future = 0;
-      for (let k = 0; k < tk; k++) {
-        const v = data[base + k];
-        if (v !== v) nan = true;
-        else {
-          if (v < 0) negative = true;
-          sum += v;
-          if (k >= allowed && v !== 0) future += Math.abs(v);
-        }
+      let min = 0;
+      for (let k = base, end = base + allowed; k < end; k++) {
+        const v = data[k];
+        sum += v;
+        if (v < min) min = v;
       }
+      let future = 0;
+      for (let k = base + allowed, end = base + tk; k < end; k++) {
+        const v = data[k];
+        future += v < 0 ? -v : v;
+        if (v < min) min = v;
+      }
+      const nan = sum !== sum || future !== future;
+      sum += future;
       if (nan) note("nan", q, h);
-      if (negative) note("negative", q, h);
+      if (min < 0) note("negative", q, h);
       if (future > 1e-6) note("future-keys", q, h);
       if (sum === 0 && !nan) note("zero-rows", q, h);
       else if (!nan && !(Math.abs(sum - 1) <= tolerance)) {
@@ -247,7 +275,8 @@ function checkScores(
     p - scores.keyOffset >= 1
   );
   if (
-    heads > 1 && tk > 1 && informative && identicalHeads(data, tq, heads, tk)
+    heads > 1 && tk > 1 && informative &&
+    identicalHeads(data, rows, heads, tk)
   ) {
     counts["identical-heads"] = of;
     firsts["identical-heads"] = { row: 0, head: 1 };
@@ -281,14 +310,28 @@ function checkScores(
   });
 }
 
-/** Whether every head equals head 0 on every row (to 1e-6). */
+/** The query rows to check: all, or `sample` evenly spaced. */
+function sampledRows(tq: number, sample: number | undefined): number[] {
+  if (sample === undefined || sample >= tq) {
+    return Array.from({ length: tq }, (_, i) => i);
+  }
+  const n = Math.max(1, Math.floor(sample));
+  if (n === 1) return [tq - 1];
+  return [
+    ...new Set(
+      Array.from({ length: n }, (_, i) => Math.round(i * (tq - 1) / (n - 1))),
+    ),
+  ];
+}
+
+/** Whether every head equals head 0 on every checked row (to 1e-6). */
 function identicalHeads(
   data: ArrayLike<number>,
-  tq: number,
+  rows: readonly number[],
   heads: number,
   tk: number,
 ): boolean {
-  for (let q = 0; q < tq; q++) {
+  for (const q of rows) {
     const row0 = q * heads * tk;
     for (let h = 1; h < heads; h++) {
       const base = row0 + h * tk;

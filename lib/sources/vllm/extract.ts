@@ -32,6 +32,7 @@ import {
 import { TokenMeta } from "../../data/token_meta.ts";
 import { warn } from "../../warn.ts";
 import { parseResponseBytes } from "./wire.ts";
+import { checkCapture, warnFindings } from "../../analysis/check_capture.ts";
 
 /** What {@linkcode extractAttentionFromResponse} accepts. */
 export type ResponseInput =
@@ -401,6 +402,13 @@ function assemble(plan: Plan, arrays: ScoresArray[]): AttentionCapture {
       tokenMeta: l.tokenMeta,
     });
   });
+  // The sanity report on a sample of rows (a full pass costs about as much
+  // as decoding); row sums are already warned above in the decoder's words.
+  if (plan.layers.length > 0) {
+    warnFindings(checkCapture(capture, { sampleRows: 64 }), "response", {
+      skip: ["row-sum"],
+    });
+  }
   return capture;
 }
 
