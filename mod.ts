@@ -52,3 +52,6 @@ export { encodePng, type EncodePngOptions, pngDataUrl } from "./lib/png.ts";
 import "./lib/display.ts";
 export * from "./lib/client/gemma_labels.ts";
 export * from "./lib/client/induction_probe.ts";
+export * from "./lib/sources/files/load_attention.ts";
+export * from "./lib/sources/files/layout.ts";
+export * from "./lib/analysis/check_capture.ts";
