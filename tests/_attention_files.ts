@@ -84,3 +84,19 @@ export function zip(
 ): Uint8Array {
   return zipSync(entries, { level });
 }
+
+/** A `.npy` of strings, as `np.array(tokens, dtype=str)` writes it (`<U`, UTF-32). */
+export function npyStrings(values: readonly string[]): Uint8Array {
+  const chars = values.map((v) => [...v].map((c) => c.codePointAt(0)!));
+  const width = Math.max(1, ...chars.map((c) => c.length));
+  const data = new Uint32Array(values.length * width);
+  chars.forEach((c, i) => data.set(c, i * width));
+  return npy(`<U${width}`, [values.length], new Uint8Array(data.buffer));
+}
+
+/** A scalar int64 `.npy`, as `np.savez(..., prompt_len=160)` writes it. */
+export function npyInt(value: number): Uint8Array {
+  const data = new Uint8Array(8);
+  new DataView(data.buffer).setBigInt64(0, BigInt(value), true);
+  return npy("<i8", [], data);
+}
