@@ -18,15 +18,16 @@ export interface ByteSource {
   /** Reads `[offset, offset + length)` (fewer bytes at the end of the source). */
   read(offset: number, length: number): Promise<Uint8Array>;
   /**
-   * Hands `[offset, offset + length)` to `fn` in chunks, in order. With
-   * `fresh`, every chunk is a new array `fn` may keep; otherwise a chunk is
-   * valid only during the call.
+   * Hands `[offset, offset + length)` to `fn` in chunks, in order. Chunks
+   * are read into `buffers` reused buffers in turn, so a chunk stays intact
+   * until `buffers - 1` more chunks have been handed over (2 lets a zip
+   * reader keep the tail of one chunk until the next arrives).
    */
   forEachChunk(
     offset: number,
     length: number,
     fn: (chunk: Uint8Array) => void,
-    fresh?: boolean,
+    buffers?: number,
   ): Promise<void>;
   /** Releases the file handle. */
   close(): void;
@@ -103,16 +104,14 @@ export async function fileSource(path: string | URL): Promise<ByteSource> {
         const n = Math.max(0, Math.min(length, size - offset));
         return fill(new Uint8Array(n), offset);
       },
-      async forEachChunk(offset, length, fn, fresh = false) {
+      async forEachChunk(offset, length, fn, buffers = 1) {
         const end = Math.min(size, offset + length);
-        let reused: Uint8Array | null = null;
-        for (let at = offset; at < end; at += CHUNK_BYTES) {
+        const pool: Uint8Array[] = [];
+        for (let at = offset, turn = 0; at < end; at += CHUNK_BYTES, turn++) {
           const n = Math.min(CHUNK_BYTES, end - at);
-          const buffer = fresh
-            ? new Uint8Array(n)
-            : (reused ??= new Uint8Array(Math.min(CHUNK_BYTES, end - offset)))
-              .subarray(0, n);
-          const chunk = await fill(buffer, at);
+          const slot = turn % Math.max(1, buffers);
+          pool[slot] ??= new Uint8Array(Math.min(CHUNK_BYTES, end - offset));
+          const chunk = await fill(pool[slot].subarray(0, n), at);
           if (chunk.length === 0) break;
           fn(chunk);
         }

@@ -393,7 +393,7 @@ function wholeEntry(done: (bytes: Uint8Array) => void) {
       if (size > 64 << 20) {
         throw new RangeError("a metadata entry is over 64 MiB");
       }
-      parts.push(chunk);
+      parts.push(chunk.slice());
     },
     end() {
       const bytes = new Uint8Array(size);

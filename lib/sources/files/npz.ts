@@ -11,7 +11,15 @@
  * @module
  */
 
-import { Unzip, type UnzipFile, UnzipInflate } from "fflate";
+import {
+  type FlateError,
+  Unzip,
+  type UnzipDecoder,
+  type UnzipDecoderConstructor,
+  type UnzipFile,
+  UnzipPassThrough,
+} from "fflate";
+import { deflateDecoder } from "./_zlib_inflate.ts";
 import type { ByteSource } from "./_byte_source.ts";
 
 /** What the archive says about an entry before its bytes arrive. */
@@ -28,10 +36,42 @@ export interface ZipEntryInfo {
 
 /** Receives one entry's bytes in order. */
 export interface NpzEntryReader {
-  /** The next bytes of the entry; the view may be kept. */
+  /** The next bytes of the entry; the view is valid only during the call. */
   push(chunk: Uint8Array): void;
   /** The entry is complete. */
   end(): void;
+}
+
+/**
+ * Decoders that drop the bytes of skipped entries. fflate keeps every chunk
+ * of an entry that is not started (so that it can be started later), so a
+ * skipped entry is started too, with a decoder that drops what it gets:
+ * skipping costs neither memory nor inflating.
+ */
+function decoders(skipped: Set<string>) {
+  const make = (compression: number, Inner: UnzipDecoderConstructor) =>
+    class SkippingDecoder implements UnzipDecoder {
+      static compression = compression;
+      ondata: (
+        err: FlateError | null,
+        data: Uint8Array,
+        final: boolean,
+      ) => void = () => {};
+      #inner: UnzipDecoder | null;
+      constructor(name: string) {
+        this.#inner = skipped.has(name) ? null : new Inner(name);
+        if (this.#inner) {
+          // fflate sets ondata after construction: forward at call time.
+          this.#inner.ondata = (err, data, final) =>
+            this.ondata(err, data, final);
+        }
+      }
+      push(data: Uint8Array, final: boolean): void {
+        if (this.#inner) this.#inner.push(data, final);
+        else if (final) this.ondata(null, new Uint8Array(0), true);
+      }
+    };
+  return [make(0, UnzipPassThrough), make(8, deflateDecoder())];
 }
 
 /**
@@ -85,11 +125,17 @@ export async function readZipEntries(
   const names: string[] = [];
   const unfinished = new Set<string>();
   let failure: unknown = null;
+  const skipped = new Set<string>();
   const unzip = new Unzip();
-  unzip.register(UnzipInflate);
+  for (const decoder of decoders(skipped)) unzip.register(decoder);
   unzip.onfile = (file: UnzipFile) => {
     names.push(file.name);
-    if (failure) return;
+    const drop = () => {
+      skipped.add(file.name);
+      file.ondata = () => {};
+      file.start();
+    };
+    if (failure) return drop();
     let reader: NpzEntryReader | null;
     try {
       reader = open(file.name, {
@@ -100,9 +146,9 @@ export async function readZipEntries(
       });
     } catch (error) {
       failure = error;
-      return;
+      return drop();
     }
-    if (!reader) return;
+    if (!reader) return drop();
     unfinished.add(file.name);
     file.ondata = (error, chunk, final) => {
       if (failure) return;
@@ -139,7 +185,7 @@ export async function readZipEntries(
           }): the archive is truncated`,
       );
     }
-  }, true);
+  }, 2);
   if (failure) throw failure;
   if (unfinished.size > 0) {
     throw new SyntaxError(
