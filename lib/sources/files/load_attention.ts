@@ -418,13 +418,16 @@ function npyEntry(
   return {
     push(chunk: Uint8Array) {
       if (sink) return sink.push(chunk);
-      const joined = new Uint8Array(head.length + chunk.length);
-      joined.set(head);
-      joined.set(chunk, head.length);
-      head = joined;
-      if (head.length < 12) return;
+      // Usually the whole header is in the first chunk: no copy then.
+      if (head.length > 0) {
+        const joined = new Uint8Array(head.length + chunk.length);
+        joined.set(head);
+        joined.set(chunk, head.length);
+        head = joined;
+      } else head = chunk;
+      if (head.length < 12) return void (head = head.slice());
       const length = npyHeaderLength(head);
-      if (head.length < length) return;
+      if (head.length < length) return void (head = head.slice());
       const header = readNpyHeader(head);
       sink = open(header);
       sink.push(head.subarray(length));
