@@ -55,3 +55,6 @@ export * from "./lib/client/induction_probe.ts";
 // The decoded-size limit every decoder applies by default (issue 11).
 export { DEFAULT_MAX_BYTES } from "./lib/sources/vllm/_limits.ts";
 export * from "./lib/progress.ts";
+export * from "./lib/sources/files/load_attention.ts";
+export * from "./lib/sources/files/layout.ts";
+export * from "./lib/data/check_capture.ts";

@@ -23,6 +23,7 @@ import {
   type PositionRange,
 } from "./_grid.ts";
 import { formatWeight } from "./_tokens.ts";
+import { findingsNote } from "../data/check_capture.ts";
 
 /** Options for {@linkcode headsGrid}; other Plot options pass through. */
 export interface HeadsGridOptions extends PlotOptionsPassThrough {
@@ -332,6 +333,10 @@ export function headsGrid(
     notes.push(
       `Tiles are ${tile} px: each pixel shows the maximum of the cells it covers.`,
     );
+  }
+  for (const layer of layers) {
+    const findings = findingsNote(layer.scores);
+    if (findings) notes.push(`Layer ${layer.layer}: ${findings}`);
   }
   const legendOn = (colorOptions as { legend?: unknown }).legend !== false;
   const layerWord = layers.length === 1 ? "layer" : "layers";

@@ -30,6 +30,7 @@ import {
   type PositionRange,
 } from "./_grid.ts";
 import { type AttentionSource, resolveSource } from "./_source.ts";
+import { findingsNote } from "../data/check_capture.ts";
 import {
   formatWeight,
   MARK_COLOR,
@@ -357,6 +358,8 @@ export function attentionHeatmap(
   }
   const markedNames = [...marked].map((m) => positionLabel(m, labels, 24));
   if (markedNames.length) notes.push(`Marked: ${markedNames.join(", ")}.`);
+  const findings = findingsNote(src.scores);
+  if (findings) notes.push(findings);
   const legendOn = (colorOptions as { legend?: unknown }).legend !== false;
   return new Figure({
     kind: "heatmap",

@@ -40,6 +40,7 @@ import {
 } from "./_limits.ts";
 import { ResponseScanner } from "./stream.ts";
 import { type OnProgress, ProgressTracker } from "../../progress.ts";
+import { checkCapture, warnFindings } from "../../data/check_capture.ts";
 
 /** What {@linkcode extractAttentionFromResponse} accepts. */
 export type ResponseInput =
@@ -465,6 +466,13 @@ function assemble(plan: Plan, arrays: ScoresArray[]): AttentionCapture {
       tokenMeta: l.tokenMeta,
     });
   });
+  // The sanity report on a sample of rows (a full pass costs about as much
+  // as decoding); row sums are already warned above in the decoder's words.
+  if (plan.layers.length > 0) {
+    warnFindings(checkCapture(capture, { sampleRows: 64 }), "response", {
+      skip: ["row-sum"],
+    });
+  }
   return capture;
 }
 
