@@ -52,3 +52,5 @@ export { encodePng, type EncodePngOptions, pngDataUrl } from "./lib/png.ts";
 import "./lib/display.ts";
 export * from "./lib/client/gemma_labels.ts";
 export * from "./lib/client/induction_probe.ts";
+export * from "./lib/analysis/span.ts";
+export * from "./lib/charts/span.ts";
