@@ -160,7 +160,7 @@ export function spanAttentionChart(
     legends: [rampLegend(color)],
     chart: plotBlock(node),
     caption: top.length > 0
-      ? `Top heads (outlined): ${named.join("   ")}`
+      ? `Top heads (outlined): ${named.join("; ")}`
       : undefined,
   });
 }
