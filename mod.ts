@@ -58,3 +58,5 @@ export * from "./lib/progress.ts";
 export * from "./lib/sources/files/load_attention.ts";
 export * from "./lib/sources/files/layout.ts";
 export * from "./lib/data/check_capture.ts";
+export * from "./lib/analysis/span.ts";
+export * from "./lib/charts/span.ts";

@@ -13,9 +13,10 @@ import {
   CODE_BLOCK,
   CODE_DIMS,
   codeOf,
+  LINE_SIZE,
+  lineIdOf,
   POSITION_PAIRS,
   SLOT,
-  VOCAB_SIZE,
   WINDOW,
 } from "../server/model/layout.ts";
 import {
@@ -28,8 +29,8 @@ import { seededRandom } from "../lib/random.ts";
 
 /** Attention heads per layer. */
 const HEADS = 12;
-/** Head width: the induction head compares WINDOW codes, the line codes and one sink dimension. */
-const HEAD_DIM = WINDOW * CODE_DIMS + VOCAB_SIZE + 1;
+/** Head width: the induction head compares WINDOW codes, the line ids and one sink dimension. */
+const HEAD_DIM = WINDOW * CODE_DIMS + LINE_SIZE + 1;
 /** Longest sequence; the position code is checked to stay sharp up to here. */
 const MAX_POSITIONS = 8192;
 /** Previous-token heads: logits between the right key and the best wrong one. */
@@ -116,6 +117,15 @@ function build() {
     SPECIAL.imagePatch,
     SPECIAL.pad,
   ]);
+  for (const word of TERMINAL_WORDS) {
+    if (!vocab.includes(word)) {
+      throw new RangeError(
+        `Cannot build the colour answers: ${
+          JSON.stringify(word)
+        } is not a token; keep the colour words in the word list`,
+      );
+    }
+  }
   const terminal = new Set<number>([
     byteTokenId("'".charCodeAt(0)),
     byteTokenId('"'.charCodeAt(0)),
@@ -127,7 +137,7 @@ function build() {
   for (let id = 0; id < V; id++) {
     if (!noCode.has(id)) {
       for (const i of codeOf(id)) set(embed, id, SLOT.tok + i, 1);
-      set(embed, id, SLOT.oneHot + id, 1);
+      set(embed, id, SLOT.oneHot + lineIdOf(id), 1);
     }
     set(embed, id, SLOT.one, 1);
     if (terminal.has(id)) set(embed, id, SLOT.terminal, 1);
@@ -205,7 +215,7 @@ function build() {
       POSITION_GAIN * POSITION_PAIRS + Math.log(LINE_SINK),
     );
     set(l0.wk, SLOT.frame, sinkDim, -MASK);
-    for (let i = 0; i < VOCAB_SIZE; i++) {
+    for (let i = 0; i < LINE_SIZE; i++) {
       set(l0.wv, SLOT.oneHot + i, h + i, 1);
       set(l0.wo, h + i, SLOT.line + i, 1);
     }
@@ -231,7 +241,7 @@ function build() {
       }
     }
     const lineDims = h + WINDOW * CODE_DIMS;
-    for (let i = 0; i < VOCAB_SIZE; i++) {
+    for (let i = 0; i < LINE_SIZE; i++) {
       set(
         l1.wq,
         SLOT.line + i,
@@ -240,7 +250,7 @@ function build() {
       );
       set(l1.wk, SLOT.line + i, lineDims + i, 1);
     }
-    const sinkDim = lineDims + VOCAB_SIZE;
+    const sinkDim = lineDims + LINE_SIZE;
     set(l1.wq, SLOT.one, sinkDim, sqrtDh);
     set(l1.wk, SLOT.bos, sinkDim, INDUCTION_GAIN * INDUCTION_SINK);
     set(l1.wk, SLOT.frame, sinkDim, -MASK);

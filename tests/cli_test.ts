@@ -69,6 +69,12 @@ Deno.test("`study --example needle` prints the prompt, ✓ and each layer's avg 
       assert.ok("alpha".includes(label), `${label} marked in ${l}`);
     }
   }
+  // The demo tokenizer keeps the word whole, as Gemma's does.
+  assert.match(stdout, /^ {2}h\d+ +alpha\(\d+\)=1\.00◀/m);
+  assert.match(
+    stdout,
+    /^Readers of "alpha: 1729↵" \(positions \d+-\d+\), query \d+: L1H0=1\.00 /m,
+  );
 });
 
 Deno.test("`task demo` runs offline once installed: cached modules only, network access limited to loopback", async () => {

@@ -45,6 +45,20 @@ Deno.test("Tokenizer splits digits, keeps known words whole and falls back to pi
   const texts = (s: string) =>
     tokenizer.encode(s).map((id) => tokenizer.tokenText(id));
   assert.deepEqual(texts("key: 1729"), ["key", ":", " ", "1", "7", "2", "9"]);
+  // A frequent word is one token in all four spellings BPE vocabularies carry.
+  for (const form of ["alpha", " alpha", "Alpha", " Alpha", " James"]) {
+    assert.deepEqual(texts(form), [form]);
+  }
+  assert.deepEqual(texts("Request: the codename"), [
+    "Request",
+    ":",
+    " the",
+    " code",
+    "name",
+  ]);
+  // Rare words and invented keys fall back to syllables, letters and bytes.
+  assert.deepEqual(texts(" Zorbakquin"), [" Z", "or", "ba", "k", "qu", "in"]);
+  assert.deepEqual(texts("omicron"), ["o", "mi", "c", "ro", "n"]);
   assert.deepEqual(texts(" Codename"), [" Code", "name"]);
   assert.deepEqual(texts("Zyx"), ["Zy", "x"]);
   assert.equal(

@@ -2,6 +2,8 @@
 // the derivation's guarantees hold in the file.
 import assert from "node:assert/strict";
 import { buildWeightsText } from "../scripts/build_weights.ts";
+import { buildWordsText, WORD_COUNT } from "../scripts/build_words.ts";
+import { WORDS } from "../server/model/vocab.ts";
 import { loadWeights } from "../server/model/weights.ts";
 import { CODE_BLOCK, codeOf, POSITION_PAIRS } from "../server/model/layout.ts";
 
@@ -14,10 +16,22 @@ Deno.test("build_weights.ts rebuilds the committed weights file byte for byte", 
     committed,
     "run: deno run -A scripts/build_weights.ts",
   );
+  // About 6,000 words in four spellings: five nonzero embedding entries and
+  // three unembedding entries per token, and the token strings.
   assert.ok(
-    committed.length < 400_000,
+    committed.length < 4_000_000,
     `weights file is ${committed.length} bytes`,
   );
+});
+
+Deno.test("build_words.ts rebuilds the committed word list from the SUBTLEX-US package", async () => {
+  const committed = await Deno.readTextFile(
+    new URL("../server/model/words.json", import.meta.url),
+  );
+  assert.equal(buildWordsText(), committed, "run: deno task build-weights");
+  assert.equal(WORDS.length, WORD_COUNT);
+  assert.deepEqual(WORDS.slice(0, 3), ["you", "i", "the"]);
+  assert.ok(WORDS.every((w) => /^[a-z]+$/.test(w)));
 });
 
 Deno.test("Token identity codes of different tokens share at most one of three blocks", () => {

@@ -12,6 +12,8 @@ import {
   NEEDLE_STUDY,
 } from "../lib/client/studies.ts";
 import { collectWarningsAsync } from "../lib/warn.ts";
+import { findSpan, spanAttention } from "../lib/analysis/span.ts";
+import { formatFixed } from "../lib/client/compact.ts";
 import { startDemoServer } from "../server/serve.ts";
 
 Deno.test("runStudy() with the demo's local labels agrees with prompt_logprobs and names position 0", async () => {
@@ -87,4 +89,38 @@ Deno.test("studyReport() prints the banner, the output with ✓ and one block pe
   assert.deepEqual(headers.map((h) => Number(h.match(/L(\d+)/)![1])), layers);
   // Each header follows a blank line, as the reference prints "\n── L..".
   for (const h of headers) assert.equal(report[report.indexOf(h) - 1], "");
+});
+
+Deno.test("studyReport() ends with the heads that read the answer's record, from spanAttention()", async () => {
+  await using server = await startDemoServer();
+  const run = await runStudy(NEEDLE_STUDY, {
+    baseUrl: server.baseUrl,
+    demo: true,
+    promptLabels: server.labelPrompt,
+  });
+  const record = findSpan(run.capture.labels, "alpha", { wholeLine: true });
+  assert.equal(record.text, "alpha: 1729↵");
+  const direct = spanAttention(run.capture, { span: record });
+  assert.deepEqual(run.reading!.heads, direct.heads);
+  const [best] = direct.top(1);
+  assert.ok(best.mass >= 0.5, `${best.mass}`);
+  const report = studyReport(run);
+  assert.equal(
+    report.at(-1),
+    `Readers of "alpha: 1729↵" (positions ${record.start}-${
+      record.end - 1
+    }), query ${run.capture.promptLen - 1}: ${
+      direct.top(3).map((h) =>
+        `L${h.layer}H${h.head}=${formatFixed(h.mass, 2)}`
+      )
+        .join(" ")
+    }`,
+  );
+  assert.equal(report.at(-2), "");
+  // Server labels alone (indices at position 0) still spell the record.
+  const plain = await runStudy(NEEDLE_STUDY, {
+    baseUrl: server.baseUrl,
+    demo: true,
+  });
+  assert.ok(plain.reading !== null);
 });

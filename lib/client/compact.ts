@@ -16,6 +16,7 @@
  */
 
 import { type AttendedToken, AttentionAnalyzer } from "../analysis/analyzer.ts";
+import type { SpanAttention } from "../analysis/span.ts";
 import type { AttentionLayer } from "../data/layer.ts";
 
 /**
@@ -305,4 +306,32 @@ export function codenameLayerLines(
     }
   }
   return lines;
+}
+
+/**
+ * The heads that read a span most, as one line of the compact view:
+ * `Readers of "alpha: 1729↵" (positions 4-10), query 150: L1H0=1.00 ...`.
+ *
+ * @param reading What `spanAttention` returns.
+ * @param k How many heads.
+ * @returns The line.
+ *
+ * @example
+ * ```ts
+ * import { readersLine } from "./compact.ts";
+ * import { SpanAttention } from "../analysis/span.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const reading = new SpanAttention({ query: 9, positions: [1, 2], text: "alpha", layers: [0], numHeads: 2,
+ *   heads: [{ layer: 0, head: 0, mass: 0.25 }, { layer: 0, head: 1, mass: 0.75 }] });
+ * assert.equal(readersLine(reading, 2), 'Readers of "alpha" (positions 1-2), query 9: L0H1=0.75 L0H0=0.25');
+ * ```
+ */
+export function readersLine(reading: SpanAttention, k = 3): string {
+  const heads = reading.top(k).map((h) =>
+    `L${h.layer}H${h.head}=${formatFixed(h.mass, 2)}`
+  );
+  return `Readers of ${reading.describeSpan()}, query ${reading.query}: ${
+    heads.join(" ")
+  }`;
 }

@@ -12,7 +12,17 @@ import {
   type CaptureResult,
 } from "./client.ts";
 import { warn } from "../warn.ts";
-import { codenameLayerLines, needleLayerLines, pythonRepr } from "./compact.ts";
+import {
+  codenameLayerLines,
+  needleLayerLines,
+  pythonRepr,
+  readersLine,
+} from "./compact.ts";
+import {
+  findSpans,
+  type SpanAttention,
+  spanAttention,
+} from "../analysis/span.ts";
 import {
   isCorrect,
   markedPositions,
@@ -78,6 +88,12 @@ export interface StudyRun {
   correct: boolean;
   /** Positions marked `◀` (the needle's key). */
   marks: Set<number>;
+  /**
+   * How much each head's last prompt row reads the line of the mark token's
+   * first occurrence (the record that holds the answer), or `null` when the
+   * labels do not spell the token or nothing was captured.
+   */
+  reading: SpanAttention | null;
 }
 
 /**
@@ -126,6 +142,11 @@ export async function runStudy(
     }
   }
   const output = capture.text.trim();
+  const [record] = study.markToken === null ? [] : findSpans(
+    capture.labels,
+    study.markToken,
+    { wholeWord: true, wholeLine: true },
+  );
   return {
     study,
     layers,
@@ -133,6 +154,9 @@ export async function runStudy(
     output,
     correct: isCorrect(study, output),
     marks: markedPositions(study, capture.labels),
+    reading: record && capture.attention
+      ? spanAttention(capture, { span: record })
+      : null,
   };
 }
 
@@ -171,7 +195,8 @@ export function studyBanner(
 
 /**
  * The reference's report of a run: banner, output with ✓ or ✗, then each
- * layer's compact block in layer order.
+ * layer's compact block in layer order, then the heads that read the
+ * answer's record most (from {@linkcode spanAttention}).
  *
  * @param run The run.
  * @returns The text, one string per line.
@@ -188,6 +213,7 @@ export function studyBanner(
  * const report = studyReport(run);
  * assert.ok(report.some((l) => /^Output: .*Phantom.* ✓$/.test(l)));
  * assert.ok(report.some((l) => l.startsWith("── L0 (T=")));
+ * assert.match(report.at(-1)!, /^Readers of "\[Entry 04\] Agent: Omega, Codename: 'Phantom'↵" \(positions \d+-\d+\), query \d+: L1H0=/);
  * ```
  */
 export function studyReport(run: StudyRun): string[] {
@@ -203,5 +229,6 @@ export function studyReport(run: StudyRun): string[] {
         : codenameLayerLines(attention[li], run.capture.labels)),
     );
   }
+  if (run.reading) lines.push("", readersLine(run.reading));
   return lines;
 }

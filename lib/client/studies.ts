@@ -11,6 +11,8 @@
  * @module
  */
 
+import { findSpans } from "../analysis/span.ts";
+
 /** One of the reference script's studies. */
 export interface Study {
   /** `"needle"` or `"codename"`, as `--example` names it. */
@@ -186,9 +188,10 @@ export function isCorrect(study: Study, output: string): boolean {
 /**
  * The positions to mark (◀): the tokens that spell the study's mark token.
  * The reference marks single tokens whose text, trimmed, equals the key
- * (`t.strip() == "alpha"`), which is how Gemma's tokenizer splits it; a
+ * (`t.strip() == "alpha"`), which is how Gemma's tokenizer splits it; here
+ * every whole-word occurrence is found with {@linkcode findSpans}, so a
  * tokenizer that splits the key into pieces (`al`, `p`, `ha`) gets every
- * piece of each whole-word occurrence marked.
+ * piece marked.
  *
  * @param study The study.
  * @param labels One label per absolute position.
@@ -208,25 +211,9 @@ export function markedPositions(
   labels: readonly string[],
 ): Set<number> {
   const out = new Set<number>();
-  const key = study.markToken;
-  if (key === null) return out;
-  const isWordChar = (ch: string | undefined) =>
-    ch !== undefined && /[\p{L}\p{N}_]/u.test(ch);
-  for (let i = 0; i < labels.length; i++) {
-    let text = labels[i].trimStart();
-    if (text === "" || !key.startsWith(text.trimEnd())) continue;
-    let j = i;
-    while (text.length < key.length && j + 1 < labels.length) {
-      const next = labels[j + 1];
-      if (!key.startsWith(text + next)) break;
-      text += next;
-      j++;
-    }
-    // A whole word only: the piece after the run must not continue it.
-    if (text.trimEnd() === key && !isWordChar(labels[j + 1]?.[0])) {
-      for (let k = i; k <= j; k++) out.add(k);
-      i = j;
-    }
+  if (study.markToken === null) return out;
+  for (const span of findSpans(labels, study.markToken, { wholeWord: true })) {
+    for (let p = span.start; p < span.end; p++) out.add(p);
   }
   return out;
 }

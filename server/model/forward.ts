@@ -268,7 +268,12 @@ export class Sequence {
         values.ensure(t + 1);
         const kd = keys.data, vd = values.data;
         const cap = keys.capacity;
-        for (let a = 0; a < na; a++) kd[a * cap + t] = k[base + plan.qk[a]];
+        // Keys are sparse and the columns start zeroed: write only nonzeros
+        // (each write touches its own cache line).
+        for (let a = 0; a < na; a++) {
+          const value = k[base + plan.qk[a]];
+          if (value !== 0) kd[a * cap + t] = value;
+        }
         for (let b = 0; b < nv; b++) vd[t * nv + b] = v[base + plan.v[b]];
         // The query's significant components (constructed queries are sparse).
         let largest = 0;

@@ -1,5 +1,3 @@
-import { buildVocab } from "./vocab.ts";
-
 /**
  * Where each feature lives in the demo model's residual stream, and the
  * token identity code. Shared by the weights script (which writes weights
@@ -8,14 +6,71 @@ import { buildVocab } from "./vocab.ts";
  * @module
  */
 
-/** Size of one token-identity code: three one-hot blocks of 31. */
-export const CODE_BLOCK = 31;
-/** Dimensions of a token-identity code. */
-export const CODE_DIMS = 3 * CODE_BLOCK;
+import { buildVocab, SPECIAL_TOKENS } from "./vocab.ts";
+
+const VOCAB = buildVocab();
+/** Vocabulary size. */
+export const VOCAB_SIZE: number = VOCAB.length;
+/**
+ * Size of one block of a token-identity code: the smallest n with n * n
+ * tokens or more, so every token gets its own (m0, m1) message.
+ */
+export const CODE_BLOCK: number = Math.ceil(Math.sqrt(VOCAB_SIZE));
+/** Dimensions of a token-identity code: three one-hot blocks. */
+export const CODE_DIMS: number = 3 * CODE_BLOCK;
 /** Layer-0 previous-token heads look back 0..WINDOW content tokens. */
 export const WINDOW = 10;
-/** Vocabulary size (the one-hot token slot and the line slot are this wide). */
-export const VOCAB_SIZE: number = buildVocab().length;
+
+/**
+ * The line head counts words, not spellings: `alpha`, ` alpha`, `Alpha` and
+ * ` Alpha` (and a letter's byte in either case) share one line id, so a
+ * request line shares the key with its record however each writes it, and
+ * the line slots stay a quarter of the vocabulary wide.
+ */
+function lineKey(text: string, id: number): string {
+  if (id < SPECIAL_TOKENS.length) return text;
+  const byte = /^<0x([0-9A-F]{2})>$/.exec(text);
+  if (byte) {
+    const b = parseInt(byte[1], 16);
+    return b < 0x80 ? String.fromCharCode(b).toLowerCase() : text;
+  }
+  return (text.length > 1 ? text.replace(/^ /, "") : text).toLowerCase();
+}
+
+const LINE_IDS = (() => {
+  const ids = new Int32Array(VOCAB_SIZE);
+  const byKey = new Map<string, number>();
+  VOCAB.forEach((text, id) => {
+    const key = lineKey(text, id);
+    let lineId = byKey.get(key);
+    if (lineId === undefined) byKey.set(key, lineId = byKey.size);
+    ids[id] = lineId;
+  });
+  return { ids, size: byKey.size };
+})();
+
+/** Distinct line ids (the one-hot token slot and the line slot are this wide). */
+export const LINE_SIZE: number = LINE_IDS.size;
+
+/**
+ * The line id of a token: its text without a leading space, lower-cased.
+ *
+ * @param id Token id.
+ * @returns Its index in the one-hot and line slots.
+ *
+ * @example
+ * ```ts
+ * import { lineIdOf } from "./layout.ts";
+ * import { buildVocab } from "./vocab.ts";
+ * import assert from "node:assert/strict";
+ * const vocab = buildVocab();
+ * assert.equal(lineIdOf(vocab.indexOf(" Name")), lineIdOf(vocab.indexOf("name")));
+ * assert.notEqual(lineIdOf(vocab.indexOf("name")), lineIdOf(vocab.indexOf("code")));
+ * ```
+ */
+export function lineIdOf(id: number): number {
+  return LINE_IDS.ids[id];
+}
 /** Sinusoid pairs in the position code. */
 export const POSITION_PAIRS = 8;
 
@@ -28,18 +83,18 @@ export const SLOT = (() => {
     return start;
   };
   const tok = take(CODE_DIMS);
-  const oneHot = take(VOCAB_SIZE);
+  const oneHot = take(LINE_SIZE);
   const prev: number[] = [];
   for (let k = 0; k <= WINDOW; k++) prev.push(take(CODE_DIMS));
   return {
     /** The current token's identity code. */
     tok,
-    /** The current token, one-hot (read by the line head). */
+    /** The current token's line id, one-hot (read by the line head). */
     oneHot,
     /** `prev[k]`: identity of the content token k steps back (k = 0 is the latest). */
     prev,
-    /** Count of each token in the current line, over the line head's sink (1e-5 per token). */
-    line: take(VOCAB_SIZE),
+    /** Count of each line id in the current line, over the line head's sink (1e-5 per token). */
+    line: take(LINE_SIZE),
     /** What the induction head copied (read by the unembedding). */
     out: take(CODE_DIMS),
     /** Sinusoidal code of the content clock. */
@@ -71,10 +126,11 @@ export const SLOT = (() => {
 
 /**
  * The identity code of a token: three one-hot blocks from the token's
- * "message" (m0, m1) -> (m0, m1, m0 + m1 mod 31). Two different tokens share
- * at most one block, so their codes overlap by at most a third.
+ * "message" (m0, m1) -> (m0, m1, m0 + m1 mod {@linkcode CODE_BLOCK}). Two
+ * different tokens share at most one block, so their codes overlap by at
+ * most a third.
  *
- * @param id Token id (below 961).
+ * @param id Token id (below `CODE_BLOCK * CODE_BLOCK`).
  * @returns The indices (within the code) that are 1.
  *
  * @example

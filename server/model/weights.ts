@@ -47,6 +47,11 @@ export interface SparseMatrix {
   col: Int32Array;
   /** Value of each entry. */
   value: Float32Array;
+  /**
+   * The rows that hold entries, ascending: products skip the rest without
+   * reading them (most of the wide head dimensions feed nothing).
+   */
+  filledRows?: Int32Array;
 }
 
 /** One decoder layer's attention projections. */
@@ -119,8 +124,19 @@ export function toSparse(stored: StoredTensor): SparseMatrix {
     col[e] = flat % cols;
     value[e] = stored.value[e];
   }
-  for (let r = 0; r < rows; r++) rowStart[r + 1] += rowStart[r];
-  return { rows, cols, rowStart, col, value };
+  const filled: number[] = [];
+  for (let r = 0; r < rows; r++) {
+    if (rowStart[r + 1] > 0) filled.push(r);
+    rowStart[r + 1] += rowStart[r];
+  }
+  return {
+    rows,
+    cols,
+    rowStart,
+    col,
+    value,
+    filledRows: Int32Array.from(filled),
+  };
 }
 
 /**
@@ -148,7 +164,10 @@ export function addRowTimes(
   scale = 1,
 ): void {
   const { rowStart, col, value } = m;
-  for (let r = 0; r < m.rows; r++) {
+  const filled = m.filledRows;
+  const n = filled ? filled.length : m.rows;
+  for (let i = 0; i < n; i++) {
+    const r = filled ? filled[i] : i;
     const xr = x[r];
     if (xr === 0) continue;
     const s = xr * scale;
