@@ -52,3 +52,10 @@ export { encodePng, type EncodePngOptions, pngDataUrl } from "./lib/png.ts";
 import "./lib/display.ts";
 export * from "./lib/client/gemma_labels.ts";
 export * from "./lib/client/induction_probe.ts";
+export {
+  explore,
+  type ExploreOptions,
+  Explorer,
+  type ExplorerStats,
+  type ExploreSource,
+} from "./lib/explorer/explorer.ts";
