@@ -78,10 +78,11 @@ export interface PhotographOptions {
 // records where its svg/img elements sit, so the screenshot can be measured
 // where the charts are (and not where prose or code is).
 const PROBE = `<script>
+(() => {
 // Interactive explorers mount asynchronously: measure once every one has.
 const explorersMounted = () => [...document.querySelectorAll(".attnscope-explorer")]
   .every((e) => e.dataset.ready || e.dataset.error);
-addEventListener("load", function measure(tries = 0) {
+function measure(tries) {
   if (!explorersMounted() && tries < 100) return setTimeout(() => measure(tries + 1), 50);
   const cells = [...document.querySelectorAll(".jp-Cell")];
   const charts = [];
@@ -108,7 +109,9 @@ addEventListener("load", function measure(tries = 0) {
   });
   document.body.dataset.attnscopeLayout = JSON.stringify({
     height: document.documentElement.scrollHeight, charts, explorers });
-});
+}
+addEventListener("load", () => measure(0));
+})();
 </script>`;
 
 const CHROMIUM_FLAGS = [
