@@ -80,6 +80,7 @@ try {
       );
       return {
         firstPaint: Number(root.dataset.ready) - nav.loadEventStart,
+        phases: root.dataset.timings,
         sinceNavigation: Number(root.dataset.ready),
         hover: Math.max(...hover),
         pin,
@@ -90,11 +91,11 @@ try {
     console.log(
       `run ${run + 1}: ready ${timings.firstPaint.toFixed(0)} ms after load (${
         timings.sinceNavigation.toFixed(0)
-      } ms after navigation start); hover ${timings.hover.toFixed(1)} ms, pin ${
-        timings.pin.toFixed(1)
-      } ms, head toggle ${timings.head.toFixed(1)} ms, received toggle ${
-        timings.mode.toFixed(1)
-      } ms`,
+      } ms after navigation start; decode, DOM, draw: ${timings.phases} ms); hover ${
+        timings.hover.toFixed(1)
+      } ms, pin ${timings.pin.toFixed(1)} ms, head toggle ${
+        timings.head.toFixed(1)
+      } ms, received toggle ${timings.mode.toFixed(1)} ms`,
     );
     await page.close();
   }

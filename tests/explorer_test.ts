@@ -80,8 +80,11 @@ Deno.test("explore() embeds every head at full resolution within 0.001 of the ca
   for (const [li, layer] of layers.entries()) {
     for (const block of meta.layers[li].heads) {
       const seg = block.full!;
-      const q = new Uint16Array(
-        inflateRawSync(blob.subarray(seg.at, seg.at + seg.len)).buffer.slice(0),
+      const planes = inflateRawSync(blob.subarray(seg.at, seg.at + seg.len));
+      const n = planes.length / 2;
+      const q = Uint16Array.from(
+        { length: n },
+        (_, i) => (planes[i] << 8) | planes[n + i],
       );
       for (let r = 0; r < 30; r++) {
         for (let k = 0; k < 30; k++) {

@@ -128,12 +128,36 @@ function reducedHead(
   for (let i = 0; i < grid.length; i++) {
     pooled[i] = Number.isNaN(grid[i]) ? 0 : quantize(grid[i]);
   }
+  deltaRows(idx, topK);
   return { pooled, idx, val };
 }
 
 function deflate(a: ArrayBufferView): Uint8Array {
-  const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  const bytes = a instanceof Uint16Array
+    ? planes16(a)
+    : new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   return new Uint8Array(deflateRawSync(bytes, { level: 6 }));
+}
+
+/**
+ * 16-bit values as two byte planes, high bytes then low: small weights
+ * make the high plane mostly zeros, which deflate all but removes.
+ */
+function planes16(a: Uint16Array): Uint8Array {
+  const n = a.length;
+  const out = new Uint8Array(n * 2);
+  for (let i = 0; i < n; i++) {
+    out[i] = a[i] >> 8;
+    out[n + i] = a[i] & 255;
+  }
+  return out;
+}
+
+/** Top-k key indices per row as differences from the previous key (first: from 0). */
+function deltaRows(idx: Uint16Array | Uint32Array, k: number): void {
+  for (let base = idx.length - k; base >= 0; base -= k) {
+    for (let j = k - 1; j > 0; j--) idx[base + j] -= idx[base + j - 1];
+  }
 }
 
 /**
@@ -168,10 +192,23 @@ export function packLayers(
   options: PackOptions,
 ): Packed {
   const [tq, heads, tk] = layers[0].scores.shape;
-  const topK = Math.min(options.topK, tk);
-  const rows = Math.min(tq, options.pooledSize);
-  const cols = Math.min(tk, options.pooledSize);
+  const total = layers.length * heads;
   const idxBytes: 2 | 4 = tk <= 65536 ? 2 : 4;
+  // The reduced form's size barely varies between heads: measure one, and
+  // halve top-k and the overview until every head fits in that form.
+  let topK = Math.min(options.topK, tk);
+  let side = options.pooledSize;
+  let rows = 0, cols = 0, reducedCost = 0;
+  for (;;) {
+    rows = Math.min(tq, side);
+    cols = Math.min(tk, side);
+    const r = reducedHead(layers[0].scores, 0, rows, cols, topK, idxBytes);
+    reducedCost = deflate(r.pooled).length + deflate(r.idx).length +
+      deflate(r.val).length;
+    if (total * reducedCost * 1.05 <= options.budget || topK <= 4) break;
+    topK = Math.max(4, topK >> 1);
+    side = Math.max(128, side >> 1);
+  }
   const parts: Uint8Array[] = [];
   let at = 0;
   const push = (bytes: Uint8Array, raw: number): Segment => {
@@ -191,13 +228,6 @@ export function packLayers(
     }
     return deflate(fullMatrix(scores, h));
   };
-  const reducedCost = (() => {
-    // The reduced form's size barely varies between heads: measure one.
-    const r = reducedHead(layers[0].scores, 0, rows, cols, topK, idxBytes);
-    return deflate(r.pooled).length + deflate(r.idx).length +
-      deflate(r.val).length;
-  })();
-  const total = layers.length * heads;
   let used = 0;
   let fullHeads = 0;
   let stopFull = false;

@@ -9,7 +9,11 @@
 /** Weights are stored as `round(w * QUANT)` in 16 bits: error below 8e-6. */
 export const QUANT = 65535;
 
-/** A compressed segment of the blob: `[at, at + len)`, inflating to `raw` bytes. */
+/**
+ * A compressed segment of the blob: `[at, at + len)`, inflating to `raw`
+ * bytes. 16-bit arrays are stored as two byte planes (every high byte, then
+ * every low byte).
+ */
 export interface Segment {
   /** Byte offset in the decoded blob. */
   at: number;
@@ -27,7 +31,7 @@ export interface HeadBlock {
   full?: Segment;
   /** A max-pooled `rows x cols` overview, when reduced. */
   pooled?: Segment;
-  /** Top-k key columns per query row (ascending, `idxBytes` each), when reduced. */
+  /** Top-k key columns per query row, ascending; each row's first index, then differences. */
   topIdx?: Segment;
   /** Their quantized weights. */
   topVal?: Segment;

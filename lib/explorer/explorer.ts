@@ -169,20 +169,11 @@ export class Explorer {
         }; raise maxBytes`,
       );
     }
-    // What fits: the asked top-k and overview first, then halving both
-    // (the note below says what was kept).
-    let packed: ReturnType<typeof packLayers> | null = null;
-    let topK = this.#options.topK, pooledSize = POOLED_SIZE;
-    for (;;) {
-      try {
-        packed = packLayers(this.#layers, { budget, topK, pooledSize });
-        break;
-      } catch (error) {
-        if (!(error instanceof RangeError) || topK <= 4) throw error;
-        topK = Math.max(4, topK >> 1);
-        pooledSize = Math.max(128, pooledSize >> 1);
-      }
-    }
+    const packed = packLayers(this.#layers, {
+      budget,
+      topK: this.#options.topK,
+      pooledSize: POOLED_SIZE,
+    });
     const [tq, heads, tk] = scores.shape;
     const total = this.#layers.length * heads;
     const reduced = packed.reducedHeads === 0
@@ -190,7 +181,7 @@ export class Explorer {
       : `Reduced to fit ${
         (this.#options.maxBytes / MIB).toFixed(1)
       } MiB: ${packed.reducedHeads} of ${total} heads are embedded as a ${packed.pooled.rows}×${packed.pooled.cols} max-pooled overview plus the ${packed.topK} strongest keys of every query row (${packed.fullHeads} at full resolution)${
-        topK < this.#options.topK
+        packed.topK < Math.min(this.#options.topK, tk)
           ? `; the ${this.#options.topK} asked for did not fit`
           : ""
       }. In them, token shading, columns and zoomed cells use only those keys; hover marks cells that were not kept.`;

@@ -33,6 +33,15 @@ function base64Bytes(text: string): Uint8Array {
   return out;
 }
 
+/** 16-bit values from their two byte planes (high bytes, then low). */
+function joinPlanes(buffer: ArrayBuffer): Uint16Array {
+  const bytes = new Uint8Array(buffer);
+  const n = bytes.length >> 1;
+  const out = new Uint16Array(n);
+  for (let i = 0; i < n; i++) out[i] = (bytes[i] << 8) | bytes[n + i];
+  return out;
+}
+
 async function inflate(blob: Uint8Array, seg: Segment): Promise<ArrayBuffer> {
   const part = blob.slice(seg.at, seg.at + seg.len);
   const stream = new Blob([part]).stream().pipeThrough(
@@ -61,18 +70,24 @@ export class Capture {
   /** Decodes the header and blob of one explorer. */
   static async load(meta: ExplorerMeta, blobText: string): Promise<Capture> {
     const blob = base64Bytes(blobText.trim());
-    const idx = meta.idxBytes === 2 ? Uint16Array : Uint32Array;
+    const u16 = async (seg: Segment) => joinPlanes(await inflate(blob, seg));
+    const k = meta.topK;
     const heads = await Promise.all(
       meta.layers.map((layer) =>
         Promise.all(layer.heads.map(async (b) => {
           const h: Head = {};
-          if (b.full) h.full = new Uint16Array(await inflate(blob, b.full));
-          if (b.pooled) {
-            h.pooled = new Uint16Array(await inflate(blob, b.pooled));
-          }
-          if (b.topIdx) h.topIdx = new idx(await inflate(blob, b.topIdx));
-          if (b.topVal) {
-            h.topVal = new Uint16Array(await inflate(blob, b.topVal));
+          if (b.full) h.full = await u16(b.full);
+          if (b.pooled) h.pooled = await u16(b.pooled);
+          if (b.topVal) h.topVal = await u16(b.topVal);
+          if (b.topIdx) {
+            const idx = meta.idxBytes === 2
+              ? await u16(b.topIdx)
+              : new Uint32Array(await inflate(blob, b.topIdx));
+            // Each row's indices were stored as differences: sum them back.
+            for (let base = 0; base < idx.length; base += k) {
+              for (let j = 1; j < k; j++) idx[base + j] += idx[base + j - 1];
+            }
+            h.topIdx = idx;
           }
           return h;
         }))

@@ -46,10 +46,12 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
   const meta: ExplorerMeta = JSON.parse(
     root.querySelector(".ax-meta")!.textContent!,
   );
+  const t0 = performance.now();
   const cap = await Capture.load(
     meta,
     root.querySelector(".ax-blob")!.textContent!,
   );
+  const tDecoded = performance.now();
   const matrixLut = lutBytes(meta.lut.matrix);
   const tokenLut = lutBytes(meta.lut.tokens);
   const nHeads = meta.layers[0].heads.length;
@@ -201,6 +203,9 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
   const selection = (): number[] =>
     pins.length ? pins : hover !== null ? [hover] : [meta.initial.query];
   const weights = new Float64Array(labels.length);
+  const shown:
+    ({ weight: string; bg: string; fg: string; flags: number } | null)[] =
+      new Array(labels.length).fill(null);
   const scratch = new Float64Array(Math.max(tq, tk));
 
   function computeWeights(): void {
@@ -269,23 +274,38 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
     const colors = lutColorizer(tokenLut, 0, top > 0 ? top : (all || 1));
     const rgb = new Uint8Array(4);
     const sel = new Set(selection());
+    const pinned = new Set(pins);
+    // Only tokens whose shading changed are touched: at 4,096 tokens a hover
+    // changes a few dozen, and DOM writes are what costs.
     for (let p = 0; p < tokenEls.length; p++) {
-      const e = tokenEls[p];
       const w = weights[p];
-      if (Number.isNaN(w)) {
-        e.removeAttribute("data-weight");
-        e.style.background = "";
-        e.style.color = "";
-      } else {
-        e.dataset.weight = fmt(w);
+      let weight = "", bg = "", fg = "";
+      if (!Number.isNaN(w)) {
+        weight = fmt(w);
         colors.put(w, rgb, 0);
-        e.style.background = `rgb(${rgb[0]},${rgb[1]},${rgb[2]})`;
+        bg = `rgb(${rgb[0]},${rgb[1]},${rgb[2]})`;
         // Dark shades need light text to stay readable (as the static view).
         const lum = 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2];
-        e.style.color = lum < 120 ? "white" : "";
+        fg = lum < 120 ? "white" : "";
       }
-      e.classList.toggle("ax-sel", sel.has(p));
-      e.classList.toggle("ax-pin", pins.includes(p));
+      const flags = (sel.has(p) ? 1 : 0) | (pinned.has(p) ? 2 : 0);
+      const last = shown[p];
+      if (
+        last && last.weight === weight && last.bg === bg && last.fg === fg &&
+        last.flags === flags
+      ) continue;
+      const e = tokenEls[p];
+      if (!last || last.weight !== weight) {
+        if (weight) e.dataset.weight = weight;
+        else e.removeAttribute("data-weight");
+      }
+      if (!last || last.bg !== bg) e.style.background = bg;
+      if (!last || last.fg !== fg) e.style.color = fg;
+      if (!last || last.flags !== flags) {
+        e.classList.toggle("ax-sel", (flags & 1) !== 0);
+        e.classList.toggle("ax-pin", (flags & 2) !== 0);
+      }
+      shown[p] = { weight, bg, fg, flags };
     }
   }
 
@@ -749,7 +769,15 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
 
   tip.hidden = true;
   band.hidden = true;
+  const tBuilt = performance.now();
   refreshAll();
   root.dataset.ready = String(performance.now());
+  // Where first paint went (ms): decode, DOM build, first draw.
+  root.dataset.timings = [
+    tDecoded - t0,
+    tBuilt - tDecoded,
+    performance.now() - tBuilt,
+  ]
+    .map((v) => v.toFixed(0)).join(",");
   buildThumbs();
 }
