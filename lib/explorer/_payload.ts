@@ -87,8 +87,11 @@ function reducedHead(
   const val = new Uint16Array(tq * topK);
   const bestV = new Float32Array(topK);
   const bestK = new Int32Array(topK);
+  // One row type for poolRowMax (the charts pass Float64Array): a
+  // polymorphic call site made pooling several times slower.
+  const row = new Float64Array(tk);
   for (let q = 0; q < tq; q++) {
-    const row = headRow(scores, q, h);
+    row.set(headRow(scores, q, h));
     const qPos = scores.queryPositions[q];
     poolRowMax(
       row,
@@ -115,13 +118,22 @@ function reducedHead(
       bestV[j] = v;
       bestK[j] = k;
     }
-    // Stored ascending by key, so the page can binary-search a column.
-    const order = Array.from({ length: topK }, (_, j) => j).sort((a, b) =>
-      bestK[a] - bestK[b]
-    );
+    // Stored ascending by key, so the page can binary-search a column
+    // (insertion sort: k is small, and a closure sort per row was slow).
+    for (let a = 1; a < topK; a++) {
+      const kk = bestK[a], vv = bestV[a];
+      let b = a - 1;
+      while (b >= 0 && bestK[b] > kk) {
+        bestK[b + 1] = bestK[b];
+        bestV[b + 1] = bestV[b];
+        b--;
+      }
+      bestK[b + 1] = kk;
+      bestV[b + 1] = vv;
+    }
     for (let j = 0; j < topK; j++) {
-      idx[q * topK + j] = bestK[order[j]];
-      val[q * topK + j] = quantize(Math.max(0, bestV[order[j]]));
+      idx[q * topK + j] = bestK[j];
+      val[q * topK + j] = quantize(Math.max(0, bestV[j]));
     }
   }
   const pooled = new Uint16Array(rows * cols);
