@@ -346,6 +346,96 @@ Deno.test({
       );
 
       await t.step(
+        "explore() page zooms with the wheel, filters by threshold and top-k, opens a head from its thumbnail, saves PNG",
+        async () => {
+          const root = (await page.$$(".attnscope-explorer"))[0];
+          const canvas = (await root.$("canvas.ax-matrix"))!;
+          const box = (await canvas.boundingBox())!;
+          await page.mouse.move(
+            box.x + box.width * 0.5,
+            box.y + box.height * 0.5,
+          );
+          await page.mouse.wheel({ deltaY: -100 });
+          const [r0, r1, c0, c1] = (await rootAttrs(page)).zoom!.split(",").map(
+            Number,
+          );
+          assert.equal(r1 - r0, 20, "one wheel step halves the rows");
+          assert.equal(c1 - c0, 20);
+          await (await root.$(".ax-reset"))!.click();
+
+          await (await token(page, 30)).click(); // pin, so hovering inputs keeps it
+          const row = expectedRow(first, 30, [0, 1, 2], "mean");
+          await root.$eval(".ax-threshold", (e) => {
+            (e as HTMLInputElement).value = "0.05";
+            e.dispatchEvent(new Event("input"));
+          });
+          const thr = await weights(page);
+          row.forEach((v, k) => {
+            const want = v >= 0.05 ? v : 0;
+            assert.ok(Math.abs(thr[k]! - want) <= 0.001, `threshold: key ${k}`);
+          });
+          await root.$eval(".ax-threshold", (e) => {
+            (e as HTMLInputElement).value = "0";
+            e.dispatchEvent(new Event("input"));
+          });
+          await root.$eval(".ax-topk", (e) => {
+            (e as HTMLInputElement).value = "3";
+            e.dispatchEvent(new Event("input"));
+          });
+          const top = await weights(page);
+          const strongest = [...row].sort((a, b) => b - a).slice(0, 3);
+          assert.equal(top.filter((w) => w! > 0).length, 3);
+          for (const v of strongest) {
+            assert.ok(
+              top.some((w) => Math.abs(w! - v) <= 0.001),
+              `top-3 keeps ${v}`,
+            );
+          }
+          await root.$eval(".ax-topk", (e) => {
+            (e as HTMLInputElement).value = "0";
+            e.dispatchEvent(new Event("input"));
+          });
+          await (await token(page, 30)).click(); // unpin
+
+          await root.waitForSelector(
+            '.ax-thumb[data-layer="3"][data-head="2"]',
+          );
+          await (await root.$('.ax-thumb[data-layer="3"][data-head="2"]'))!
+            .click();
+          assert.deepEqual(
+            {
+              layer: (await rootAttrs(page)).layer,
+              heads: (await rootAttrs(page)).heads,
+            },
+            { layer: "3", heads: "2" },
+          );
+          await (await token(page, 21)).hover();
+          assertClose(
+            await weights(page),
+            expectedRow(last, 21, [2], "mean"),
+            "thumbnail head",
+          );
+
+          const png = await root.$eval(
+            "canvas.ax-matrix",
+            (c) => (c as HTMLCanvasElement).toDataURL("image/png"),
+          );
+          assert.match(png, /^data:image\/png;base64,/);
+          await (await root.$(".ax-png"))!.click(); // downloads; must not throw
+          // Back to layer 0, every head, for the steps after.
+          await root.$eval(".ax-layer", (s) => {
+            (s as HTMLSelectElement).value = "0";
+            s.dispatchEvent(new Event("change"));
+          });
+          for (const h of [0, 1]) {
+            await (await root.$(`.ax-chip[data-head="${h}"]`))!.click();
+          }
+          assert.equal((await rootAttrs(page)).heads, "0,1,2");
+          assert.deepEqual(errors, []);
+        },
+      );
+
+      await t.step(
         "explore() page keeps two explorers independent",
         async () => {
           const before = await rootAttrs(page, 1);
