@@ -60,3 +60,10 @@ export * from "./lib/sources/files/layout.ts";
 export * from "./lib/data/check_capture.ts";
 export * from "./lib/analysis/span.ts";
 export * from "./lib/charts/span.ts";
+export {
+  explore,
+  type ExploreOptions,
+  Explorer,
+  type ExplorerStats,
+  type ExploreSource,
+} from "./lib/explorer/explorer.ts";

@@ -42,8 +42,24 @@ export interface Screenshot {
   png: string;
   /** Page height in CSS pixels (the screenshot may be cut at `maxHeight`). */
   pageHeight: number;
-  /** Every output area that holds an `<svg>` or `<img>`, with its ink. */
+  /** Every output area that holds an `<svg>`, `<img>` or `<canvas>`, with its ink. */
   charts: ChartInk[];
+  /** Every interactive explorer on the page, as its scripts left it. */
+  explorers: ExplorerState[];
+}
+
+/** An explorer's state after the page's scripts ran. */
+export interface ExplorerState {
+  /** Index of its cell. */
+  cell: number;
+  /** Whether its script mounted the interactive view. */
+  ready: boolean;
+  /** The mount error, if any. */
+  error: string;
+  /** Whether the static fallback picture was hidden by the live view. */
+  fallbackHidden: boolean;
+  /** Whether the matrix canvas is there. */
+  canvas: boolean;
 }
 
 /** Options for {@linkcode photographNotebook}. */
@@ -62,12 +78,23 @@ export interface PhotographOptions {
 // records where its svg/img elements sit, so the screenshot can be measured
 // where the charts are (and not where prose or code is).
 const PROBE = `<script>
-addEventListener("load", () => {
+(() => {
+// Interactive explorers mount asynchronously: measure once every one has.
+const explorersMounted = () => [...document.querySelectorAll(".attnscope-explorer")]
+  .every((e) => e.dataset.ready || e.dataset.error);
+function measure(tries) {
+  if (!explorersMounted() && tries < 100) return setTimeout(() => measure(tries + 1), 50);
   const cells = [...document.querySelectorAll(".jp-Cell")];
   const charts = [];
+  const explorers = [];
   cells.forEach((cell, index) => {
+    for (const e of cell.querySelectorAll(".attnscope-explorer")) {
+      explorers.push({ cell: index, ready: !!e.dataset.ready, error: e.dataset.error ?? "",
+        fallbackHidden: !!e.querySelector(".ax-fallback[hidden]"),
+        canvas: !!e.querySelector("canvas.ax-matrix") });
+    }
     for (const area of cell.querySelectorAll(".jp-OutputArea-output")) {
-      const parts = [...area.querySelectorAll("svg, img")]
+      const parts = [...area.querySelectorAll("svg, img, canvas")]
         .filter((e) => !e.parentElement.closest("svg"))
         .map((e) => e.getBoundingClientRect())
         .filter((r) => r.width * r.height > 0);
@@ -81,8 +108,10 @@ addEventListener("load", () => {
     }
   });
   document.body.dataset.attnscopeLayout = JSON.stringify({
-    height: document.documentElement.scrollHeight, charts });
-});
+    height: document.documentElement.scrollHeight, charts, explorers });
+}
+addEventListener("load", () => measure(0));
+})();
 </script>`;
 
 const CHROMIUM_FLAGS = [
@@ -201,7 +230,11 @@ export async function photographNotebook(
       `Cannot measure ${html}: the page never finished loading in Chromium; open it in a browser to see why`,
     );
   }
-  const layout: { height: number; charts: ChartArea[] } = JSON.parse(
+  const layout: {
+    height: number;
+    charts: ChartArea[];
+    explorers?: ExplorerState[];
+  } = JSON.parse(
     attr.replaceAll("&quot;", '"').replaceAll("&amp;", "&"),
   );
   const height = Math.min(layout.height, maxHeight);
@@ -218,6 +251,7 @@ export async function photographNotebook(
     png,
     pageHeight: layout.height,
     charts: layout.charts.map((area) => ({ ...area, ink: inkIn(image, area) })),
+    explorers: layout.explorers ?? [],
   };
 }
 

@@ -507,6 +507,32 @@ for (const path of notebooks) {
             },
           );
           console.log(`  ${shot.png}`);
+          // Explorer cells show the live view (scripts ran), not the fallback.
+          for (const { index } of tagged(source.cells, "explorer")) {
+            const states = shot.explorers.filter((e) => e.cell === index);
+            assert.ok(
+              states.length > 0,
+              `cell ${index} of ${name}: no explorer on the page`,
+            );
+            for (const state of states) {
+              assert.deepEqual(
+                { ...state, cell: index },
+                {
+                  cell: index,
+                  ready: true,
+                  error: "",
+                  fallbackHidden: true,
+                  canvas: true,
+                },
+                `cell ${index} of ${name}: the explorer did not mount; see ${shot.png}`,
+              );
+            }
+            const areas = shot.charts.filter((c) => c.cell === index);
+            assert.ok(
+              areas.some((a) => a.ink >= MIN_INK),
+              `cell ${index} of ${name}: the explorer is blank; see ${shot.png}`,
+            );
+          }
           for (const { index } of charts) {
             const areas = shot.charts.filter((c) => c.cell === index);
             assert.ok(

@@ -8,15 +8,9 @@
 import * as Plot from "@observablehq/plot";
 import { parseCssColor } from "../canvas.ts";
 import { encodePng, pngDataUrl } from "../png.ts";
+import { type Colorizer, LUT_SIZE, lutColorizer } from "./_scale.ts";
 
-/** Colors per lookup table: finer than 8-bit color channels need. */
-const LUT_SIZE = 1024;
-
-/** A color function over numbers, tabulated once. */
-export interface Colorizer {
-  /** Fills 4 bytes of `out` at `offset` with the color of `v`. */
-  put(v: number, out: Uint8Array, offset: number): void;
-}
+export { type Colorizer, quantile } from "./_scale.ts";
 
 /**
  * Tabulates a Plot color scale over its domain.
@@ -36,6 +30,30 @@ export interface Colorizer {
  * ```
  */
 export function colorizer(color: Plot.ScaleOptions): Colorizer {
+  const { lut, domain } = colorTable(color);
+  return lutColorizer(lut, domain[0], domain[1]);
+}
+
+/**
+ * Tabulates a Plot color scale: the table {@linkcode colorizer} reads, for
+ * code that colors without Plot (the explorer's page).
+ *
+ * @param color Plot color scale options with a numeric domain.
+ * @returns `LUT_SIZE * 4` RGBA bytes over the scale's domain.
+ *
+ * @example
+ * ```ts
+ * import { colorTable } from "./_colorize.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const t = colorTable({ type: "linear", domain: [0, 2], range: ["black", "white"] });
+ * assert.deepEqual(t.domain, [0, 2]);
+ * assert.deepEqual([...t.lut.slice(-4)], [255, 255, 255, 255]);
+ * ```
+ */
+export function colorTable(
+  color: Plot.ScaleOptions,
+): { lut: Uint8Array; domain: [number, number] } {
   const scale = Plot.scale({ color });
   const [d0, d1] = (scale.domain as number[]).map(Number);
   const lut = new Uint8Array(LUT_SIZE * 4);
@@ -43,17 +61,7 @@ export function colorizer(color: Plot.ScaleOptions): Colorizer {
     const v = d0 + ((d1 - d0) * i) / (LUT_SIZE - 1);
     lut.set(parseCssColor(String(scale.apply(v))) ?? [0, 0, 0, 255], i * 4);
   }
-  const k = (LUT_SIZE - 1) / (d1 - d0 || 1);
-  return {
-    put(v, out, offset) {
-      const j = Math.max(0, Math.min(LUT_SIZE - 1, Math.round((v - d0) * k))) *
-        4;
-      out[offset] = lut[j];
-      out[offset + 1] = lut[j + 1];
-      out[offset + 2] = lut[j + 2];
-      out[offset + 3] = lut[j + 3];
-    },
-  };
+  return { lut, domain: [d0, d1] };
 }
 
 /**
@@ -85,27 +93,4 @@ export function gridPng(
     if (!Number.isNaN(v)) colors.put(v, rgba, i * 4);
   }
   return pngDataUrl(encodePng(rgba, cols, rows));
-}
-
-/**
- * The q-quantile of the finite values (`NaN` cells are masked ones).
- *
- * @param values The values.
- * @param q The quantile in `[0, 1]`.
- * @returns The value, or 0 when there is none.
- *
- * @example
- * ```ts
- * import { quantile } from "./_colorize.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(quantile(new Float32Array([3, NaN, 1, 2]), 0.5), 2);
- * ```
- */
-export function quantile(values: Float32Array, q: number): number {
-  const finite = values.filter((v) => !Number.isNaN(v)).sort();
-  if (finite.length === 0) return 0;
-  return finite[
-    Math.min(finite.length - 1, Math.floor(q * (finite.length - 1)))
-  ];
 }

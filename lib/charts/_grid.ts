@@ -7,6 +7,7 @@
  */
 
 import type { AttentionScores } from "../data/scores.ts";
+import { binMap, poolRowMax } from "./_scale.ts";
 
 /** A half-open range of absolute positions `[start, end)`. */
 export type PositionRange = readonly [start: number, end: number];
@@ -187,8 +188,7 @@ export function attentionGrid(
   const rows = Math.max(1, Math.min(nRows, Math.floor(maxRows)));
   const values = new Float32Array(rows * cols).fill(NaN);
   // Column j of the view lands in bin colBin[j].
-  const colBin = new Int32Array(nCols);
-  for (let j = 0; j < nCols; j++) colBin[j] = Math.floor((j * cols) / nCols);
+  const colBin = binMap(nCols, cols);
 
   // Float16Array element reads are slow in V8; a 64k-entry table indexed by
   // the raw bits is about twice as fast (as in the decoder's measurements).
@@ -234,16 +234,17 @@ export function attentionGrid(
       scale = total > 0 ? 1 / total : NaN;
     }
     const outBase = Math.floor((i * rows) / nRows) * cols;
-    for (let j = 0; j < nCols; j++) {
-      const k = kStart + j - keyOffset;
-      const v = row[k] * scale;
-      if (v === 0 && kStart + j > qPos) continue; // causal mask
-      if (Number.isNaN(v)) continue;
-      const at = outBase + colBin[j];
-      const cur = values[at];
-      if (!(cur >= v)) values[at] = v; // NaN-aware max
-      if (v > max) max = v;
-    }
+    const rowMax = poolRowMax(
+      row,
+      kStart - keyOffset,
+      nCols,
+      scale,
+      values,
+      outBase,
+      colBin,
+      qPos + 1 - kStart,
+    );
+    if (rowMax > max) max = rowMax;
   }
   return {
     values,

@@ -84,7 +84,18 @@ export function bytesSource(bytes: Uint8Array, name: string): ByteSource {
  * ```
  */
 export async function fileSource(path: string | URL): Promise<ByteSource> {
-  const file = await Deno.open(path, { read: true });
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (error) {
+    // Deno's own message names the syscall, not what to do.
+    if (error instanceof Deno.errors.NotFound) {
+      throw new Deno.errors.NotFound(
+        `Cannot load ${path}: no such file; check the path (relative paths start at ${Deno.cwd()})`,
+      );
+    }
+    throw error;
+  }
   try {
     const size = (await file.stat()).size;
     const fill = async (target: Uint8Array, offset: number) => {

@@ -1,0 +1,105 @@
+/// <reference lib="dom" />
+/**
+ * The explorer in headless Chromium at T = 4096 (8 heads, 3 layers): first
+ * paint after load, and how long a token hover, a pin and a head change take
+ * to update the page, measured inside the page with `performance.now()`
+ * through the DevTools protocol (npm:puppeteer-core, Debian's Chromium).
+ *
+ * Run: `deno task bench:explorer-page [T]`
+ */
+
+import puppeteer from "puppeteer-core";
+import { explore } from "../mod.ts";
+import { findChromium } from "../scripts/jupyter_env.ts";
+import { syntheticLayer } from "../tests/charts_fixtures.ts";
+
+const t = Number(Deno.args[0] ?? 4096);
+const chromium = await findChromium();
+if (!chromium.ok) {
+  throw new Error(`Cannot measure the page: ${chromium.reason}`);
+}
+const capture = Object.fromEntries(
+  [2, 18, 27].map((layer, i) => [
+    layer,
+    syntheticLayer({ tokens: t, heads: 8, layer, seed: i + 1 }),
+  ]),
+);
+const view = explore(capture);
+const path = await Deno.makeTempFile({ suffix: ".html" });
+await view.save(path);
+const stats = await view.stats();
+console.log(
+  `T=${t}: ${
+    (stats.bytes / 1024 / 1024).toFixed(2)
+  } MiB, ${stats.fullHeads} heads full, ${stats.reducedHeads} reduced`,
+);
+const browser = await puppeteer.launch({
+  executablePath: chromium.path,
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu"],
+});
+try {
+  for (let run = 0; run < 3; run++) {
+    const page = await browser.newPage();
+    await page.setViewport({ width: 1200, height: 1000 });
+    await page.goto(`file://${path}`, { waitUntil: "load" });
+    await page.waitForFunction(() => {
+      const r = document.querySelector<HTMLElement>(".attnscope-explorer");
+      return r?.dataset.ready || r?.dataset.error;
+    }, { timeout: 60000 });
+    const timings = await page.evaluate(() => {
+      const root = document.querySelector<HTMLElement>(".attnscope-explorer")!;
+      const nav = performance.getEntriesByType(
+        "navigation",
+      )[0] as PerformanceNavigationTiming;
+      const toks = root.querySelectorAll<HTMLElement>(".ax-tok");
+      const time = (f: () => void) => {
+        const s = performance.now();
+        f();
+        return performance.now() - s;
+      };
+      const hover = [] as number[];
+      for (const i of [toks.length - 5, 100, toks.length >> 1]) {
+        hover.push(
+          time(() =>
+            toks[i].dispatchEvent(
+              new MouseEvent("mouseover", { bubbles: true }),
+            )
+          ),
+        );
+      }
+      const pin = time(() =>
+        toks[200].dispatchEvent(new MouseEvent("click", { bubbles: true }))
+      );
+      const chip = root.querySelector<HTMLElement>('.ax-chip[data-head="3"]')!;
+      const head = time(() =>
+        chip.dispatchEvent(new MouseEvent("click", { bubbles: true }))
+      );
+      const mode = time(() =>
+        root.querySelector<HTMLElement>(".ax-mode")!.click()
+      );
+      return {
+        firstPaint: Number(root.dataset.ready) - nav.loadEventStart,
+        phases: root.dataset.timings,
+        sinceNavigation: Number(root.dataset.ready),
+        hover: Math.max(...hover),
+        pin,
+        head,
+        mode,
+      };
+    });
+    console.log(
+      `run ${run + 1}: ready ${timings.firstPaint.toFixed(0)} ms after load (${
+        timings.sinceNavigation.toFixed(0)
+      } ms after navigation start; decode, DOM, draw: ${timings.phases} ms); hover ${
+        timings.hover.toFixed(1)
+      } ms, pin ${timings.pin.toFixed(1)} ms, head toggle ${
+        timings.head.toFixed(1)
+      } ms, received toggle ${timings.mode.toFixed(1)} ms`,
+    );
+    await page.close();
+  }
+} finally {
+  await browser.close();
+  await Deno.remove(path);
+}

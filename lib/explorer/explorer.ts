@@ -1,0 +1,539 @@
+/**
+ * `explore()`: an interactive attention explorer for a capture, in one
+ * self-contained HTML output (inline script, styles and data, no network)
+ * that shows itself in Deno's Jupyter kernel and saves as a page. The same
+ * output carries a static picture of its initial state for places where
+ * scripts never run (GitHub, an untrusted JupyterLab, nbconvert).
+ *
+ * @module
+ */
+
+import { AttentionLayer } from "../data/layer.ts";
+import { type CaptureLike, normalizeCapture } from "../data/capture_input.ts";
+import { JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
+import { writeFileAtomic } from "../atomic_write.ts";
+import { colorTable } from "../charts/_colorize.ts";
+import { escapeXml } from "../charts/_figure.ts";
+import type { Figure, PngOptions } from "../charts/_figure.ts";
+import { attentionHeatmap } from "../charts/heatmap.ts";
+import { tokenTextView } from "../charts/token_text.ts";
+import { pngDataUrl } from "../png.ts";
+import { EXPLORER_BUNDLE } from "./_bundle.ts";
+import { packLayers } from "./_payload.ts";
+import type { ExplorerMeta } from "./_protocol.ts";
+import { EXPLORER_CSS } from "./_style.ts";
+
+/** What {@linkcode explore} takes: a capture in either shape, or one layer. */
+export type ExploreSource = CaptureLike | AttentionLayer;
+
+/** Options for {@linkcode explore}. */
+export interface ExploreOptions {
+  /**
+   * Token text per absolute position.
+   * @default {undefined} the capture's labels, else positions
+   */
+  labels?: readonly string[];
+  /**
+   * Most bytes of output; above it heads are embedded as a max-pooled
+   * overview plus each query row's strongest keys.
+   * @default {8388608} 8 MiB
+   */
+  maxBytes?: number;
+  /**
+   * Keys kept per query row in reduced heads.
+   * @default {32}
+   */
+  topK?: number;
+  /**
+   * The layer shown first (the model's layer index).
+   * @default {undefined} the last layer
+   */
+  layer?: number;
+  /**
+   * The query position shaded first.
+   * @default {undefined} the last prompt token (else the last captured query)
+   */
+  query?: number;
+  /**
+   * Heading.
+   * @default {"Attention explorer"}
+   */
+  title?: string;
+}
+
+/** Sizes of a rendered explorer. */
+export interface ExplorerStats {
+  /** Bytes of the HTML fragment. */
+  bytes: number;
+  /** Heads embedded at full resolution. */
+  fullHeads: number;
+  /** Heads embedded as pooled overview + top-k. */
+  reducedHeads: number;
+  /** What was reduced, in words (`""` when nothing). */
+  reduced: string;
+}
+
+const MIB = 1 << 20;
+const POOLED_SIZE = 512;
+
+/**
+ * An explorer view: displays itself in Jupyter, saves as `.html` (the
+ * interactive page), `.svg` or `.png` (the static heatmap of its initial
+ * state).
+ */
+export class Explorer {
+  #layers: AttentionLayer[];
+  #labels: string[];
+  #hasLabels: boolean;
+  #options: Required<Pick<ExploreOptions, "maxBytes" | "topK" | "title">>;
+  #initialLayer: number;
+  #initialQuery: number;
+  #html: Promise<{ html: string; stats: ExplorerStats }> | null = null;
+
+  /** @internal Use {@linkcode explore}. */
+  constructor(
+    layers: AttentionLayer[],
+    labels: string[],
+    hasLabels: boolean,
+    options: ExploreOptions,
+  ) {
+    this.#layers = layers;
+    this.#labels = labels;
+    this.#hasLabels = hasLabels;
+    this.#options = {
+      maxBytes: options.maxBytes ?? 8 * MIB,
+      topK: options.topK ?? 32,
+      title: options.title ?? "Attention explorer",
+    };
+    const li = options.layer === undefined
+      ? layers.length - 1
+      : layers.findIndex((l) => l.layer === options.layer);
+    if (li < 0) {
+      throw new RangeError(
+        `Cannot explore layer ${options.layer}: the capture holds layers ${
+          layers.map((l) => l.layer).join(", ")
+        }; pass one of them as layer`,
+      );
+    }
+    this.#initialLayer = li;
+    const scores = layers[li].scores;
+    const positions = scores.queryPositions;
+    const promptLast = layers[li].tokenMeta.promptLen - 1;
+    const wanted = options.query ?? promptLast;
+    const row = positions.indexOf(wanted);
+    if (options.query !== undefined && row < 0) {
+      throw new RangeError(
+        `Cannot explore from query ${options.query}: it is not a captured query position (${
+          positions[0]
+        } to ${positions[positions.length - 1]}); pass one of them as query`,
+      );
+    }
+    this.#initialQuery = row >= 0 ? wanted : positions[positions.length - 1];
+  }
+
+  /** The static heatmap of the initial state (layer, head mean). */
+  #heatmap(): Figure {
+    const layer = this.#layers[this.#initialLayer];
+    return attentionHeatmap(layer, {
+      labels: this.#hasLabels ? this.#labels : undefined,
+      width: 560,
+      mark: [this.#initialQuery],
+    });
+  }
+
+  async #render(): Promise<{ html: string; stats: ExplorerStats }> {
+    const layer = this.#layers[this.#initialLayer];
+    const scores = layer.scores;
+    const heatmapPng = await this.#heatmap().toPNG({ scale: 1 });
+    const text = tokenTextView(layer, this.#labels, {
+      query: scores.queryPositions.indexOf(this.#initialQuery),
+      title:
+        `Attention from query ${this.#initialQuery} (layer ${layer.layer}, head mean)`,
+    }).toHTML();
+    const fallback =
+      `<div class="ax-fallback"><p style="margin:4px 0;color:#8a4b00;font-size:13px">Static picture of the initial view. The interactive explorer needs scripts: run the notebook (or trust it), or open the saved .html in a browser.</p><img alt="attention heatmap, layer ${layer.layer}, head mean" src="${
+        pngDataUrl(heatmapPng)
+      }" style="display:block;max-width:100%">${text}</div>`;
+    const css = `<style>${EXPLORER_CSS}</style>`;
+    const script = `<script>${
+      EXPLORER_BUNDLE.replaceAll("</script", "<\\/script")
+    }</script>`;
+    const labelsJson = JSON.stringify(this.#labels);
+    const overhead = fallback.length + css.length + script.length +
+      labelsJson.length * 1.2 + 4096;
+    const budget = Math.floor(((this.#options.maxBytes - overhead) * 3) / 4);
+    if (budget <= 0) {
+      throw new RangeError(
+        `Cannot explore in ${this.#options.maxBytes} bytes: the page itself needs about ${
+          Math.ceil(overhead)
+        }; raise maxBytes`,
+      );
+    }
+    const packed = packLayers(this.#layers, {
+      budget,
+      topK: this.#options.topK,
+      pooledSize: POOLED_SIZE,
+    });
+    const [tq, heads, tk] = scores.shape;
+    const total = this.#layers.length * heads;
+    const reduced = packed.reducedHeads === 0
+      ? ""
+      : `Reduced to fit ${
+        (this.#options.maxBytes / MIB).toFixed(1)
+      } MiB: ${packed.reducedHeads} of ${total} heads are embedded as a ${packed.pooled.rows}×${packed.pooled.cols} max-pooled overview plus the ${packed.topK} strongest keys of every query row (${packed.fullHeads} at full resolution)${
+        packed.topK < Math.min(this.#options.topK, tk)
+          ? `; the ${this.#options.topK} asked for did not fit`
+          : ""
+      }. In them, token shading, columns and zoomed cells use only those keys; hover marks cells that were not kept.`;
+    const meta: ExplorerMeta = {
+      version: 1,
+      title: this.#options.title,
+      tq,
+      tk,
+      keyOffset: scores.keyOffset,
+      queryPositions: [...scores.queryPositions],
+      labels: this.#labels,
+      hasLabels: this.#hasLabels,
+      types: this.#labels.map((_, p) =>
+        ({ language: "l", vision: "v", generated: "g", unknown: "u" })[
+          layer.tokenMeta.tokenType(p)
+        ]
+      ).join(""),
+      layers: packed.layers,
+      pooled: packed.pooled,
+      topK: packed.topK,
+      idxBytes: packed.idxBytes,
+      lut: {
+        matrix: lutBase64({
+          type: "linear",
+          scheme: "viridis",
+          domain: [0, 1],
+        }),
+        tokens: lutBase64({ type: "linear", scheme: "blues", domain: [0, 1] }),
+      },
+      initial: { layer: this.#initialLayer, query: this.#initialQuery },
+      reduced,
+    };
+    const header = `<div style="font-weight:bold;font-size:15px;margin:2px 0">${
+      escapeXml(this.#options.title)
+    }</div>`;
+    const html =
+      `<div class="attnscope-explorer" data-layer="${layer.layer}" data-heads="${
+        Array.from({ length: heads }, (_, h) => h).join(",")
+      }" data-mode="query">${css}${header}${fallback}<script type="application/json" class="ax-meta">${
+        JSON.stringify(meta).replaceAll("</", "<\\/")
+      }</script><script type="application/octet-stream" class="ax-blob">${packed.blob.toBase64()}</script>${script}</div>`;
+    return {
+      html,
+      stats: {
+        bytes: new TextEncoder().encode(html).length,
+        fullHeads: packed.fullHeads,
+        reducedHeads: packed.reducedHeads,
+        reduced,
+      },
+    };
+  }
+
+  #rendered(): Promise<{ html: string; stats: ExplorerStats }> {
+    return this.#html ??= this.#render();
+  }
+
+  /**
+   * The output as an HTML fragment (what the notebook cell shows).
+   *
+   * @returns The fragment.
+   *
+   * @example
+   * ```ts
+   * import { explore } from "./explorer.ts";
+   * import { AttentionLayer } from "../data/layer.ts";
+   * import { AttentionScores } from "../data/scores.ts";
+   * import { TokenMeta } from "../data/token_meta.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const layer = new AttentionLayer({
+   *   layer: 0,
+   *   model: null,
+   *   scores: new AttentionScores(new Float32Array([1, 0, 0.5, 0.5]), [2, 1, 2]),
+   *   tokenMeta: TokenMeta.from({ prompt_len: 2, total_len: 2 }),
+   * });
+   * const html = await explore(layer).toHTML();
+   * assert.match(html, /class="attnscope-explorer"/);
+   * assert.match(html, /<img alt="attention heatmap/);
+   * ```
+   */
+  async toHTML(): Promise<string> {
+    return (await this.#rendered()).html;
+  }
+
+  /**
+   * Sizes and what was reduced.
+   *
+   * @returns The stats.
+   *
+   * @example
+   * ```ts
+   * import { explore } from "./explorer.ts";
+   * import { AttentionLayer } from "../data/layer.ts";
+   * import { AttentionScores } from "../data/scores.ts";
+   * import { TokenMeta } from "../data/token_meta.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const layer = new AttentionLayer({
+   *   layer: 0,
+   *   model: null,
+   *   scores: new AttentionScores(new Float32Array([1, 0, 0.5, 0.5]), [2, 1, 2]),
+   *   tokenMeta: TokenMeta.from({}),
+   * });
+   * const stats = await explore(layer).stats();
+   * assert.equal(stats.reducedHeads, 0);
+   * ```
+   */
+  async stats(): Promise<ExplorerStats> {
+    return (await this.#rendered()).stats;
+  }
+
+  /**
+   * The output as a standalone HTML page.
+   *
+   * @returns The page.
+   *
+   * @example
+   * ```ts
+   * import { explore } from "./explorer.ts";
+   * import { AttentionLayer } from "../data/layer.ts";
+   * import { AttentionScores } from "../data/scores.ts";
+   * import { TokenMeta } from "../data/token_meta.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const layer = new AttentionLayer({
+   *   layer: 0,
+   *   model: null,
+   *   scores: new AttentionScores(new Float32Array([1]), [1, 1, 1]),
+   *   tokenMeta: TokenMeta.from({}),
+   * });
+   * assert.match(await explore(layer).toStandaloneHTML(), /^<!DOCTYPE html>/);
+   * ```
+   */
+  async toStandaloneHTML(): Promise<string> {
+    return `<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>${
+      escapeXml(this.#options.title)
+    }</title>\n</head>\n<body style="margin:16px;background:white">\n${await this
+      .toHTML()}\n</body>\n</html>\n`;
+  }
+
+  /**
+   * The static heatmap of the initial state as SVG.
+   *
+   * @returns The SVG markup.
+   *
+   * @example
+   * ```ts
+   * import { explore } from "./explorer.ts";
+   * import { AttentionLayer } from "../data/layer.ts";
+   * import { AttentionScores } from "../data/scores.ts";
+   * import { TokenMeta } from "../data/token_meta.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const layer = new AttentionLayer({
+   *   layer: 0,
+   *   model: null,
+   *   scores: new AttentionScores(new Float32Array([1]), [1, 1, 1]),
+   *   tokenMeta: TokenMeta.from({}),
+   * });
+   * assert.match(explore(layer).toSVG(), /^<svg xmlns=/);
+   * ```
+   */
+  toSVG(): string {
+    return this.#heatmap().toSVG();
+  }
+
+  /**
+   * The static heatmap of the initial state as PNG.
+   *
+   * @param options Scale, background and fonts.
+   * @returns The PNG file's bytes.
+   *
+   * @example
+   * ```ts
+   * import { explore } from "./explorer.ts";
+   * import { AttentionLayer } from "../data/layer.ts";
+   * import { AttentionScores } from "../data/scores.ts";
+   * import { TokenMeta } from "../data/token_meta.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const layer = new AttentionLayer({
+   *   layer: 0,
+   *   model: null,
+   *   scores: new AttentionScores(new Float32Array([1]), [1, 1, 1]),
+   *   tokenMeta: TokenMeta.from({}),
+   * });
+   * const png = await explore(layer).toPNG({ scale: 1 });
+   * assert.equal(png[1], 0x50); // "P" of the PNG signature
+   * ```
+   */
+  toPNG(options: PngOptions = {}): Promise<Uint8Array> {
+    return this.#heatmap().toPNG(options);
+  }
+
+  /**
+   * Writes the explorer; the extension picks the format: `.html` (the
+   * interactive page), `.svg` or `.png` (the initial state's heatmap).
+   *
+   * @param path Where to write.
+   * @param options PNG options, used for `.png`.
+   * @throws {TypeError} For another extension.
+   *
+   * @example
+   * ```ts
+   * import { explore } from "./explorer.ts";
+   * import { AttentionLayer } from "../data/layer.ts";
+   * import { AttentionScores } from "../data/scores.ts";
+   * import { TokenMeta } from "../data/token_meta.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const layer = new AttentionLayer({
+   *   layer: 0,
+   *   model: null,
+   *   scores: new AttentionScores(new Float32Array([1]), [1, 1, 1]),
+   *   tokenMeta: TokenMeta.from({}),
+   * });
+   * const path = await Deno.makeTempFile({ suffix: ".html" });
+   * await explore(layer).save(path);
+   * assert.match(await Deno.readTextFile(path), /attnscope-explorer/);
+   * await assert.rejects(explore(layer).save("x.jpg"), TypeError);
+   * ```
+   */
+  async save(path: string | URL, options: PngOptions = {}): Promise<void> {
+    const name = String(path).toLowerCase();
+    if (name.endsWith(".html") || name.endsWith(".htm")) {
+      return writeFileAtomic(path, await this.toStandaloneHTML());
+    }
+    if (name.endsWith(".svg")) return writeFileAtomic(path, this.toSVG());
+    if (name.endsWith(".png")) {
+      return writeFileAtomic(path, await this.toPNG(options));
+    }
+    throw new TypeError(
+      `Cannot save the explorer to ${
+        String(path)
+      }: unknown extension; use .html, .svg or .png`,
+    );
+  }
+
+  /**
+   * A one-line description.
+   *
+   * @returns E.g. `Explorer: 2 layers x 12 heads, T=165`.
+   *
+   * @example
+   * ```ts
+   * import { explore } from "./explorer.ts";
+   * import { AttentionLayer } from "../data/layer.ts";
+   * import { AttentionScores } from "../data/scores.ts";
+   * import { TokenMeta } from "../data/token_meta.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const layer = new AttentionLayer({
+   *   layer: 0,
+   *   model: null,
+   *   scores: new AttentionScores(new Float32Array([1]), [1, 1, 1]),
+   *   tokenMeta: TokenMeta.from({}),
+   * });
+   * assert.equal(String(explore(layer)), "Explorer: 1 layer x 1 head, T=1");
+   * ```
+   */
+  toString(): string {
+    const [tq, h, tk] = this.#layers[0].scores.shape;
+    const n = this.#layers.length;
+    return `Explorer: ${n} layer${n === 1 ? "" : "s"} x ${h} head${
+      h === 1 ? "" : "s"
+    }, ${tq === tk ? `T=${tq}` : `Tq=${tq} Tk=${tk}`}`;
+  }
+
+  /**
+   * The MIME bundle for Deno's Jupyter kernel: the interactive HTML (with
+   * its static picture) and a `text/plain` summary.
+   *
+   * @returns The bundle.
+   *
+   * @example
+   * ```ts
+   * import { explore } from "./explorer.ts";
+   * import { JUPYTER_DISPLAY } from "../jupyter.ts";
+   * import { AttentionLayer } from "../data/layer.ts";
+   * import { AttentionScores } from "../data/scores.ts";
+   * import { TokenMeta } from "../data/token_meta.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const layer = new AttentionLayer({
+   *   layer: 0,
+   *   model: null,
+   *   scores: new AttentionScores(new Float32Array([1]), [1, 1, 1]),
+   *   tokenMeta: TokenMeta.from({}),
+   * });
+   * const bundle = await explore(layer)[JUPYTER_DISPLAY]();
+   * assert.deepEqual(Object.keys(bundle).sort(), ["text/html", "text/plain"]);
+   * ```
+   */
+  async [JUPYTER_DISPLAY](): Promise<MimeBundle> {
+    return { "text/plain": this.toString(), "text/html": await this.toHTML() };
+  }
+}
+
+function lutBase64(color: Parameters<typeof colorTable>[0]): string {
+  return colorTable(color).lut.toBase64();
+}
+
+/**
+ * An interactive attention explorer: token text shaded by attention (hover,
+ * pin, shift-click to sum, a received toggle), a layer selector and head
+ * chips (mean or max), the matrix on a canvas with hover values and zoom,
+ * layer x head thumbnails, threshold and top-k filters, PNG export. One
+ * self-contained output with a static picture for where scripts never run.
+ *
+ * @param source `captureAttention`'s result, an `AttentionCapture`, or one layer.
+ * @param options Labels, size budget, top-k, first layer and query.
+ * @returns The view (render with `toHTML`, `save`, or show it in a cell).
+ * @throws {TypeError} When the capture is empty or its layers differ in shape.
+ *
+ * @example
+ * ```ts
+ * import { explore } from "./explorer.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.throws(() => explore({}), /^TypeError: Cannot explore attention: the capture holds no layers/);
+ * ```
+ */
+export function explore(
+  source: ExploreSource,
+  options: ExploreOptions = {},
+): Explorer {
+  const capture = source instanceof AttentionLayer
+    ? { layers: [source], labels: null }
+    : normalizeCapture(source, "explore attention");
+  const layers = capture.layers;
+  const [tq, heads, tk] = layers[0].scores.shape;
+  for (const l of layers) {
+    const s = l.scores;
+    if (
+      s.shape[0] !== tq || s.shape[1] !== heads || s.shape[2] !== tk ||
+      s.keyOffset !== layers[0].scores.keyOffset
+    ) {
+      throw new TypeError(
+        `Cannot explore attention: layer ${l.layer} has shape [${s.shape}] but layer ${
+          layers[0].layer
+        } has [${tq}, ${heads}, ${tk}]; explore the layers one at a time`,
+      );
+    }
+  }
+  const s0 = layers[0].scores;
+  let lastQuery = 0;
+  for (const p of s0.queryPositions) lastQuery = Math.max(lastQuery, p);
+  const given = options.labels ?? capture.labels ?? null;
+  const n = Math.max(given?.length ?? 0, s0.keyOffset + tk, lastQuery + 1);
+  const labels = Array.from(
+    { length: n },
+    (_, p) => given?.[p] ?? String(p),
+  );
+  return new Explorer(layers, labels, given !== null, options);
+}
