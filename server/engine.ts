@@ -59,6 +59,10 @@ export interface EngineStats {
   waiting: number;
   /** Tokens of work admitted and not yet done or cancelled. */
   queuedTokens: number;
+  /** JavaScript heap in use on the engine's thread, in bytes. */
+  heapUsedBytes: number;
+  /** Memory of live ArrayBuffers (caches, captures) on the engine's thread, in bytes. */
+  externalBytes: number;
 }
 
 type Phase = "generate" | "encode";
@@ -132,13 +136,17 @@ export class Engine {
   /**
    * The engine's queues right now.
    *
-   * @returns Running and waiting requests and the queued tokens.
+   * @returns Running and waiting requests, the queued tokens, and the
+   *   memory of the thread the engine runs on.
    */
   stats(): EngineStats {
+    const { heapUsed, external } = Deno.memoryUsage();
     return {
       running: this.#running.length,
       waiting: this.#waiting.length,
       queuedTokens: this.#queuedTokens,
+      heapUsedBytes: heapUsed,
+      externalBytes: external,
     };
   }
 
@@ -315,8 +323,9 @@ export class Engine {
       return true;
     }
     if (!done) return false;
-    job.result = run.result();
-    job.run = null;
+    // A step-wise run hands over one layer at a time (see #encodeStep).
+    job.result = run.attention ? run.result({ attention: false }) : run.result();
+    if (!run.attention) job.run = null;
     job.phase = "encode";
     return job.layers.length === 0 ? this.#answer(job) : false;
   }
@@ -325,7 +334,7 @@ export class Engine {
   #encodeStep(job: Job): boolean {
     const result = job.result!;
     const l = job.layers[job.encoded.length];
-    const scores = result.attention.get(l);
+    const scores = job.run?.attention?.(l) ?? result.attention.get(l);
     if (!scores) {
       throw new Error(`the model returned no attention for layer ${l}`);
     }

@@ -120,7 +120,8 @@ export function createHandler(
   }
 
   async function metrics(): Promise<Response> {
-    const { running, waiting, queuedTokens } = await models.stats();
+    const { running, waiting, queuedTokens, heapUsedBytes, externalBytes } =
+      await models.stats();
     const label = `{model_name=${JSON.stringify(modelName)}}`;
     const lines = [
       "# HELP vllm:num_requests_running Number of requests being stepped.",
@@ -132,6 +133,15 @@ export function createHandler(
       "# HELP attnscope:queued_tokens Tokens of admitted work (prompt plus max_tokens), bounded by --max-queued-tokens.",
       "# TYPE attnscope:queued_tokens gauge",
       `attnscope:queued_tokens${label} ${queuedTokens}`,
+      "# HELP attnscope:engine_heap_used_bytes JavaScript heap in use on the model's thread.",
+      "# TYPE attnscope:engine_heap_used_bytes gauge",
+      `attnscope:engine_heap_used_bytes ${heapUsedBytes}`,
+      "# HELP attnscope:engine_external_bytes ArrayBuffer memory (caches, captures) on the model's thread.",
+      "# TYPE attnscope:engine_external_bytes gauge",
+      `attnscope:engine_external_bytes ${externalBytes}`,
+      "# HELP process_resident_memory_bytes Resident memory of the server process.",
+      "# TYPE process_resident_memory_bytes gauge",
+      `process_resident_memory_bytes ${Deno.memoryUsage().rss}`,
     ];
     return new Response(lines.join("\n") + "\n", {
       headers: { "content-type": "text/plain; version=0.0.4" },

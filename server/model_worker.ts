@@ -70,7 +70,13 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
       post({
         type: "stats",
         id: message.id,
-        stats: engine?.stats() ?? { running: 0, waiting: 0, queuedTokens: 0 },
+        stats: engine?.stats() ?? {
+          running: 0,
+          waiting: 0,
+          queuedTokens: 0,
+          heapUsedBytes: 0,
+          externalBytes: 0,
+        },
       });
       break;
   }

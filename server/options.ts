@@ -60,8 +60,10 @@ export interface ServerOptions {
   servedModelName?: string;
   /**
    * Most requests stepped together, as vLLM's `--max-num-seqs`; more wait
-   * in a queue, in order.
-   * @default {256}
+   * in a queue, in order. The demo's default is lower than vLLM's 256: on
+   * one CPU thread, more sequences in a round add memory and everyone's
+   * latency, not throughput.
+   * @default {16}
    */
   maxNumSeqs?: number;
   /**
@@ -99,7 +101,7 @@ export const DEFAULT_SERVER_OPTIONS: Readonly<ResolvedServerOptions> = {
   enableAttentionInstrumentation: false,
   attentionInstrumentationLayers: "all",
   maxAttentionCaptureMb: 256,
-  maxNumSeqs: 256,
+  maxNumSeqs: 16,
   maxQueuedTokens: 262144,
 };
 
@@ -209,7 +211,7 @@ export const SERVE_USAGE =
   `usage: deno task serve [--host 127.0.0.1] [--port 8000]
   [--enable-attention-instrumentation] [--attention-instrumentation-layers all|0,1]
   [--api-key KEY] [--max-model-len N] [--max-attention-capture-mb 256]
-  [--served-model-name NAME] [--max-num-seqs 256] [--max-queued-tokens 262144]
+  [--served-model-name NAME] [--max-num-seqs 16] [--max-queued-tokens 262144]
 
 Starts attnscope's demo server: vLLM's OpenAI-compatible API and attention
 capture (attn_capture, attn_capture_layers) on a small CPU transformer.

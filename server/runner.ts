@@ -163,6 +163,14 @@ export class LocalRunner implements ModelRunner {
   close(): void {}
 }
 
+const IDLE: EngineStats = {
+  running: 0,
+  waiting: 0,
+  queuedTokens: 0,
+  heapUsedBytes: 0,
+  externalBytes: 0,
+};
+
 /** Messages to the model worker. */
 export type ToWorker =
   | { type: "init"; settings: ResolvedServerOptions }
@@ -259,7 +267,7 @@ export class WorkerRunner implements ModelRunner {
       sink.error(new HttpError(status, `Cannot answer the request: ${reason}`));
     }
     for (const waiter of this.#statsWaiters.values()) {
-      waiter({ running: 0, waiting: 0, queuedTokens: 0 });
+      waiter(IDLE);
     }
     this.#statsWaiters.clear();
   }
@@ -324,7 +332,7 @@ export class WorkerRunner implements ModelRunner {
   /** {@inheritDoc ModelRunner.stats} */
   stats(): Promise<EngineStats> {
     if (this.#closed) {
-      return Promise.resolve({ running: 0, waiting: 0, queuedTokens: 0 });
+      return Promise.resolve(IDLE);
     }
     const id = this.#nextId++;
     const { promise, resolve } = Promise.withResolvers<EngineStats>();

@@ -22,6 +22,7 @@
 
 import { parseArgs } from "node:util";
 import { captureAttention } from "../lib/client/client.ts";
+import { loadDemoModel } from "../server/model/mod.ts";
 import { seededRandom } from "../lib/random.ts";
 import {
   codenamePrompt,
@@ -51,19 +52,17 @@ function fail(what: string): void {
   console.error(`  FAIL ${what}`);
 }
 
-/** Starts `server/serve.ts` on a free port; resolves with its URL and pid. */
+/**
+ * Starts the server as `deno task serve` does (its command read from
+ * deno.json) on a free port; resolves with its URL and process.
+ */
 async function startServer() {
+  const config = JSON.parse(
+    await Deno.readTextFile(new URL("deno.json", ROOT)),
+  );
+  const [, ...serve] = (config.tasks.serve as string).split(/\s+/);
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-env",
-      "server/serve.ts",
-      "--port",
-      "0",
-      "--enable-attention-instrumentation",
-    ],
+    args: [...serve, "--port", "0", "--enable-attention-instrumentation"],
     cwd: ROOT,
     stdout: "piped",
     stderr: "inherit",
@@ -100,24 +99,48 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)];
 }
 
-function prompts(n: number): RecallPrompt[] {
-  const seen = new Set<string>();
-  const out: RecallPrompt[] = [];
+/** A prompt with the reply the model gives it alone, on this thread. */
+interface Case extends RecallPrompt {
+  reply: string;
+}
+
+const model = loadDemoModel();
+const seen = new Set<string>();
+let modelMisses = 0;
+
+/**
+ * `n` distinct random study prompts (needle and codename forms, 4..23
+ * records) that the model answers right when asked alone, with that reply:
+ * under load the server must give exactly it. (The constructed model misses
+ * a few random prompts; those are skipped and counted, as they say nothing
+ * about the server.)
+ */
+function prompts(n: number): Case[] {
+  const out: Case[] = [];
   while (out.length < n) {
     const records = 4 + Math.floor(random() * 20);
     const p = out.length % 2 === 0
       ? needlePrompt(random, records)
       : codenamePrompt(random, records);
-    if (!seen.has(p.text)) {
-      seen.add(p.text);
-      out.push(p);
+    if (seen.has(p.text)) continue;
+    seen.add(p.text);
+    const input = model.renderChat([{
+      role: "user",
+      parts: [{ type: "text", text: p.text }],
+    }]);
+    const result = model.generate(input, { maxTokens: 24, temperature: 0 });
+    const reply = model.decode(result.tokens);
+    if (!reply.toLowerCase().includes(p.expected.toLowerCase())) {
+      modelMisses++;
+      continue;
     }
+    out.push({ ...p, reply });
   }
   return out;
 }
 
 /** One capture, checked: the answer, both layers, and their shapes. */
-async function capture(baseUrl: string, p: RecallPrompt): Promise<number> {
+async function capture(baseUrl: string, p: Case): Promise<number> {
   const start = performance.now();
   try {
     const r = await captureAttention({
@@ -128,8 +151,12 @@ async function capture(baseUrl: string, p: RecallPrompt): Promise<number> {
       maxTokens: 24,
     });
     const ms = performance.now() - start;
-    if (!r.text.toLowerCase().includes(p.expected.toLowerCase())) {
-      fail(`wrong answer ${JSON.stringify(r.text)} (expected ${p.expected})`);
+    if (r.text !== p.reply) {
+      fail(
+        `answered ${JSON.stringify(r.text)} under load, ${
+          JSON.stringify(p.reply)
+        } alone`,
+      );
     }
     const usage = r.response.usage as { completion_tokens: number };
     const T = r.promptLen + usage.completion_tokens - 1;
@@ -148,11 +175,9 @@ async function capture(baseUrl: string, p: RecallPrompt): Promise<number> {
   }
 }
 
-async function captureBatch(baseUrl: string, label: string) {
+async function captureBatch(baseUrl: string, cases: Case[], label: string) {
   const start = performance.now();
-  const ms = await Promise.all(
-    prompts(CAPTURES).map((p) => capture(baseUrl, p)),
-  );
+  const ms = await Promise.all(cases.map((p) => capture(baseUrl, p)));
   const wall = performance.now() - start;
   const p50 = percentile(ms, 0.5), p99 = percentile(ms, 0.99);
   console.log(
@@ -187,11 +212,15 @@ function longGeneration(baseUrl: string, signal: AbortSignal) {
 async function gauges(url: string) {
   const text = await (await fetch(`${url}/metrics`)).text();
   const read = (name: string) =>
-    Number(new RegExp(`^${name}\\{[^}]*\\} (\\d+)$`, "m").exec(text)?.[1]);
+    Number(
+      new RegExp(`^${name}(\\{[^}]*\\})? (\\d+)$`, "m").exec(text)?.[2],
+    );
   return {
     running: read("vllm:num_requests_running"),
     waiting: read("vllm:num_requests_waiting"),
     queuedTokens: read("attnscope:queued_tokens"),
+    externalMiB: read("attnscope:engine_external_bytes") / 2 ** 20,
+    heapMiB: read("attnscope:engine_heap_used_bytes") / 2 ** 20,
   };
 }
 
@@ -313,14 +342,31 @@ async function waitIdle(url: string, ms: number) {
 }
 
 console.log(`soak/load: seed ${seed}, ${CAPTURES} captures a phase`);
+// Every prompt and its reply alone, before the server starts.
+const warmUp = prompts(2);
+const [aloneCases, besideCases, mixCases, lastCases] = [
+  prompts(CAPTURES),
+  prompts(CAPTURES),
+  prompts(CAPTURES),
+  prompts(1),
+];
+console.log(
+  `  ${
+    4 + 3 * CAPTURES
+  } prompts answered right alone (${modelMisses} the model misses skipped)`,
+);
 const server = await startServer();
 try {
-  // Warm up (code compiled, caches sized), then take the starting memory.
-  for (const p of prompts(4)) await capture(server.baseUrl, p);
+  const freshRss = rssMiB(server.child.pid);
+  for (const p of warmUp) await capture(server.baseUrl, p); // compile
+  const alone = await captureBatch(server.baseUrl, aloneCases, "alone");
+  // The starting point: after a first burst of the same shape, so the
+  // allocator's arenas have their working size (glibc keeps freed memory for
+  // reuse rather than returning it; growth past this is what a leak shows).
+  await waitIdle(server.url, 5000);
   await new Promise((r) => setTimeout(r, 1000));
   const startRss = rssMiB(server.child.pid);
-
-  const alone = await captureBatch(server.baseUrl, "alone");
+  const startEngine = await gauges(server.url);
 
   const beside = new AbortController();
   const besideLong = longGeneration(server.baseUrl, beside.signal);
@@ -343,6 +389,8 @@ try {
   const [mixed] = await Promise.all([
     captureBatch(
       server.baseUrl,
+      mixCases,
+      mixCases,
       "with 3 stalled clients, a long generation abandoned after 3 s, 300 garbage requests",
     ),
     garbage(server.url, 300),
@@ -357,25 +405,46 @@ try {
   const health = await fetch(`${server.url}/health`);
   await health.body?.cancel();
   if (health.status !== 200) fail(`/health answered ${health.status}`);
-  await capture(server.baseUrl, prompts(1)[0]);
+  await capture(server.baseUrl, lastCases[0]);
 
   // Memory: give the collector idle time, as a server between bursts has.
   let endRss = NaN;
-  for (let i = 0; i < 20; i++) {
+  let endEngine = await gauges(server.url);
+  for (let i = 0; i < 30; i++) {
     await new Promise((r) => setTimeout(r, 500));
     endRss = rssMiB(server.child.pid);
-    if (endRss <= startRss * 1.1) break;
+    endEngine = await gauges(server.url);
+    if (
+      endRss <= startRss * 1.1 &&
+      endEngine.externalMiB <= startEngine.externalMiB * 1.1 + 1
+    ) break;
   }
   const change = (endRss / startRss - 1) * 100;
   console.log(
-    `  memory (RSS): ${startRss.toFixed(0)} MiB after warm-up, ${
-      endRss.toFixed(0)
-    } MiB after the load (${change >= 0 ? "+" : ""}${change.toFixed(1)}%)`,
+    `  memory (RSS): ${freshRss.toFixed(0)} MiB fresh, ${
+      startRss.toFixed(0)
+    } MiB after the first burst, ${endRss.toFixed(0)} MiB after the load (${
+      change >= 0 ? "+" : ""
+    }${change.toFixed(1)}%)`,
+  );
+  console.log(
+    `  model thread: heap ${startEngine.heapMiB.toFixed(1)} -> ${
+      endEngine.heapMiB.toFixed(1)
+    } MiB, buffers ${startEngine.externalMiB.toFixed(1)} -> ${
+      endEngine.externalMiB.toFixed(1)
+    } MiB`,
   );
   if (Number.isNaN(change)) {
-    console.log("  (no /proc here: memory not checked)");
+    console.log("  (no /proc here: resident memory not checked)");
   } else if (change > 10) {
     fail(`memory ${change.toFixed(1)}% above the start, over 10%`);
+  }
+  if (endEngine.externalMiB > startEngine.externalMiB * 1.1 + 1) {
+    fail(
+      `the model thread still holds ${
+        endEngine.externalMiB.toFixed(1)
+      } MiB of buffers, ${startEngine.externalMiB.toFixed(1)} MiB at the start`,
+    );
   }
   console.log(
     `  summary: p50/p99 ${alone.p50.toFixed(0)}/${

@@ -191,7 +191,8 @@ export class Generation implements GenerationSteps {
   readonly #random: (() => number) | undefined;
   readonly #tokens: number[] = [];
   readonly #logprobs: GenerateResult["logprobs"] = [];
-  #logits: Float64Array = new Float64Array(0);
+  /** The latest next-token logits; one buffer for the whole run. */
+  readonly #logits: Float64Array;
   #prompted = 0;
   #finishReason: GenerateResult["finishReason"] | null = null;
 
@@ -215,11 +216,14 @@ export class Generation implements GenerationSteps {
     this.#captureLayers = [...new Set(options.captureLayers ?? [])];
     this.#seq = new Sequence(weights, {
       captureLayers: this.#captureLayers,
+      // Caches grow as needed: a request without max_tokens may generate
+      // to the end of the context, but most stop after a few tokens.
       expectedLength: Math.min(
         weights.config.maxPositions,
-        input.ids.length + options.maxTokens,
+        input.ids.length + Math.min(options.maxTokens, 64),
       ),
     });
+    this.#logits = new Float64Array(weights.config.vocabSize);
     this.#random = options.temperature > 0
       ? seededRandom(options.seed ?? Math.floor(Math.random() * 2 ** 32))
       : undefined;
@@ -254,7 +258,7 @@ export class Generation implements GenerationSteps {
       // one-token request takes no extra turn.
       if (this.#prompted < P) return false;
     } else {
-      this.#logits = this.#seq.logits(this.#seq.push(this.#tokens.at(-1)!));
+      this.#seq.logits(this.#seq.push(this.#tokens.at(-1)!), this.#logits);
     }
     this.#emit();
     return this.#finishReason !== null;
@@ -264,8 +268,9 @@ export class Generation implements GenerationSteps {
     const prompt = this.#input.ids;
     const promptTop = this.#options.promptTopLogprobs ?? 0;
     for (let i = this.#prompted; i < end; i++) {
-      this.#logits = this.#seq.logits(
+      this.#seq.logits(
         this.#seq.push(prompt[i], this.#input.patches?.get(i)),
+        this.#logits,
       );
       if (i + 1 < prompt.length) {
         const id = prompt[i + 1];
@@ -311,39 +316,62 @@ export class Generation implements GenerationSteps {
   /**
    * The finished generation.
    *
+   * @param options `attention: false` leaves the attention map empty (fetch
+   *   layers one at a time with {@linkcode Generation.attention}).
    * @returns Tokens, log-probabilities and captured attention.
    * @throws {Error} When called before {@linkcode Generation.step} returned `true`.
    */
-  result(): GenerateResult {
-    if (this.#finishReason === null) {
-      throw new Error(
-        "Cannot return the result: generation has not finished; call step() until it returns true",
-      );
-    }
-    // Rows 0..T-1 (the last token's query was never computed), padded to T keys.
-    const { numHeads } = this.#weights.config;
-    const T = this.#seq.length;
+  result(options: { attention?: boolean } = {}): GenerateResult {
+    this.#checkDone("return the result");
     const attention = new Map<number, Float32Array>();
-    for (const layer of this.#captureLayers) {
-      const rows = this.#seq.attentionRows(layer);
-      const out = new Float32Array(T * numHeads * T);
-      rows.forEach((row, t) => {
-        for (let h = 0; h < numHeads; h++) {
-          out.set(
-            row.subarray(h * (t + 1), (h + 1) * (t + 1)),
-            (t * numHeads + h) * T,
-          );
-        }
-      });
-      attention.set(layer, out);
+    if (options.attention ?? true) {
+      for (const layer of this.#captureLayers) {
+        attention.set(layer, this.attention(layer));
+      }
     }
     return {
       tokens: this.#tokens,
-      finishReason: this.#finishReason,
+      finishReason: this.#finishReason!,
       logprobs: this.#logprobs,
       promptLogprobs: this.#promptLogprobs,
       attention,
     };
+  }
+
+  /**
+   * One captured layer's scores as the wire has them: rows 0..T-1 (the last
+   * token's query was never computed), each padded to T keys. The run lets
+   * go of the layer's rows, so each layer is asked for once.
+   *
+   * @param layer A captured layer.
+   * @returns Flat `[T, H, T]` scores.
+   * @throws {Error} Before the run ended.
+   * @throws {RangeError} For a layer not captured, or asked for twice.
+   */
+  attention(layer: number): Float32Array {
+    this.#checkDone("return attention");
+    const { numHeads } = this.#weights.config;
+    const T = this.#seq.length;
+    const rows = this.#seq.attentionRows(layer);
+    const out = new Float32Array(T * numHeads * T);
+    rows.forEach((row, t) => {
+      for (let h = 0; h < numHeads; h++) {
+        out.set(
+          row.subarray(h * (t + 1), (h + 1) * (t + 1)),
+          (t * numHeads + h) * T,
+        );
+      }
+    });
+    this.#seq.releaseAttention(layer);
+    return out;
+  }
+
+  #checkDone(action: string): void {
+    if (this.#finishReason === null) {
+      throw new Error(
+        `Cannot ${action}: generation has not finished; call step() until it returns true`,
+      );
+    }
   }
 }
 

@@ -104,8 +104,18 @@ export interface GenerationSteps {
   readonly tokens: readonly number[];
   /** Per generated token so far: its logprob and the top alternatives. */
   readonly logprobs: GenerateResult["logprobs"];
-  /** The finished generation; only after {@linkcode GenerationSteps.step} returned `true`. */
-  result(): GenerateResult;
+  /**
+   * The finished generation; only after {@linkcode GenerationSteps.step}
+   * returned `true`. With `attention: false` its attention map is empty and
+   * each layer is fetched with {@linkcode GenerationSteps.attention}, so a
+   * server holds one layer's `[T, H, T]` at a time.
+   */
+  result(options?: { attention?: boolean }): GenerateResult;
+  /**
+   * One captured layer's `[T, H, T]` scores, built when asked; the run lets
+   * go of that layer's rows, so ask once per layer, after the run ended.
+   */
+  attention?(layer: number): Float32Array;
 }
 
 /** The demo model as the HTTP layer sees it. */
