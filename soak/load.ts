@@ -373,6 +373,7 @@ try {
   const busy = await gauges(server.url);
   const withLong = await captureBatch(
     server.baseUrl,
+    besideCases,
     "beside a long generation",
   );
   const stillRunning = (await gauges(server.url)).running;
@@ -389,7 +390,6 @@ try {
   const [mixed] = await Promise.all([
     captureBatch(
       server.baseUrl,
-      mixCases,
       mixCases,
       "with 3 stalled clients, a long generation abandoned after 3 s, 300 garbage requests",
     ),
