@@ -187,6 +187,8 @@ export class CompletionStream {
   #sentTokens = 0;
 
   /**
+   * Starts a stream; nothing is sent until {@linkcode CompletionStream.open}.
+   *
    * @param settings The model, the names and what to include.
    */
   constructor(settings: StreamSettings) {

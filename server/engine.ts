@@ -120,6 +120,8 @@ export class Engine {
   #looping = false;
 
   /**
+   * Creates an idle engine; its loop runs only while it has requests.
+   *
    * @param model The model to run.
    * @param settings Resolved server settings (limits, layers, name).
    */
@@ -242,7 +244,10 @@ export class Engine {
   #startLoop(): void {
     if (this.#looping) return;
     this.#looping = true;
-    this.#loop().finally(() => this.#looping = false);
+    this.#loop().finally(() => {
+      this.#looping = false;
+      collectGarbage();
+    });
   }
 
   async #loop(): Promise<void> {
@@ -324,7 +329,9 @@ export class Engine {
     }
     if (!done) return false;
     // A step-wise run hands over one layer at a time (see #encodeStep).
-    job.result = run.attention ? run.result({ attention: false }) : run.result();
+    job.result = run.attention
+      ? run.result({ attention: false })
+      : run.result();
     if (!run.attention) job.run = null;
     job.phase = "encode";
     return job.layers.length === 0 ? this.#answer(job) : false;
@@ -551,6 +558,17 @@ export function asHttpError(error: unknown): HttpError {
       (error as Error)?.message ?? String(error)
     }); this is a bug in the demo server, please report it with the request`,
   );
+}
+
+/**
+ * A full collection once the queues are empty, where the runtime allows it
+ * (`deno task serve` passes `--v8-flags=--expose-gc`): an idle isolate is
+ * not collected on its own, so the dead caches and captures of a burst would
+ * otherwise hold their memory until the next burst.
+ */
+function collectGarbage(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
 }
 
 /** Resolves on a later macrotask turn, unclamped (unlike a zero timer). */

@@ -44,3 +44,6 @@ export {
 } from "./options.ts";
 export { type ErrorBody, HttpError } from "./http_error.ts";
 export type * from "./model/types.ts";
+export { LocalRunner, type ModelRunner, WorkerRunner } from "./runner.ts";
+export { type EngineStats } from "./engine.ts";
+export { type ChatRequest } from "./request.ts";

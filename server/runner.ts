@@ -142,6 +142,8 @@ export class LocalRunner implements ModelRunner {
   readonly #engine: Engine;
 
   /**
+   * Creates the engine on this thread.
+   *
    * @param model The model.
    * @param settings Resolved server settings.
    */
@@ -228,6 +230,8 @@ export class WorkerRunner implements ModelRunner {
   #closed = false;
 
   /**
+   * Starts the worker; it loads the model while the first requests queue.
+   *
    * @param settings Resolved server settings, passed to the worker's engine.
    */
   constructor(settings: ResolvedServerOptions) {

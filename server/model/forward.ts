@@ -205,7 +205,9 @@ export class Sequence {
     );
     const { dModel, numHeads, headDim } = weights.config;
     this.#capture = new Map(
-      (options.captureLayers ?? []).map((l) => [l, new PackedRows(numHeads, n)]),
+      (options.captureLayers ?? []).map((
+        l,
+      ) => [l, new PackedRows(numHeads, n)]),
     );
     this.#x = new Float32Array(dModel);
     this.#q = new Float32Array(numHeads * headDim);
