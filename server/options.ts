@@ -121,6 +121,8 @@ export const DEFAULT_SERVER_OPTIONS: Readonly<ResolvedServerOptions> = {
  * assert.equal(o.host, "127.0.0.1");
  * assert.equal(o.enableAttentionInstrumentation, false);
  * assert.throws(() => resolveServerOptions({ port: 70000 }), RangeError);
+ * assert.equal(o.maxNumSeqs, 16);
+ * assert.throws(() => resolveServerOptions({ maxQueuedTokens: 0 }), /--max-queued-tokens/);
  * ```
  */
 export function resolveServerOptions(
@@ -243,6 +245,8 @@ get 503 and should retry later.`;
  *   [8001, true, [0, 1], "k"],
  * );
  * assert.throws(() => parseServerArgs(["--prot", "1"]), TypeError);
+ * const limits = parseServerArgs(["--max-num-seqs", "4", "--max-queued-tokens", "9000"]);
+ * assert.deepEqual([limits.maxNumSeqs, limits.maxQueuedTokens], [4, 9000]);
  * ```
  */
 export function parseServerArgs(args: readonly string[]): ServerOptions {
