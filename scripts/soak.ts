@@ -4,9 +4,10 @@
  * reported and the next still runs.
  *
  * Parts: `soak/fuzz.ts` (10,000 seeded decoder fuzz cases), then
- * `soak/load.ts` when it exists (the demo server under load). A new part is
- * one more entry in {@linkcode PARTS}. Arguments go to every part, e.g.
- * `deno task soak --seed 7` reruns the fuzz cases of seed 7.
+ * `soak/load.ts` (the demo server under load). A new part is one more entry
+ * in {@linkcode PARTS}. `deno task soak load` runs only the parts named;
+ * flags go to every part, each reading the ones it knows, e.g.
+ * `deno task soak fuzz --seed 7` reruns the fuzz cases of seed 7.
  *
  * @module
  */
@@ -23,7 +24,7 @@ interface Part {
 
 const PARTS: Part[] = [
   { name: "fuzz", file: "soak/fuzz.ts", optional: false, limitMinutes: 30 },
-  { name: "load", file: "soak/load.ts", optional: true, limitMinutes: 15 },
+  { name: "load", file: "soak/load.ts", optional: false, limitMinutes: 15 },
 ];
 
 const root = new URL("../", import.meta.url);
@@ -72,8 +73,31 @@ async function runPart(part: Part, args: string[]): Promise<boolean> {
   return status.success;
 }
 
+/** The parts named on the command line (all when none), and the flags. */
+function selectParts(args: string[]): { parts: Part[]; flags: string[] } {
+  const names = args.filter((a, i) =>
+    !a.startsWith("-") &&
+    // `--seed 7`: the 7 is the flag's value, not a part's name.
+    !(i > 0 && args[i - 1].startsWith("--") && !args[i - 1].includes("="))
+  );
+  const unknown = names.filter((n) => !PARTS.some((p) => p.name === n));
+  if (unknown.length) {
+    console.error(
+      `Cannot run soak part ${unknown.join(", ")}: the parts are ${
+        PARTS.map((p) => p.name).join(", ")
+      }`,
+    );
+    Deno.exit(2);
+  }
+  return {
+    parts: names.length ? PARTS.filter((p) => names.includes(p.name)) : PARTS,
+    flags: args.filter((a) => !names.includes(a)),
+  };
+}
+
 if (import.meta.main) {
+  const { parts, flags } = selectParts(Deno.args);
   let ok = true;
-  for (const part of PARTS) ok = (await runPart(part, Deno.args)) && ok;
+  for (const part of parts) ok = (await runPart(part, flags)) && ok;
   Deno.exit(ok ? 0 : 1);
 }

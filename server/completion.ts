@@ -128,11 +128,243 @@ export function completionBody(
   };
 }
 
+/** What a streamed completion needs before its first token. */
+export interface StreamSettings {
+  /** The model that runs (its `decode` and `tokenText`). */
+  model: DemoModel;
+  /** The name the chunks report. */
+  modelName: string;
+  /** Prompt tokens, for the usage chunk. */
+  promptLen: number;
+  /** Whether chunks carry generated-token logprobs. */
+  logprobs: boolean;
+  /** Alternatives per generated token. */
+  topLogprobs: number;
+  /** Whether to send the usage chunk before `[DONE]`. */
+  includeUsage: boolean;
+  /** The request's stop strings: text that may begin one is held back. */
+  stops: readonly string[];
+}
+
 /**
- * The server-sent events of a streamed completion: a role chunk, one chunk
- * per generated token whose text pieces add up to the reply, a final chunk
- * with the finish reason, an optional usage chunk, and `[DONE]`. As on vLLM,
- * streams carry no attention.
+ * The server-sent events of a completion streamed as it is generated: a role
+ * chunk, one chunk per generated token whose text pieces add up to the
+ * reply, a final chunk with the finish reason, an optional usage chunk, and
+ * `[DONE]`. As on vLLM, streams carry no attention.
+ *
+ * Text that might be the start of a stop string, or half of a character
+ * split over tokens, is held back until the next token settles it, so no
+ * piece ever has to be taken back.
+ *
+ * @example
+ * ```ts
+ * import { CompletionStream } from "./completion.ts";
+ * import type { DemoModel } from "./model/types.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const model = {
+ *   tokenText: (id: number) => ["a", "b", "c"][id],
+ *   decode: (ids: readonly number[]) => ids.map((id) => ["a", "b", "c"][id]).join(""),
+ * } as unknown as DemoModel;
+ * const stream = new CompletionStream({
+ *   model, modelName: "m", promptLen: 2, logprobs: false, topLogprobs: 0,
+ *   includeUsage: false, stops: ["bc"],
+ * });
+ * const piece = (e: string) => JSON.parse(e.slice(6)).choices[0].delta.content;
+ * stream.open();
+ * assert.deepEqual(stream.advance([0], []).map(piece), ["a"]);
+ * assert.deepEqual(stream.advance([0, 1], []).map(piece), [""]); // "b" may begin "bc"
+ * const end = stream.finish([0, 1, 2], [], "stop", "bc");
+ * assert.equal(piece(end[0]), ""); // the stop string never reaches the client
+ * assert.equal(end.at(-1), "data: [DONE]\n\n");
+ * ```
+ */
+export class CompletionStream {
+  readonly #s: StreamSettings;
+  readonly #id = newId();
+  readonly #created = Math.floor(Date.now() / 1000);
+  #sentChars = 0;
+  #sentTokens = 0;
+
+  /**
+   * Starts a stream; nothing is sent until {@linkcode CompletionStream.open}.
+   *
+   * @param settings The model, the names and what to include.
+   */
+  constructor(settings: StreamSettings) {
+    this.#s = settings;
+  }
+
+  #chunk(choices: unknown[], extra: Record<string, unknown> = {}): string {
+    return `data: ${
+      JSON.stringify({
+        id: this.#id,
+        object: "chat.completion.chunk",
+        created: this.#created,
+        model: this.#s.modelName,
+        choices,
+        ...extra,
+      })
+    }\n\n`;
+  }
+
+  #tokenChunk(piece: string, entry: LogprobEntry | null): string {
+    return this.#chunk([{
+      index: 0,
+      delta: { content: piece },
+      logprobs: entry ? { content: [entry] } : null,
+      finish_reason: null,
+    }]);
+  }
+
+  #entry(lp: GenerateResult["logprobs"][number] | undefined) {
+    return this.#s.logprobs && lp
+      ? logprobEntry(this.#s.model, lp, this.#s.topLogprobs)
+      : null;
+  }
+
+  /**
+   * The first event.
+   *
+   * @returns The role chunk.
+   */
+  open(): string {
+    return this.#chunk([{
+      index: 0,
+      delta: { role: "assistant", content: "" },
+      logprobs: null,
+      finish_reason: null,
+    }]);
+  }
+
+  /**
+   * Events for the tokens generated since the last call, generation still
+   * running.
+   *
+   * @param tokens Every token generated so far.
+   * @param logprobs Their logprob entries.
+   * @returns One chunk per new token.
+   */
+  advance(
+    tokens: readonly number[],
+    logprobs: GenerateResult["logprobs"],
+  ): string[] {
+    const events: string[] = [];
+    for (let i = this.#sentTokens; i < tokens.length; i++) {
+      const text = this.#s.model.decode(tokens.slice(0, i + 1));
+      const safe = text.length - heldBack(text, this.#s.stops);
+      const piece = text.slice(
+        this.#sentChars,
+        Math.max(safe, this.#sentChars),
+      );
+      this.#sentChars = Math.max(safe, this.#sentChars);
+      events.push(this.#tokenChunk(piece, this.#entry(logprobs[i])));
+    }
+    this.#sentTokens = tokens.length;
+    return events;
+  }
+
+  /**
+   * The closing events: chunks for the tokens not yet sent (the last one
+   * carries the rest of the reply), the finish chunk, usage, `[DONE]`.
+   *
+   * @param tokens Every generated token.
+   * @param logprobs Their logprob entries.
+   * @param finishReason Why generation ended.
+   * @param stopReason The stop string that ended it, if one did.
+   * @returns The remaining events.
+   */
+  finish(
+    tokens: readonly number[],
+    logprobs: GenerateResult["logprobs"],
+    finishReason: GenerateResult["finishReason"],
+    stopReason: string | null,
+  ): string[] {
+    const events = this.advance(tokens.slice(0, -1), logprobs);
+    const text = this.#s.model.decode(tokens);
+    const content = stopReason === null
+      ? text
+      : text.slice(0, firstStop(text, this.#s.stops)?.index ?? text.length);
+    if (tokens.length > this.#sentTokens) {
+      events.push(this.#tokenChunk(
+        content.slice(this.#sentChars),
+        this.#entry(logprobs[tokens.length - 1]),
+      ));
+      this.#sentChars = content.length;
+      this.#sentTokens = tokens.length;
+    }
+    events.push(this.#chunk([{
+      index: 0,
+      delta: {},
+      logprobs: null,
+      finish_reason: finishReason,
+      stop_reason: stopReason,
+    }]));
+    if (this.#s.includeUsage) {
+      events.push(this.#chunk([], {
+        usage: {
+          prompt_tokens: this.#s.promptLen,
+          completion_tokens: tokens.length,
+          total_tokens: this.#s.promptLen + tokens.length,
+        },
+      }));
+    }
+    events.push("data: [DONE]\n\n");
+    return events;
+  }
+}
+
+/**
+ * Characters at the end of `text` not to send yet: the longest tail that
+ * begins a stop string, or a trailing replacement character (a character
+ * whose bytes the next token completes).
+ */
+function heldBack(text: string, stops: readonly string[]): number {
+  let held = 0;
+  for (const stop of stops) {
+    for (let n = Math.min(stop.length - 1, text.length); n > held; n--) {
+      if (text.endsWith(stop.slice(0, n))) {
+        held = n;
+        break;
+      }
+    }
+  }
+  let partial = 0;
+  while (text[text.length - 1 - partial] === "\uFFFD") partial++;
+  return Math.max(held, partial);
+}
+
+/**
+ * The first stop string in `text` and where it starts.
+ *
+ * @param text The reply so far.
+ * @param stops The stop strings.
+ * @returns The earliest hit, or `null`.
+ *
+ * @example
+ * ```ts
+ * import { firstStop } from "./completion.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(firstStop("ab. cd!", ["!", "."]), { index: 2, stop: "." });
+ * assert.equal(firstStop("abc", ["x"]), null);
+ * ```
+ */
+export function firstStop(
+  text: string,
+  stops: readonly string[],
+): { index: number; stop: string } | null {
+  let best: { index: number; stop: string } | null = null;
+  for (const stop of stops) {
+    const index = text.indexOf(stop);
+    if (index >= 0 && (!best || index < best.index)) best = { index, stop };
+  }
+  return best;
+}
+
+/**
+ * The server-sent events of a finished completion, all at once: what
+ * {@linkcode CompletionStream} sends over a generation's life.
  *
  * @param gen The finished generation.
  * @param includeUsage Whether to send the usage chunk.
@@ -162,64 +394,20 @@ export function streamEvents(
   gen: FinishedGeneration,
   includeUsage: boolean,
 ): string[] {
-  const id = newId();
-  const created = Math.floor(Date.now() / 1000);
-  const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
-    `data: ${
-      JSON.stringify({
-        id,
-        object: "chat.completion.chunk",
-        created,
-        model: gen.modelName,
-        choices,
-        ...extra,
-      })
-    }\n\n`;
-  const events = [chunk([{
-    index: 0,
-    delta: { role: "assistant", content: "" },
-    logprobs: null,
-    finish_reason: null,
-  }])];
-  const entries = gen.logprobs ? logprobEntries(gen) : null;
-  const tokens = gen.result.tokens;
-  const limit = gen.content.length;
-  let sent = 0;
-  for (let i = 0; i < tokens.length; i++) {
-    // Cumulative decoding keeps multi-token characters whole; clamping to the
-    // reply's length drops the stop string.
-    const upTo = Math.min(
-      gen.model.decode(tokens.slice(0, i + 1)).length,
-      limit,
-    );
-    const end = i === tokens.length - 1 ? limit : Math.max(upTo, sent);
-    const piece = gen.content.slice(sent, end);
-    sent = Math.max(sent, end);
-    events.push(chunk([{
-      index: 0,
-      delta: { content: piece },
-      logprobs: entries ? { content: [entries[i]] } : null,
-      finish_reason: null,
-    }]));
-  }
-  events.push(chunk([{
-    index: 0,
-    delta: {},
-    logprobs: null,
-    finish_reason: gen.result.finishReason,
-    stop_reason: gen.stopReason,
-  }]));
-  if (includeUsage) {
-    events.push(chunk([], {
-      usage: {
-        prompt_tokens: gen.promptLen,
-        completion_tokens: tokens.length,
-        total_tokens: gen.promptLen + tokens.length,
-      },
-    }));
-  }
-  events.push("data: [DONE]\n\n");
-  return events;
+  const stream = new CompletionStream({
+    model: gen.model,
+    modelName: gen.modelName,
+    promptLen: gen.promptLen,
+    logprobs: gen.logprobs,
+    topLogprobs: gen.topLogprobs,
+    includeUsage,
+    stops: gen.stopReason === null ? [] : [gen.stopReason],
+  });
+  const { tokens, logprobs, finishReason } = gen.result;
+  return [
+    stream.open(),
+    ...stream.finish(tokens, logprobs, finishReason, gen.stopReason),
+  ];
 }
 
 /** One prompt position in vLLM's `prompt_logprobs`: token id to its logprob. */
@@ -251,15 +439,25 @@ function promptLogprobEntry(
   return entry;
 }
 
-function logprobEntries(gen: FinishedGeneration): LogprobEntry[] {
-  const item = (lp: TokenLogprob) => {
-    const token = gen.model.tokenText(lp.id);
-    return { token, logprob: lp.logprob, bytes: [...encoder.encode(token)] };
+function logprobEntry(
+  model: DemoModel,
+  lp: GenerateResult["logprobs"][number],
+  topLogprobs: number,
+): LogprobEntry {
+  const item = (t: TokenLogprob) => {
+    const token = model.tokenText(t.id);
+    return { token, logprob: t.logprob, bytes: [...encoder.encode(token)] };
   };
-  return gen.result.logprobs.map((lp) => ({
+  return {
     ...item(lp.token),
-    top_logprobs: lp.top.slice(0, gen.topLogprobs).map(item),
-  }));
+    top_logprobs: lp.top.slice(0, topLogprobs).map(item),
+  };
+}
+
+function logprobEntries(gen: FinishedGeneration): LogprobEntry[] {
+  return gen.result.logprobs.map((lp) =>
+    logprobEntry(gen.model, lp, gen.topLogprobs)
+  );
 }
 
 function newId(): string {

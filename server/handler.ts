@@ -1,8 +1,10 @@
 /**
- * The demo server's HTTP handler: `GET /health`, `GET /v1/models` and
- * `POST /v1/chat/completions` (JSON or `stream: true` server-sent events),
- * answering as vLLM with attention instrumentation does, and refusing bad
- * requests with OpenAI-style JSON errors that say how to fix them.
+ * The demo server's HTTP handler: `GET /health`, `GET /metrics` (vLLM's
+ * queue gauges), `GET /v1/models` and `POST /v1/chat/completions` (JSON or
+ * `stream: true` server-sent events), answering as vLLM with attention
+ * instrumentation does, and refusing bad requests with OpenAI-style JSON
+ * errors that say how to fix them. The model runs behind a
+ * {@linkcode ModelRunner}; a client that disconnects cancels its request.
  *
  * The handler is a plain `(Request) => Promise<Response>`, so it runs
  * without a port (tests) or behind `Deno.serve` (see `serve.ts`).
@@ -11,16 +13,12 @@
  */
 
 import { timingSafeEqual } from "node:crypto";
-import {
-  completionBody,
-  type FinishedGeneration,
-  streamEvents,
-} from "./completion.ts";
-import { encodeAttentionLayer, type WireLayer } from "./encode.ts";
+import { asHttpError } from "./engine.ts";
 import { HttpError } from "./http_error.ts";
-import type { DemoModel, GenerateResult, ModelInput } from "./model/types.ts";
+import type { DemoModel } from "./model/types.ts";
 import { resolveServerOptions, type ServerOptions } from "./options.ts";
 import { type ChatRequest, validateChatRequest } from "./request.ts";
+import { LocalRunner, type ModelRunner } from "./runner.ts";
 
 /** Handles one HTTP request. */
 export type Handler = (request: Request) => Promise<Response>;
@@ -30,6 +28,7 @@ const MAX_BODY_BYTES = 32 * 1024 * 1024;
 
 const ROUTES: Record<string, string> = {
   "/health": "GET",
+  "/metrics": "GET",
   "/v1/models": "GET",
   "/v1/chat/completions": "POST",
 };
@@ -39,6 +38,9 @@ const ROUTES: Record<string, string> = {
  *
  * @param model The demo model (or any model honoring the contract in `model/types.ts`).
  * @param options Instrumentation, layers, API key and limits.
+ * @param runner Where the model runs; by default an engine on this thread
+ *   (see `runner.ts`; {@linkcode startDemoServer} runs the bundled model in
+ *   a worker).
  * @returns The request handler; it never throws, every failure is a response.
  *
  * @example
@@ -59,8 +61,10 @@ const ROUTES: Record<string, string> = {
 export function createHandler(
   model: DemoModel,
   options: ServerOptions = {},
+  runner?: ModelRunner,
 ): Handler {
   const settings = resolveServerOptions(options);
+  const models = runner ?? new LocalRunner(model, settings);
   const modelName = settings.servedModelName ?? model.name;
   const maxModelLen = Math.min(
     settings.maxModelLen ?? model.maxPositions,
@@ -102,101 +106,7 @@ export function createHandler(
     });
   }
 
-  function captureLayers(req: ChatRequest): number[] {
-    if (!req.attnCapture) return [];
-    if (!settings.enableAttentionInstrumentation) {
-      throw new HttpError(
-        400,
-        "Cannot capture attention: the server was started without attention instrumentation; restart it with --enable-attention-instrumentation (or startDemoServer({ enableAttentionInstrumentation: true })), or send attn_capture: 0",
-        { param: "attn_capture", code: "attention_instrumentation_disabled" },
-      );
-    }
-    const asked = req.attnCaptureLayers ?? "all";
-    const list = asked === "all"
-      ? settings.attentionInstrumentationLayers
-      : asked;
-    const all = Array.from({ length: model.numLayers }, (_, i) => i);
-    if (list === "all") return all;
-    const outside = list.filter((l) => l >= model.numLayers);
-    if (outside.length) {
-      const where = req.attnCaptureLayers === undefined ||
-          req.attnCaptureLayers === "all"
-        ? "--attention-instrumentation-layers"
-        : "attn_capture_layers";
-      throw new HttpError(
-        400,
-        `Cannot capture layer${outside.length > 1 ? "s" : ""} ${
-          outside.join(", ")
-        }: ${modelName} has ${model.numLayers} layers, so valid layers are 0..${
-          model.numLayers - 1
-        }; fix ${where} (or pass "all")`,
-        { param: "attn_capture_layers", code: "layer_out_of_range" },
-      );
-    }
-    return [...list].sort((a, b) => a - b);
-  }
-
-  function checkLimits(
-    input: ModelInput,
-    req: ChatRequest,
-    layers: number[],
-  ): number {
-    const promptLen = input.ids.length;
-    if (promptLen >= maxModelLen) {
-      throw new HttpError(
-        400,
-        `Cannot generate: the prompt has ${promptLen} tokens but the model's context holds ${maxModelLen} (prompt plus reply); shorten the messages`,
-        { param: "messages", code: "context_length_exceeded" },
-      );
-    }
-    const maxTokens = req.maxTokens ?? maxModelLen - promptLen;
-    if (promptLen + maxTokens > maxModelLen) {
-      throw new HttpError(
-        400,
-        `Cannot generate: this model's maximum context length is ${maxModelLen} tokens, but ${
-          promptLen + maxTokens
-        } were requested (${promptLen} in the messages, ${maxTokens} in the completion); reduce the messages or max_tokens`,
-        { param: "max_tokens", code: "context_length_exceeded" },
-      );
-    }
-    if (layers.length === 0) return maxTokens;
-    // Captured scores grow with the square of the sequence: a request that
-    // names max_tokens must fit the limit; the default length is shortened
-    // to fit it, as the default already stops at the context's end.
-    const perRow = layers.length * model.numHeads * 2;
-    const limit = settings.maxAttentionCaptureMb * 1024 * 1024;
-    const mib = (rows: number) =>
-      (perRow * rows * rows / 2 ** 20).toPrecision(3);
-    const maxRows = Math.floor(Math.sqrt(limit / perRow));
-    const room = maxRows - promptLen + 1;
-    const what = (rows: number) =>
-      `${layers.length} layer${
-        layers.length > 1 ? "s" : ""
-      } of ${rows} x ${model.numHeads} x ${rows} float16 scores need ${
-        mib(rows)
-      } MiB, over the server's limit of ${settings.maxAttentionCaptureMb} MiB`;
-    if (room < 1) {
-      throw new HttpError(
-        400,
-        `Cannot capture attention: for the prompt alone, ${
-          what(promptLen)
-        }; capture fewer layers (attn_capture_layers) or shorten the prompt, or restart the server with a larger --max-attention-capture-mb`,
-        { param: "attn_capture_layers", code: "capture_too_large" },
-      );
-    }
-    if (req.maxTokens !== undefined && maxTokens > room) {
-      throw new HttpError(
-        400,
-        `Cannot capture attention: with max_tokens ${maxTokens}, ${
-          what(promptLen + maxTokens - 1)
-        }; lower max_tokens to at most ${room}, capture fewer layers (attn_capture_layers), or restart the server with a larger --max-attention-capture-mb`,
-        { param: "max_tokens", code: "capture_too_large" },
-      );
-    }
-    return Math.min(maxTokens, room);
-  }
-
-  function run(req: ChatRequest): Response {
+  async function run(req: ChatRequest, signal: AbortSignal): Promise<Response> {
     if (req.model !== modelName) {
       throw new HttpError(
         404,
@@ -206,48 +116,36 @@ export function createHandler(
         { param: "model", code: "model_not_found" },
       );
     }
-    const layers = captureLayers(req);
-    const input = renderChat(model, req);
-    const maxTokens = checkLimits(input, req, layers);
-    const stop = req.stop;
-    const result = generate(model, input, {
-      maxTokens,
-      temperature: req.temperature,
-      seed: req.seed,
-      topLogprobs: req.topLogprobs,
-      promptTopLogprobs: req.promptLogprobs ?? 0,
-      captureLayers: req.stream ? [] : layers,
-      shouldStop: stop.length
-        ? (ids) => firstStop(model.decode(ids), stop) !== null
-        : undefined,
+    return await models.run(req, signal);
+  }
+
+  async function metrics(): Promise<Response> {
+    const { running, waiting, queuedTokens, heapUsedBytes, externalBytes } =
+      await models.stats();
+    const label = `{model_name=${JSON.stringify(modelName)}}`;
+    const lines = [
+      "# HELP vllm:num_requests_running Number of requests being stepped.",
+      "# TYPE vllm:num_requests_running gauge",
+      `vllm:num_requests_running${label} ${running}`,
+      "# HELP vllm:num_requests_waiting Number of requests waiting for a slot (--max-num-seqs).",
+      "# TYPE vllm:num_requests_waiting gauge",
+      `vllm:num_requests_waiting${label} ${waiting}`,
+      "# HELP attnscope:queued_tokens Tokens of admitted work (prompt plus max_tokens), bounded by --max-queued-tokens.",
+      "# TYPE attnscope:queued_tokens gauge",
+      `attnscope:queued_tokens${label} ${queuedTokens}`,
+      "# HELP attnscope:engine_heap_used_bytes JavaScript heap in use on the model's thread.",
+      "# TYPE attnscope:engine_heap_used_bytes gauge",
+      `attnscope:engine_heap_used_bytes ${heapUsedBytes}`,
+      "# HELP attnscope:engine_external_bytes ArrayBuffer memory (caches, captures) on the model's thread.",
+      "# TYPE attnscope:engine_external_bytes gauge",
+      `attnscope:engine_external_bytes ${externalBytes}`,
+      "# HELP process_resident_memory_bytes Resident memory of the server process.",
+      "# TYPE process_resident_memory_bytes gauge",
+      `process_resident_memory_bytes ${Deno.memoryUsage().rss}`,
+    ];
+    return new Response(lines.join("\n") + "\n", {
+      headers: { "content-type": "text/plain; version=0.0.4" },
     });
-    const text = model.decode(result.tokens);
-    const hit = stop.length ? firstStop(text, stop) : null;
-    const gen: FinishedGeneration = {
-      model,
-      modelName,
-      promptLen: input.ids.length,
-      result,
-      content: hit ? text.slice(0, hit.index) : text,
-      stopReason: hit?.stop ?? null,
-      logprobs: req.logprobs,
-      topLogprobs: req.topLogprobs,
-      promptLogprobs: req.promptLogprobs !== null,
-    };
-    if (req.stream) {
-      const events = streamEvents(gen, req.includeUsage);
-      const bytes = new TextEncoder().encode(events.join(""));
-      return new Response(bytes, {
-        headers: {
-          "content-type": "text/event-stream; charset=utf-8",
-          "cache-control": "no-cache",
-        },
-      });
-    }
-    const attention = req.attnCapture
-      ? encodeCapture(model, input, result, layers)
-      : null;
-    return Response.json(completionBody(gen, attention));
   }
 
   return async function handler(request: Request): Promise<Response> {
@@ -257,7 +155,7 @@ export function createHandler(
       if (!method) {
         throw new HttpError(
           404,
-          `Cannot find ${path}: the server answers GET /health, GET /v1/models and POST /v1/chat/completions; check the URL (the OpenAI client's base URL ends in /v1)`,
+          `Cannot find ${path}: the server answers GET /health, GET /metrics, GET /v1/models and POST /v1/chat/completions; check the URL (the OpenAI client's base URL ends in /v1)`,
           { code: "not_found" },
         );
       }
@@ -269,18 +167,15 @@ export function createHandler(
         );
       }
       if (path === "/health") return new Response(null, { status: 200 });
+      if (path === "/metrics") return await metrics();
       checkKey(request);
       if (path === "/v1/models") return listModels();
-      return run(validateChatRequest(await readJson(request)));
+      return await run(
+        validateChatRequest(await readJson(request)),
+        request.signal,
+      );
     } catch (error) {
-      if (error instanceof HttpError) return error.toResponse();
-      // A bug must not take the server down nor leak a stack trace.
-      return new HttpError(
-        500,
-        `Cannot answer the request: the server failed (${
-          (error as Error)?.message ?? String(error)
-        }); this is a bug in the demo server, please report it with the request`,
-      ).toResponse();
+      return asHttpError(error).toResponse();
     } finally {
       // Unread request bodies (e.g. a 404 for a POST) are released here.
       if (!request.bodyUsed) await request.body?.cancel().catch(() => {});
@@ -326,68 +221,4 @@ function tooLarge(bytes: number): HttpError {
     `Cannot read the request: its body has ${bytes} bytes, over the limit of ${MAX_BODY_BYTES}; send smaller images or a shorter conversation`,
     { code: "request_too_large" },
   );
-}
-
-/** The model's own input errors (bad image, bad role order) are the client's fault. */
-function renderChat(model: DemoModel, req: ChatRequest): ModelInput {
-  try {
-    return model.renderChat(req.messages);
-  } catch (error) {
-    if (error instanceof TypeError || error instanceof RangeError) {
-      throw new HttpError(400, error.message, { param: "messages" });
-    }
-    throw error;
-  }
-}
-
-function generate(
-  model: DemoModel,
-  input: ModelInput,
-  options: Parameters<DemoModel["generate"]>[1],
-): GenerateResult {
-  try {
-    return model.generate(input, options);
-  } catch (error) {
-    if (error instanceof RangeError) {
-      throw new HttpError(400, error.message, { code: "generation_refused" });
-    }
-    throw error;
-  }
-}
-
-function encodeCapture(
-  model: DemoModel,
-  input: ModelInput,
-  result: GenerateResult,
-  layers: number[],
-): WireLayer[] {
-  const rows = input.ids.length + result.tokens.length - 1;
-  const positions = {
-    promptLen: input.ids.length,
-    visionRanges: input.visionRanges,
-  };
-  return layers.map((l) => {
-    const scores = result.attention.get(l);
-    if (!scores) {
-      throw new Error(`the model returned no attention for layer ${l}`);
-    }
-    return encodeAttentionLayer(
-      l,
-      scores,
-      [rows, model.numHeads, rows],
-      positions,
-    );
-  });
-}
-
-function firstStop(
-  text: string,
-  stops: readonly string[],
-): { index: number; stop: string } | null {
-  let best: { index: number; stop: string } | null = null;
-  for (const stop of stops) {
-    const index = text.indexOf(stop);
-    if (index >= 0 && (!best || index < best.index)) best = { index, stop };
-  }
-  return best;
 }

@@ -51,3 +51,6 @@ export {
   type ReplayServerOptions,
   startReplayServer,
 } from "./replay.ts";
+export { LocalRunner, type ModelRunner, WorkerRunner } from "./runner.ts";
+export { type EngineStats } from "./engine.ts";
+export { type ChatRequest } from "./request.ts";

@@ -2,8 +2,8 @@
  * The demo server's settings and its command line, with vLLM's flag names
  * (`--host`, `--port`, `--enable-attention-instrumentation`,
  * `--attention-instrumentation-layers`, `--api-key`, `--max-model-len`,
- * `--served-model-name`) plus one limit of its own
- * (`--max-attention-capture-mb`).
+ * `--served-model-name`, `--max-num-seqs`) plus limits of its own
+ * (`--max-attention-capture-mb`, `--max-queued-tokens`).
  *
  * @module
  */
@@ -58,6 +58,22 @@ export interface ServerOptions {
    * @default {undefined} the model's own name
    */
   servedModelName?: string;
+  /**
+   * Most requests stepped together, as vLLM's `--max-num-seqs`; more wait
+   * in a queue, in order. The demo's default is lower than vLLM's 256: on
+   * one CPU thread, more sequences in a round add memory and everyone's
+   * latency, not throughput.
+   * @default {16}
+   */
+  maxNumSeqs?: number;
+  /**
+   * Most tokens of work admitted at once: over running and waiting
+   * requests, the prompt plus the most tokens each may generate (without
+   * `max_tokens`, the rest of the context). A request past it gets a 503
+   * that says to retry later; one alone is always admitted.
+   * @default {262144}
+   */
+  maxQueuedTokens?: number;
 }
 
 /** Settings with every default filled in, except those the model supplies. */
@@ -85,6 +101,8 @@ export const DEFAULT_SERVER_OPTIONS: Readonly<ResolvedServerOptions> = {
   enableAttentionInstrumentation: false,
   attentionInstrumentationLayers: "all",
   maxAttentionCaptureMb: 256,
+  maxNumSeqs: 16,
+  maxQueuedTokens: 262144,
 };
 
 /**
@@ -103,6 +121,8 @@ export const DEFAULT_SERVER_OPTIONS: Readonly<ResolvedServerOptions> = {
  * assert.equal(o.host, "127.0.0.1");
  * assert.equal(o.enableAttentionInstrumentation, false);
  * assert.throws(() => resolveServerOptions({ port: 70000 }), RangeError);
+ * assert.equal(o.maxNumSeqs, 16);
+ * assert.throws(() => resolveServerOptions({ maxQueuedTokens: 0 }), /--max-queued-tokens/);
  * ```
  */
 export function resolveServerOptions(
@@ -129,6 +149,18 @@ export function resolveServerOptions(
     throw new RangeError(
       `Cannot start the demo server: --max-model-len ${o.maxModelLen} is not an integer above 1; pass a larger length`,
     );
+  }
+  for (
+    const [value, flag] of [
+      [o.maxNumSeqs, "--max-num-seqs"],
+      [o.maxQueuedTokens, "--max-queued-tokens"],
+    ] as const
+  ) {
+    if (!(Number.isSafeInteger(value) && value >= 1)) {
+      throw new RangeError(
+        `Cannot start the demo server: ${flag} ${value} is not a whole number of at least 1; pass a positive integer`,
+      );
+    }
   }
   const layers = o.attentionInstrumentationLayers;
   if (layers !== "all" && !layers.every((l) => Number.isInteger(l) && l >= 0)) {
@@ -181,12 +213,15 @@ export const SERVE_USAGE =
   `usage: deno task serve [--host 127.0.0.1] [--port 8000]
   [--enable-attention-instrumentation] [--attention-instrumentation-layers all|0,1]
   [--api-key KEY] [--max-model-len N] [--max-attention-capture-mb 256]
-  [--served-model-name NAME]
+  [--served-model-name NAME] [--max-num-seqs 16] [--max-queued-tokens 262144]
 
 Starts attnscope's demo server: vLLM's OpenAI-compatible API and attention
 capture (attn_capture, attn_capture_layers) on a small CPU transformer.
 Flags are vLLM's; without --enable-attention-instrumentation, requests that
-ask for attention are refused, as on vLLM.`;
+ask for attention are refused, as on vLLM. Requests take turns token by
+token; at most --max-num-seqs run at once (the rest wait), and past
+--max-queued-tokens of admitted work (prompt plus max_tokens) new requests
+get 503 and should retry later.`;
 
 /**
  * Parses the `deno task serve` command line (vLLM's flag names).
@@ -210,6 +245,8 @@ ask for attention are refused, as on vLLM.`;
  *   [8001, true, [0, 1], "k"],
  * );
  * assert.throws(() => parseServerArgs(["--prot", "1"]), TypeError);
+ * const limits = parseServerArgs(["--max-num-seqs", "4", "--max-queued-tokens", "9000"]);
+ * assert.deepEqual([limits.maxNumSeqs, limits.maxQueuedTokens], [4, 9000]);
  * ```
  */
 export function parseServerArgs(args: readonly string[]): ServerOptions {
@@ -228,13 +265,15 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
         "max-model-len": { type: "string" },
         "max-attention-capture-mb": { type: "string" },
         "served-model-name": { type: "string" },
+        "max-num-seqs": { type: "string" },
+        "max-queued-tokens": { type: "string" },
       },
     }));
   } catch (error) {
     throw new TypeError(
       `Cannot read the command line: ${
         (error as Error).message
-      }; the flags are --host, --port, --enable-attention-instrumentation, --attention-instrumentation-layers, --api-key, --max-model-len, --max-attention-capture-mb, --served-model-name`,
+      }; the flags are --host, --port, --enable-attention-instrumentation, --attention-instrumentation-layers, --api-key, --max-model-len, --max-attention-capture-mb, --served-model-name, --max-num-seqs, --max-queued-tokens`,
     );
   }
   const layers = values["attention-instrumentation-layers"];
@@ -252,6 +291,11 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
       "--max-attention-capture-mb",
     ),
     servedModelName: values["served-model-name"],
+    maxNumSeqs: readNumber(values["max-num-seqs"], "--max-num-seqs"),
+    maxQueuedTokens: readNumber(
+      values["max-queued-tokens"],
+      "--max-queued-tokens",
+    ),
   };
 }
 

@@ -9,6 +9,7 @@
  */
 
 import { createHandler } from "./handler.ts";
+import { LocalRunner, type ModelRunner, WorkerRunner } from "./runner.ts";
 import type { DemoModel } from "./model/types.ts";
 import {
   parseServerArgs,
@@ -32,7 +33,9 @@ export interface StartDemoServerOptions extends ServerOptions {
    */
   enableAttentionInstrumentation?: boolean;
   /**
-   * The model to serve.
+   * The model to serve. The bundled demo model runs in a worker, so the
+   * server answers `/health` while it computes; a model given here runs on
+   * this thread between the server's turns (a worker cannot receive it).
    * @default {undefined} the demo model from `server/model/`
    */
   model?: DemoModel;
@@ -58,7 +61,10 @@ export interface DemoServer {
    * one `prompt_logprobs` leaves out.
    */
   labelPrompt(prompt: string): string[];
-  /** Stops listening and waits until open requests are answered. */
+  /**
+   * Stops listening, cancels the model's open requests (they get a 503) and
+   * ends its worker.
+   */
   close(): Promise<void>;
   /** Same as {@linkcode DemoServer.close}, for `await using`. */
   [Symbol.asyncDispose](): Promise<void>;
@@ -95,7 +101,10 @@ export async function startDemoServer(
     enableAttentionInstrumentation: rest.enableAttentionInstrumentation ?? true,
   });
   const model = given ?? await loadBundledModel();
-  const handler = createHandler(model, settings);
+  const runner: ModelRunner = given
+    ? new LocalRunner(given, settings)
+    : new WorkerRunner(settings);
+  const handler = createHandler(model, settings, runner);
   const { promise: listening, resolve } = Promise.withResolvers<
     { hostname: string; port: number }
   >();
@@ -107,6 +116,7 @@ export async function startDemoServer(
       onListen: (addr) => resolve(addr),
     }, handler);
   } catch (error) {
+    runner.close();
     throw new Error(
       `Cannot start the demo server on ${settings.host}:${settings.port}: ${
         (error as Error).message
@@ -121,7 +131,12 @@ export async function startDemoServer(
     : addr.hostname;
   const url = `http://${host}:${addr.port}`;
   let closed: Promise<void> | null = null;
-  const close = () => closed ??= server.shutdown();
+  const close = () =>
+    closed ??= (async () => {
+      // Open generations end now, not when they would have finished.
+      runner.close();
+      await server.shutdown();
+    })();
   return {
     url,
     baseUrl: `${url}/v1`,

@@ -829,3 +829,67 @@ Deno.test("createHandler() rejects stream_options without stream", async () => {
 function halvesOf(bytes: Uint8Array): Float16Array {
   return new Float16Array(new Uint8Array(bytes).buffer);
 }
+
+/** The handler's /metrics gauges by name. */
+async function gauges(handler: Handler): Promise<Record<string, number>> {
+  const res = await handler(new Request("http://demo/metrics"));
+  assert.equal(res.status, 200);
+  const out: Record<string, number> = {};
+  for (const line of (await res.text()).split("\n")) {
+    const match = /^([\w:]+)(?:\{[^}]*\})? (\d+)$/.exec(line);
+    if (match) out[match[1]] = Number(match[2]);
+  }
+  return out;
+}
+
+Deno.test("createHandler() answers /metrics with vLLM's queue gauges and the model thread's memory", async () => {
+  const g = await gauges(createHandler(model));
+  assert.equal(g["vllm:num_requests_running"], 0);
+  assert.equal(g["vllm:num_requests_waiting"], 0);
+  assert.equal(g["attnscope:queued_tokens"], 0);
+  assert.ok(g["attnscope:engine_heap_used_bytes"] > 0);
+  assert.ok(g["process_resident_memory_bytes"] > 0);
+});
+
+Deno.test("createHandler() stops the generation of an aborted request and releases its work", async () => {
+  const handler = createHandler(model);
+  const controller = new AbortController();
+  // A prompt the model never ends, without max_tokens: a minute of work.
+  const pending = handler(
+    new Request("http://demo/v1/chat/completions", {
+      method: "POST",
+      body: JSON.stringify({
+        ...good,
+        messages: [{ role: "user", content: "xxxxxxxxxxxxxx" }],
+      }),
+      signal: controller.signal,
+    }),
+  );
+  let g = await gauges(handler);
+  while (g["vllm:num_requests_running"] !== 1) g = await gauges(handler);
+  assert.equal(g["attnscope:queued_tokens"], model.maxPositions);
+  controller.abort();
+  await (await pending).body?.cancel();
+  g = await gauges(handler);
+  assert.equal(g["vllm:num_requests_running"], 0);
+  assert.equal(g["attnscope:queued_tokens"], 0);
+  await assertAnswersGood(handler);
+});
+
+Deno.test("createHandler() streams pieces as they are generated, never the stop string", async () => {
+  const handler = createHandler(model);
+  const res = await handler(post({
+    ...good,
+    messages: [{ role: "user", content: "alpha: 1729\nbeta: 2048\nalpha:" }],
+    stream: true,
+    stop: ["29"],
+  }));
+  const chunks = (await res.text()).split("\n\n").filter((e) =>
+    e && e !== "data: [DONE]"
+  ).map((e) => JSON.parse(e.slice(6)));
+  const pieces = chunks.map((c) => c.choices[0]?.delta?.content ?? "");
+  assert.equal(pieces.join(""), "17");
+  assert.ok(pieces.every((p) => !p.includes("29") && !p.endsWith("2")));
+  const last = chunks.at(-1).choices[0];
+  assert.deepEqual([last.finish_reason, last.stop_reason], ["stop", "29"]);
+});

@@ -103,6 +103,47 @@ class GrowingRows {
   }
 }
 
+/**
+ * The attention rows of one captured layer, packed: row t (all heads, keys
+ * 0..t) starts at `heads * t * (t + 1) / 2`. One buffer that doubles as it
+ * grows, not one small array per row: a server running many captures at
+ * once would otherwise fragment its heap with them.
+ */
+class PackedRows {
+  data: Float32Array;
+  rows = 0;
+  constructor(readonly heads: number, capacityRows: number) {
+    this.data = new Float32Array(PackedRows.offset(heads, capacityRows));
+  }
+  static offset(heads: number, t: number): number {
+    return heads * t * (t + 1) / 2;
+  }
+  /** Room for row `t`, returned as a view to fill. */
+  next(): Float32Array {
+    const t = this.rows;
+    const end = PackedRows.offset(this.heads, t + 1);
+    if (end > this.data.length) {
+      const next = new Float32Array(
+        Math.max(end, PackedRows.offset(this.heads, 2 * t + 2)),
+      );
+      next.set(this.data.subarray(0, PackedRows.offset(this.heads, t)));
+      this.data = next;
+    }
+    this.rows++;
+    return this.data.subarray(PackedRows.offset(this.heads, t), end);
+  }
+  views(): Float32Array[] {
+    return Array.from(
+      { length: this.rows },
+      (_, t) =>
+        this.data.subarray(
+          PackedRows.offset(this.heads, t),
+          PackedRows.offset(this.heads, t + 1),
+        ),
+    );
+  }
+}
+
 const plans = new WeakMap<DemoWeights, HeadPlan[][]>();
 
 /** Options for {@linkcode Sequence}. */
@@ -137,7 +178,7 @@ export class Sequence {
   readonly #tracker = new PositionTracker();
   readonly #keys: KeyColumns[][];
   readonly #values: GrowingRows[][];
-  readonly #capture: Map<number, Float32Array[]>;
+  readonly #capture: Map<number, PackedRows>;
   readonly #x: Float32Array;
   readonly #q: Float32Array;
   readonly #k: Float32Array;
@@ -162,8 +203,12 @@ export class Sequence {
     this.#values = p.map((heads) =>
       heads.map((h) => new GrowingRows(h.v.length, n))
     );
-    this.#capture = new Map((options.captureLayers ?? []).map((l) => [l, []]));
     const { dModel, numHeads, headDim } = weights.config;
+    this.#capture = new Map(
+      (options.captureLayers ?? []).map((
+        l,
+      ) => [l, new PackedRows(numHeads, n)]),
+    );
     this.#x = new Float32Array(dModel);
     this.#q = new Float32Array(numHeads * headDim);
     this.#k = new Float32Array(numHeads * headDim);
@@ -181,7 +226,7 @@ export class Sequence {
    * weights, head-major.
    *
    * @param layer A layer passed in `captureLayers`.
-   * @returns The rows so far.
+   * @returns The rows so far (views into the sequence's buffer).
    */
   attentionRows(layer: number): Float32Array[] {
     const rows = this.#capture.get(layer);
@@ -190,7 +235,17 @@ export class Sequence {
         `Cannot return attention of layer ${layer}: it was not captured; pass it in captureLayers`,
       );
     }
-    return rows;
+    return rows.views();
+  }
+
+  /**
+   * Stops keeping a captured layer's rows and lets go of them (once they
+   * have been read); later positions are not captured for it.
+   *
+   * @param layer A layer passed in `captureLayers`.
+   */
+  releaseAttention(layer: number): void {
+    this.#capture.delete(layer);
   }
 
   /**
@@ -258,7 +313,7 @@ export class Sequence {
       addRowTimes(x, layer.wk, k);
       addRowTimes(x, layer.wv, v);
       const captured = this.#capture.get(l);
-      const row = captured ? new Float32Array(numHeads * (t + 1)) : undefined;
+      const row = captured?.next();
       for (let h = 0; h < numHeads; h++) {
         const plan = this.#plans[l][h];
         const base = h * headDim;
@@ -317,7 +372,6 @@ export class Sequence {
           }
         }
       }
-      if (captured && row) captured.push(row);
       addRowTimes(o, layer.wo, x);
     }
     this.#length++;
@@ -328,10 +382,15 @@ export class Sequence {
    * Next-token logits from a residual returned by {@linkcode Sequence.push}.
    *
    * @param residual The final residual stream of one position.
+   * @param out Where to write them (a generation reuses one buffer);
+   *   by default a new array.
    * @returns Logits over the vocabulary.
    */
-  logits(residual: Float32Array): Float64Array {
-    const out = new Float64Array(this.#w.config.vocabSize);
+  logits(
+    residual: Float32Array,
+    out: Float64Array = new Float64Array(this.#w.config.vocabSize),
+  ): Float64Array {
+    out.fill(0);
     addRowTimes(residual, this.#w.unembed, out);
     return out;
   }

@@ -11,6 +11,7 @@ import { Sequence } from "./forward.ts";
 import type {
   GenerateOptions,
   GenerateResult,
+  GenerationSteps,
   ModelInput,
   PromptTokenLogprob,
   TokenLogprob,
@@ -152,7 +153,231 @@ function validate(
 }
 
 /**
- * Runs the model on a prompt and generates a reply.
+ * Prompt positions one {@linkcode Generation.step} runs: small enough that a
+ * long prompt takes turns with other requests, large enough that the
+ * scheduler's per-step overhead stays small beside the work.
+ */
+export const PREFILL_CHUNK = 16;
+
+/**
+ * One generation run step by step: the prompt in chunks of
+ * {@linkcode PREFILL_CHUNK} positions, then one generated token per step.
+ * A server interleaves the steps of many requests and drops a cancelled one
+ * between steps (its caches go with it).
+ *
+ * @example
+ * ```ts
+ * import { Generation } from "./generate.ts";
+ * import { renderChat } from "./chat_template.ts";
+ * import { Tokenizer } from "./tokenizer.ts";
+ * import { loadWeights } from "./weights.ts";
+ * import assert from "node:assert/strict";
+ * const tok = new Tokenizer(loadWeights().vocab);
+ * const input = renderChat([{ role: "user", parts: [{ type: "text", text: "x: 42\ny: 7\nx:" }] }], tok);
+ * const run = new Generation(loadWeights(), input, { maxTokens: 8, temperature: 0 });
+ * let steps = 1;
+ * while (!run.step()) steps++;
+ * assert.ok(steps > run.tokens.length); // the prompt took steps of its own
+ * assert.equal(tok.decode(run.result().tokens, { skipSpecial: true }).trim(), "42");
+ * ```
+ */
+export class Generation implements GenerationSteps {
+  readonly #weights: DemoWeights;
+  readonly #input: ModelInput;
+  readonly #options: GenerateOptions;
+  readonly #seq: Sequence;
+  readonly #captureLayers: number[];
+  readonly #promptLogprobs: (PromptTokenLogprob | null)[] = [null];
+  readonly #random: (() => number) | undefined;
+  readonly #tokens: number[] = [];
+  readonly #logprobs: GenerateResult["logprobs"] = [];
+  /** The latest next-token logits; one buffer for the whole run. */
+  readonly #logits: Float64Array;
+  #prompted = 0;
+  #finishReason: GenerateResult["finishReason"] | null = null;
+
+  /**
+   * Checks the input and options and sizes the caches; runs nothing yet.
+   *
+   * @param weights Model weights.
+   * @param input Prompt from `renderChat`.
+   * @param options Generation options (see {@linkcode GenerateOptions}).
+   * @throws {TypeError | RangeError} On an input or option the model cannot run.
+   */
+  constructor(
+    weights: DemoWeights,
+    input: ModelInput,
+    options: GenerateOptions,
+  ) {
+    validate(weights, input, options);
+    this.#weights = weights;
+    this.#input = input;
+    this.#options = options;
+    this.#captureLayers = [...new Set(options.captureLayers ?? [])];
+    this.#seq = new Sequence(weights, {
+      captureLayers: this.#captureLayers,
+      // Caches grow as needed: a request without max_tokens may generate
+      // to the end of the context, but most stop after a few tokens.
+      expectedLength: Math.min(
+        weights.config.maxPositions,
+        input.ids.length + Math.min(options.maxTokens, 64),
+      ),
+    });
+    this.#logits = new Float64Array(weights.config.vocabSize);
+    this.#random = options.temperature > 0
+      ? seededRandom(options.seed ?? Math.floor(Math.random() * 2 ** 32))
+      : undefined;
+  }
+
+  /** Tokens generated so far. */
+  get tokens(): readonly number[] {
+    return this.#tokens;
+  }
+
+  /** Per generated token so far: its logprob and the top alternatives. */
+  get logprobs(): GenerateResult["logprobs"] {
+    return this.#logprobs;
+  }
+
+  /** Whether generation has ended. */
+  get done(): boolean {
+    return this.#finishReason !== null;
+  }
+
+  /**
+   * Runs the next chunk of the prompt, or generates the next token.
+   *
+   * @returns `true` once generation has ended.
+   */
+  step(): boolean {
+    if (this.#finishReason !== null) return true;
+    const P = this.#input.ids.length;
+    if (this.#prompted < P) {
+      this.#prefill(Math.min(P, this.#prompted + PREFILL_CHUNK));
+      // The first token comes with the step that finishes the prompt, so a
+      // one-token request takes no extra turn.
+      if (this.#prompted < P) return false;
+    } else {
+      this.#seq.logits(this.#seq.push(this.#tokens.at(-1)!), this.#logits);
+    }
+    this.#emit();
+    return this.#finishReason !== null;
+  }
+
+  #prefill(end: number): void {
+    const prompt = this.#input.ids;
+    const promptTop = this.#options.promptTopLogprobs ?? 0;
+    for (let i = this.#prompted; i < end; i++) {
+      this.#seq.logits(
+        this.#seq.push(prompt[i], this.#input.patches?.get(i)),
+        this.#logits,
+      );
+      if (i + 1 < prompt.length) {
+        const id = prompt[i + 1];
+        const lse = logSumExp(this.#logits);
+        this.#promptLogprobs.push({
+          id,
+          logprob: this.#logits[id] - lse,
+          rank: rankOf(this.#logits, id),
+          top: topLogprobs(this.#logits, lse, promptTop),
+        });
+      }
+    }
+    this.#prompted = end;
+  }
+
+  /** Picks the next token from the current logits and decides whether to stop. */
+  #emit(): void {
+    const logits = this.#logits;
+    const options = this.#options;
+    const id = this.#random
+      ? sample(logits, options.temperature, this.#random)
+      : argmax(logits);
+    const lse = logSumExp(logits);
+    this.#tokens.push(id);
+    this.#logprobs.push({
+      token: { id, logprob: logits[id] - lse },
+      top: topLogprobs(logits, lse, options.topLogprobs ?? 0),
+    });
+    if (
+      id === SPECIAL.endOfTurn || id === SPECIAL.eos ||
+      options.shouldStop?.(this.#tokens)
+    ) {
+      this.#finishReason = "stop";
+    } else if (
+      this.#tokens.length >= options.maxTokens ||
+      this.#input.ids.length + this.#tokens.length >=
+        this.#weights.config.maxPositions
+    ) {
+      this.#finishReason = "length";
+    }
+  }
+
+  /**
+   * The finished generation.
+   *
+   * @param options `attention: false` leaves the attention map empty (fetch
+   *   layers one at a time with {@linkcode Generation.attention}).
+   * @returns Tokens, log-probabilities and captured attention.
+   * @throws {Error} When called before {@linkcode Generation.step} returned `true`.
+   */
+  result(options: { attention?: boolean } = {}): GenerateResult {
+    this.#checkDone("return the result");
+    const attention = new Map<number, Float32Array>();
+    if (options.attention ?? true) {
+      for (const layer of this.#captureLayers) {
+        attention.set(layer, this.attention(layer));
+      }
+    }
+    return {
+      tokens: this.#tokens,
+      finishReason: this.#finishReason!,
+      logprobs: this.#logprobs,
+      promptLogprobs: this.#promptLogprobs,
+      attention,
+    };
+  }
+
+  /**
+   * One captured layer's scores as the wire has them: rows 0..T-1 (the last
+   * token's query was never computed), each padded to T keys. The run lets
+   * go of the layer's rows, so each layer is asked for once.
+   *
+   * @param layer A captured layer.
+   * @returns Flat `[T, H, T]` scores.
+   * @throws {Error} Before the run ended.
+   * @throws {RangeError} For a layer not captured, or asked for twice.
+   */
+  attention(layer: number): Float32Array {
+    this.#checkDone("return attention");
+    const { numHeads } = this.#weights.config;
+    const T = this.#seq.length;
+    const rows = this.#seq.attentionRows(layer);
+    const out = new Float32Array(T * numHeads * T);
+    rows.forEach((row, t) => {
+      for (let h = 0; h < numHeads; h++) {
+        out.set(
+          row.subarray(h * (t + 1), (h + 1) * (t + 1)),
+          (t * numHeads + h) * T,
+        );
+      }
+    });
+    this.#seq.releaseAttention(layer);
+    return out;
+  }
+
+  #checkDone(action: string): void {
+    if (this.#finishReason === null) {
+      throw new Error(
+        `Cannot ${action}: generation has not finished; call step() until it returns true`,
+      );
+    }
+  }
+}
+
+/**
+ * Runs the model on a prompt and generates a reply, all at once (a
+ * {@linkcode Generation} stepped to its end).
  *
  * @param weights Model weights.
  * @param input Prompt from `renderChat`.
@@ -179,77 +404,7 @@ export function generate(
   input: ModelInput,
   options: GenerateOptions,
 ): GenerateResult {
-  validate(weights, input, options);
-  const { maxPositions, numHeads } = weights.config;
-  const captureLayers = [...new Set(options.captureLayers ?? [])];
-  const prompt = input.ids;
-  const P = prompt.length;
-  const seq = new Sequence(weights, {
-    captureLayers,
-    expectedLength: Math.min(maxPositions, P + options.maxTokens),
-  });
-  const promptLogprobs: (PromptTokenLogprob | null)[] = [null];
-  const promptTop = options.promptTopLogprobs ?? 0;
-  let logits: Float64Array = new Float64Array(0);
-  for (let i = 0; i < P; i++) {
-    logits = seq.logits(seq.push(prompt[i], input.patches?.get(i)));
-    if (i + 1 < P) {
-      const id = prompt[i + 1];
-      const lse = logSumExp(logits);
-      promptLogprobs.push({
-        id,
-        logprob: logits[id] - lse,
-        rank: rankOf(logits, id),
-        top: topLogprobs(logits, lse, promptTop),
-      });
-    }
-  }
-
-  const random = options.temperature > 0
-    ? seededRandom(options.seed ?? Math.floor(Math.random() * 2 ** 32))
-    : undefined;
-  const k = options.topLogprobs ?? 0;
-  const tokens: number[] = [];
-  const logprobs: GenerateResult["logprobs"] = [];
-  let finishReason: GenerateResult["finishReason"] = "length";
-  while (true) {
-    const id = random
-      ? sample(logits, options.temperature, random)
-      : argmax(logits);
-    const lse = logSumExp(logits);
-    tokens.push(id);
-    logprobs.push({
-      token: { id, logprob: logits[id] - lse },
-      top: topLogprobs(logits, lse, k),
-    });
-    if (
-      id === SPECIAL.endOfTurn || id === SPECIAL.eos ||
-      options.shouldStop?.(tokens)
-    ) {
-      finishReason = "stop";
-      break;
-    }
-    if (
-      tokens.length >= options.maxTokens || P + tokens.length >= maxPositions
-    ) break;
-    logits = seq.logits(seq.push(id));
-  }
-
-  // Rows 0..T-1 (the last token's query was never computed), padded to T keys.
-  const T = seq.length;
-  const attention = new Map<number, Float32Array>();
-  for (const layer of captureLayers) {
-    const rows = seq.attentionRows(layer);
-    const out = new Float32Array(T * numHeads * T);
-    rows.forEach((row, t) => {
-      for (let h = 0; h < numHeads; h++) {
-        out.set(
-          row.subarray(h * (t + 1), (h + 1) * (t + 1)),
-          (t * numHeads + h) * T,
-        );
-      }
-    });
-    attention.set(layer, out);
-  }
-  return { tokens, finishReason, logprobs, promptLogprobs, attention };
+  const run = new Generation(weights, input, options);
+  while (!run.step());
+  return run.result();
 }

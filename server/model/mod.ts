@@ -20,13 +20,14 @@
  */
 
 import { renderChat } from "./chat_template.ts";
-import { generate } from "./generate.ts";
+import { generate, Generation } from "./generate.ts";
 import { Tokenizer } from "./tokenizer.ts";
 import type {
   ChatMessage,
   DemoModel,
   GenerateOptions,
   GenerateResult,
+  GenerationSteps,
   ModelInput,
 } from "./types.ts";
 import { loadWeights } from "./weights.ts";
@@ -64,5 +65,7 @@ export function loadDemoModel(): DemoModel {
       tokenizer.decode(ids, { skipSpecial: true }).replace(/^ /, ""),
     generate: (input: ModelInput, options: GenerateOptions): GenerateResult =>
       generate(weights, input, options),
+    start: (input: ModelInput, options: GenerateOptions): GenerationSteps =>
+      new Generation(weights, input, options),
   };
 }

@@ -90,6 +90,34 @@ export interface GenerateResult {
   attention: Map<number, Float32Array>;
 }
 
+/**
+ * A generation run step by step, so a server can interleave many and drop
+ * one between steps.
+ */
+export interface GenerationSteps {
+  /**
+   * Runs the next step: a chunk of prompt positions, or one generated token.
+   * @returns `true` once generation has ended.
+   */
+  step(): boolean;
+  /** Tokens generated so far. */
+  readonly tokens: readonly number[];
+  /** Per generated token so far: its logprob and the top alternatives. */
+  readonly logprobs: GenerateResult["logprobs"];
+  /**
+   * The finished generation; only after {@linkcode GenerationSteps.step}
+   * returned `true`. With `attention: false` its attention map is empty and
+   * each layer is fetched with {@linkcode GenerationSteps.attention}, so a
+   * server holds one layer's `[T, H, T]` at a time.
+   */
+  result(options?: { attention?: boolean }): GenerateResult;
+  /**
+   * One captured layer's `[T, H, T]` scores, built when asked; the run lets
+   * go of that layer's rows, so ask once per layer, after the run ended.
+   */
+  attention?(layer: number): Float32Array;
+}
+
 /** The demo model as the HTTP layer sees it. */
 export interface DemoModel {
   /** The name served by /v1/models. */
@@ -108,4 +136,10 @@ export interface DemoModel {
   decode(ids: readonly number[]): string;
   /** Runs the model. */
   generate(input: ModelInput, options: GenerateOptions): GenerateResult;
+  /**
+   * Starts a generation to be run step by step (see {@linkcode GenerationSteps}).
+   * A model without it runs {@linkcode DemoModel.generate} as one step.
+   * @throws {TypeError | RangeError} On an input or option the model cannot run.
+   */
+  start?(input: ModelInput, options: GenerateOptions): GenerationSteps;
 }
