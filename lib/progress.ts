@@ -488,12 +488,15 @@ function formatBytes(n: number, scale: number, withUnit: boolean): string {
 
 /** The bar as HTML: a `<progress>` element and the line. */
 function progressHtml(label: string, event: ProgressEvent): string {
-  const fraction = event.totalBytes
-    ? (event.phase === "receiving"
-      ? event.bytes / event.totalBytes
-      : event.layersTotal
-      ? event.layers / event.layersTotal
-      : 1)
+  // While receiving, only bytes of a known total say how far along it is
+  // (layers are still being announced); after that, layers do, so work
+  // with no bytes (a metric) has a bar that fills too.
+  const fraction = event.phase === "receiving"
+    ? (event.totalBytes ? event.bytes / event.totalBytes : null)
+    : event.layersTotal
+    ? event.layers / event.layersTotal
+    : event.totalBytes
+    ? 1
     : null;
   const bar = fraction === null
     ? `<progress style="width:16em"></progress>`

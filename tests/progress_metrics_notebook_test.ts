@@ -23,6 +23,7 @@ interface Seen {
   type: "display_data" | "update_display_data";
   display_id: string | null;
   text: string | null;
+  html: string | null;
   /** Seconds (monotonic) when the frontend got the message. */
   at: number;
 }
@@ -74,6 +75,8 @@ Deno.test({
         );
         assert.ok(bar[0].text!.startsWith(`${label} decoding `), what);
         assert.match(bar[0].text!, /\d\/\d layers$/, what);
+        // A bar that fills: layers done of layers, no bytes needed.
+        assert.match(bar[0].html!, /<progress [^>]*value="[01]\.\d+"/, what);
         assert.match(bar.at(-1)!.text!, summary, what);
         // The bar arrives while the work runs: the summary comes over a
         // stall later, not in the same burst (synchronous work included).
