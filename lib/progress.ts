@@ -69,16 +69,22 @@ export class ProgressTracker {
    * Starts tracking and reports the first event (`waiting`).
    *
    * @param onProgress Where events go (nothing when `undefined`).
-   * @param options The byte total and the layer count, when known.
+   * @param options The byte total and the layer count, when known; the
+   *   phase to start in (`"receiving"` for a file read, `"decoding"` for a
+   *   computation; by default `"waiting"`).
    * @default options {}
    */
   constructor(
     onProgress: OnProgress | undefined,
-    options: { totalBytes?: number | null; layersTotal?: number } = {},
+    options: {
+      totalBytes?: number | null;
+      layersTotal?: number;
+      phase?: ProgressPhase;
+    } = {},
   ) {
     this.#on = onProgress;
     this.#event = {
-      phase: "waiting",
+      phase: options.phase ?? "waiting",
       bytes: 0,
       totalBytes: options.totalBytes ?? null,
       layers: 0,
@@ -124,6 +130,27 @@ export class ProgressTracker {
     this.#emit();
   }
 
+  /**
+   * An {@linkcode OnProgress} for work nested in this one (a metric inside
+   * a comparison, say): its layers finished are counted here too, and its
+   * layers announced unless `announced` is `false` (when this tracker was
+   * given them in advance); its phases, bytes and end are not.
+   *
+   * @param announced Count the nested work's announced layers.
+   * @default announced true
+   * @returns The callback to give the nested work.
+   */
+  relay(announced: boolean = true): OnProgress {
+    let seen = 0, finished = 0;
+    return (event) => {
+      for (; announced && seen < event.layersTotal; seen++) {
+        this.#event.layersTotal++;
+      }
+      for (; finished < event.layers; finished++) this.#event.layers++;
+      this.#emit();
+    };
+  }
+
   /** All bytes are in: the phase becomes `decoding`. */
   decoding(): void {
     this.#to("decoding");
@@ -147,6 +174,92 @@ export class ProgressTracker {
     this.#event.elapsedMs = performance.now() - this.#start;
     this.#on({ ...this.#event });
   }
+}
+
+/**
+ * The progress options of long work ({@linkcode progressReporter} reads
+ * them): `captureAttention`, `loadCapture`, `loadAttention`, `headSummary`,
+ * `attentionRollout`, `compareCaptures`.
+ */
+export interface ProgressOptions {
+  /**
+   * Receives progress events: phase, bytes of the total, layers done of
+   * layers known.
+   */
+  onProgress?: OnProgress;
+  /**
+   * A progress bar: `"auto"` (`true`) shows one in Deno's Jupyter kernel
+   * once the work has run over a second, `"tty"` on a terminal's stderr,
+   * `"off"` (`false`) none.
+   * @default {"auto"}
+   */
+  progress?: boolean | ProgressTarget;
+}
+
+/** Events in, and the display's end: what {@linkcode progressReporter} returns. */
+export interface ProgressReporter {
+  /** Feed this to the work (a {@linkcode ProgressTracker}, say). */
+  onProgress: OnProgress;
+  /**
+   * Ends the display: with `what`, a bar that was shown becomes the summary
+   * `what <n> layers[, bytes] in <s> s`; with `null` (after an error) it is
+   * removed.
+   */
+  finish(what: string | null): void;
+}
+
+/**
+ * Wires a function's {@linkcode ProgressOptions} once: every event goes to
+ * the bar {@linkcode progressDisplay} draws (per `progress`) and then to the
+ * caller's `onProgress`; `finish` replaces the bar with
+ * {@linkcode progressSummary} of the last event.
+ *
+ * @param options The caller's `onProgress` and `progress`.
+ * @param label What the work is, shown before the bar.
+ * @returns The reporter.
+ *
+ * @example Events reach the caller; outside Jupyter no bar is drawn
+ * ```ts
+ * import { progressReporter, ProgressTracker, type ProgressEvent } from "./progress.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const seen: ProgressEvent[] = [];
+ * const reporter = progressReporter({ onProgress: (e) => seen.push(e) }, "sum");
+ * const tracker = new ProgressTracker(reporter.onProgress, { phase: "decoding", layersTotal: 2 });
+ * tracker.finished();
+ * tracker.finished();
+ * tracker.done();
+ * reporter.finish("summed");
+ * assert.deepEqual(seen.map((e) => e.phase), ["decoding", "decoding", "decoding", "done"]);
+ * assert.equal(seen.at(-1)!.layers, 2);
+ * ```
+ */
+export function progressReporter(
+  options: ProgressOptions,
+  label: string,
+): ProgressReporter {
+  const display = progressDisplay({
+    target: options.progress === true
+      ? "auto"
+      : options.progress === false
+      ? "off"
+      : options.progress,
+    label,
+  });
+  const caller = options.onProgress;
+  let last: ProgressEvent | null = null;
+  return {
+    onProgress(event) {
+      last = event;
+      display.onProgress(event);
+      caller?.(event);
+    },
+    finish(what) {
+      display.finish(
+        what !== null && last ? progressSummary(last, what) : null,
+      );
+    },
+  };
 }
 
 /** Where {@linkcode progressDisplay} draws. */
@@ -375,12 +488,15 @@ function formatBytes(n: number, scale: number, withUnit: boolean): string {
 
 /** The bar as HTML: a `<progress>` element and the line. */
 function progressHtml(label: string, event: ProgressEvent): string {
-  const fraction = event.totalBytes
-    ? (event.phase === "receiving"
-      ? event.bytes / event.totalBytes
-      : event.layersTotal
-      ? event.layers / event.layersTotal
-      : 1)
+  // While receiving, only bytes of a known total say how far along it is
+  // (layers are still being announced); after that, layers do, so work
+  // with no bytes (a metric) has a bar that fills too.
+  const fraction = event.phase === "receiving"
+    ? (event.totalBytes ? event.bytes / event.totalBytes : null)
+    : event.layersTotal
+    ? event.layers / event.layersTotal
+    : event.totalBytes
+    ? 1
     : null;
   const bar = fraction === null
     ? `<progress style="width:16em"></progress>`

@@ -43,6 +43,7 @@ class RecordingClient(SettlingNotebookClient):
                 "display_id": content.get("transient", {}).get("display_id"),
                 "text": content.get("data", {}).get("text/plain"),
                 "html": content.get("data", {}).get("text/html"),
+                "at": time.monotonic(),
             })
         return super().process_message(msg, cell, cell_index)
 

@@ -19,6 +19,7 @@ import { AttentionMatrix } from "./rollout.ts";
 import type { AttentionScores } from "../data/scores.ts";
 import type { TokenSequence } from "./metrics/_common.ts";
 import { warn } from "../warn.ts";
+import { progressReporter, ProgressTracker } from "../progress.ts";
 
 /** Options for {@linkcode attentionDifference}. */
 export interface DifferenceOptions {
@@ -341,7 +342,14 @@ export function compareCaptures(
 ): CaptureComparison {
   const na = normalizeCapture(a, "compare captures");
   const nb = normalizeCapture(b, "compare captures");
-  const { tokensA, tokensB, layerPairs, ...metricOptions } = options;
+  const {
+    tokensA,
+    tokensB,
+    layerPairs,
+    onProgress: _onProgress,
+    progress: _progress,
+    ...metricOptions
+  } = options;
   const [shared, sharedB] = layerPairs
     ? pairedLayers(na.layers, nb.layers, layerPairs)
     : sameLayers(na.layers, nb.layers);
@@ -350,14 +358,32 @@ export function compareCaptures(
   );
   const attentionA = Object.fromEntries(shared.map((l) => [l.layer, l]));
   const attentionB = Object.fromEntries(sharedB.map((l) => [l.layer, l]));
-  const summaryA = headSummary({ attention: attentionA, labels: na.labels }, {
-    ...metricOptions,
-    tokens: tokensA,
+  // Both summaries count into one bar: layers of a, then layers of b.
+  const reporter = progressReporter(options, "compareCaptures");
+  const tracker = new ProgressTracker(reporter.onProgress, {
+    phase: "decoding",
+    layersTotal: shared.length * 2,
   });
-  const summaryB = headSummary({ attention: attentionB, labels: nb.labels }, {
-    ...metricOptions,
-    tokens: tokensB,
-  });
+  let summaryA: HeadSummary, summaryB: HeadSummary;
+  try {
+    summaryA = headSummary({ attention: attentionA, labels: na.labels }, {
+      ...metricOptions,
+      tokens: tokensA,
+      progress: false,
+      onProgress: tracker.relay(false),
+    });
+    summaryB = headSummary({ attention: attentionB, labels: nb.labels }, {
+      ...metricOptions,
+      tokens: tokensB,
+      progress: false,
+      onProgress: tracker.relay(false),
+    });
+  } catch (error) {
+    reporter.finish(null);
+    throw error;
+  }
+  tracker.done();
+  reporter.finish("compareCaptures over");
   return new CaptureComparison({
     a: summaryA,
     b: summaryB,

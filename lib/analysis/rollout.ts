@@ -18,9 +18,18 @@ import { displayBundle, JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
 import type { AttentionLayer } from "../data/layer.ts";
 import { resolveIndex } from "../data/scores.ts";
 import { warn } from "../warn.ts";
+import {
+  type ProgressOptions,
+  progressReporter,
+  ProgressTracker,
+} from "../progress.ts";
 
-/** Options for {@linkcode attentionRollout}. */
-export interface RolloutOptions {
+/**
+ * Options for {@linkcode attentionRollout}. Progress: `decoding` with layers
+ * multiplied in of the layers in the range, then `done`; the Jupyter bar
+ * shows only when the rollout takes over about a second.
+ */
+export interface RolloutOptions extends ProgressOptions {
   /**
    * First layer of the product (the one nearest the input).
    * @default {the lowest captured layer}
@@ -281,13 +290,26 @@ export function attentionRollout(
       } only and renormalizes rows over them`,
     );
   }
+  const reporter = progressReporter(options, "attentionRollout");
+  const tracker = new ProgressTracker(reporter.onProgress, {
+    phase: "decoding",
+    layersTotal: layers.length,
+  });
   let rollout: Float64Array | null = null;
-  for (const [n, layer] of layers.entries()) {
-    const hat = residualMean(layer, addResidual);
-    rollout = n === 0
-      ? hat
-      : multiply(hat, rollout!, layer.scores.queryLength, tk);
+  try {
+    for (const [n, layer] of layers.entries()) {
+      const hat = residualMean(layer, addResidual);
+      rollout = n === 0
+        ? hat
+        : multiply(hat, rollout!, layer.scores.queryLength, tk);
+      tracker.finished();
+    }
+  } catch (error) {
+    reporter.finish(null);
+    throw error;
   }
+  tracker.done();
+  reporter.finish("attentionRollout through");
   return new AttentionMatrix(rollout!, [top.queryLength, tk], {
     queryPositions: top.queryPositions,
     keyOffset: top.keyOffset,

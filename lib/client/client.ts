@@ -20,9 +20,7 @@ import { warn } from "../warn.ts";
 import { Base64Span } from "../sources/vllm/wire.ts";
 import {
   type OnProgress,
-  progressDisplay,
-  type ProgressEvent,
-  progressSummary,
+  progressReporter,
   type ProgressTarget,
 } from "../progress.ts";
 
@@ -223,19 +221,8 @@ export async function captureAttention(
     : typeof options.layers === "string"
     ? options.layers
     : options.layers.join(",");
-  const display = progressDisplay({
-    target: options.progress === true
-      ? "auto"
-      : options.progress === false
-      ? "off"
-      : options.progress,
-  });
-  let last: ProgressEvent | null = null;
-  const onProgress: OnProgress = (event) => {
-    last = event;
-    display.onProgress(event);
-    options.onProgress?.(event);
-  };
+  const display = progressReporter(options, "capture");
+  const onProgress: OnProgress = display.onProgress;
   const start = performance.now();
   const waiting = () =>
     onProgress({
@@ -327,8 +314,7 @@ export async function captureAttention(
     }
     warnMissingLayers(layers, attention, baseUrl);
   }
-  const final = last as ProgressEvent | null;
-  display.finish(final ? progressSummary(final, "captured") : null);
+  display.finish("captured");
   const choice = firstChoice(raw);
   const usage = (raw.usage ?? {}) as Record<string, unknown>;
   const promptLen = typeof usage.prompt_tokens === "number"

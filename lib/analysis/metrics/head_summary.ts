@@ -19,6 +19,11 @@ import type { AttentionLayer } from "../../data/layer.ts";
 import { AttentionScores } from "../../data/scores.ts";
 import { warn } from "../../warn.ts";
 import {
+  type ProgressOptions,
+  progressReporter,
+  ProgressTracker,
+} from "../../progress.ts";
+import {
   type QueryRange,
   type TokenSequence,
   tokensFromLabels,
@@ -58,8 +63,12 @@ export const HEAD_METRICS: readonly HeadMetricName[] = Object.freeze([
   "maxWeight",
 ]);
 
-/** Options for {@linkcode headSummary}. */
-export interface HeadSummaryOptions {
+/**
+ * Options for {@linkcode headSummary}. Progress: `decoding` with layers
+ * done of layers (times captures), then `done`; the Jupyter bar shows only
+ * when the summary takes over about a second.
+ */
+export interface HeadSummaryOptions extends ProgressOptions {
   /**
    * One token id or label per absolute position, for the duplicate-token and
    * induction scores (single capture only).
@@ -442,6 +451,29 @@ export function headSummary(
       );
     }
   }
+  const reporter = progressReporter(options, "headSummary");
+  const tracker = new ProgressTracker(reporter.onProgress, {
+    phase: "decoding",
+    layersTotal: layerIds.length * normalized.length,
+  });
+  try {
+    const summary = summarize(normalized, layerIds, options, tracker);
+    tracker.done();
+    reporter.finish("headSummary over");
+    return summary;
+  } catch (error) {
+    reporter.finish(null);
+    throw error;
+  }
+}
+
+/** The metrics of every layer of every capture, averaged over captures. */
+function summarize(
+  normalized: ReturnType<typeof normalizeCapture>[],
+  layerIds: number[],
+  options: HeadSummaryOptions,
+  tracker: ProgressTracker,
+): HeadSummary {
   const sums: Partial<Record<HeadMetricName, Float64Array[]>> = {};
   let haveTokens = true;
   for (const capture of normalized) {
@@ -465,6 +497,7 @@ export function headSummary(
         if (!slot[n]) slot[n] = new Float64Array(v.length);
         for (let h = 0; h < v.length; h++) slot[n][h] += v[h];
       }
+      tracker.finished();
     });
   }
   for (const arrays of Object.values(sums)) {

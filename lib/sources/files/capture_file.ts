@@ -51,6 +51,13 @@ import { type AttentionCapture, AttentionLayer } from "../../data/layer.ts";
 import { AttentionScores, type ScoresDType } from "../../data/scores.ts";
 import { TokenMeta } from "../../data/token_meta.ts";
 import { warn } from "../../warn.ts";
+import {
+  type ProgressOptions,
+  type ProgressReporter,
+  progressReporter,
+  ProgressTracker,
+} from "../../progress.ts";
+import { fileSource } from "./_byte_source.ts";
 
 /**
  * The format version this module writes; it reads this version only.
@@ -298,24 +305,51 @@ export function decodeCapture(
   source: string = "bytes",
   options: DecodeCaptureOptions = {},
 ): SavedCapture {
-  const container = readContainer(bytes, source);
-  checkBudget(container, options.maxBytes);
-  const data = container.header.layers.map((entry) => {
-    try {
-      return restoreLayerData(
-        entry,
-        layerBlob(container, entry),
-        layerAction(entry, source),
-      );
-    } catch (error) {
-      throw asLoadError(error, source);
-    }
-  });
-  return assemble(container.header, data);
+  const reporter = progressReporter(options, "decodeCapture");
+  try {
+    const container = readContainer(bytes, source);
+    checkBudget(container, options.maxBytes);
+    const tracker = new ProgressTracker(reporter.onProgress, {
+      phase: "decoding",
+      layersTotal: container.header.layers.length,
+    });
+    const data = restoreLayers(container, () => tracker.finished());
+    const decoded = assemble(container.header, data);
+    tracker.done();
+    reporter.finish("decoded");
+    return decoded;
+  } catch (error) {
+    reporter.finish(null);
+    throw error;
+  }
 }
 
-/** Options for {@linkcode decodeCapture}. */
-export interface DecodeCaptureOptions {
+/** Every layer restored on the calling thread; `onLayer` after each. */
+function restoreLayers(
+  container: Container,
+  onLayer: () => void,
+): (Float16Array | Float32Array)[] {
+  return container.header.layers.map((entry) => {
+    let data;
+    try {
+      data = restoreLayerData(
+        entry,
+        layerBlob(container, entry),
+        layerAction(entry, container.source),
+      );
+    } catch (error) {
+      throw asLoadError(error, container.source);
+    }
+    onLayer();
+    return data;
+  });
+}
+
+/**
+ * Options for {@linkcode decodeCapture}. Progress: `decoding` with layers
+ * restored of the file's layers, then `done`.
+ */
+export interface DecodeCaptureOptions extends ProgressOptions {
   /**
    * Largest decoded size of the capture in bytes (the layers' restored
    * types): a file past it is refused before any layer is inflated, with
@@ -616,8 +650,12 @@ export async function saveCapture(
   await writeFileAtomic(path, encodeCapture(capture, options));
 }
 
-/** Options for {@linkcode loadCapture}. */
-export interface LoadCaptureOptions {
+/**
+ * Options for {@linkcode loadCapture}. Progress: `receiving` while the file
+ * is read (bytes of its size), `decoding` while layers are restored, `done`;
+ * the Jupyter bar shows only for loads over about a second.
+ */
+export interface LoadCaptureOptions extends ProgressOptions {
   /**
    * Worker threads restoring layers in parallel; `0` restores on the
    * calling thread. Worker start-up and copies cost about what they save
@@ -662,21 +700,66 @@ export async function loadCapture(
   options: LoadCaptureOptions = {},
 ): Promise<SavedCapture> {
   const source = String(path);
-  const container = readContainer(await Deno.readFile(path), source);
+  const reporter = progressReporter(options, "loadCapture");
+  try {
+    const loaded = await loadWithProgress(path, source, options, reporter);
+    reporter.finish("loaded");
+    return loaded;
+  } catch (error) {
+    reporter.finish(null);
+    throw error;
+  }
+}
+
+async function loadWithProgress(
+  path: string | URL,
+  source: string,
+  options: LoadCaptureOptions,
+  reporter: ProgressReporter,
+): Promise<SavedCapture> {
+  const file = await fileSource(path);
+  const tracker = new ProgressTracker(reporter.onProgress, {
+    totalBytes: file.size,
+    phase: "receiving",
+  });
+  const whole = new Uint8Array(file.size);
+  let read = 0;
+  try {
+    // Read in chunks (not Deno.readFile) so that the bytes can be counted.
+    await file.forEachChunk(0, file.size, (chunk) => {
+      whole.set(chunk, read);
+      read += chunk.length;
+      tracker.received(chunk.length);
+    });
+  } finally {
+    file.close();
+  }
+  const container = readContainer(whole.subarray(0, read), source);
   checkBudget(container, options.maxBytes);
   const entries = container.header.layers;
+  for (let n = 0; n < entries.length; n++) tracker.announced();
+  tracker.decoding();
   const workers = Math.min(entries.length, options.workers ?? 0);
+  let data: (Float16Array | Float32Array)[];
   if (!(workers >= 1)) {
-    return decodeCapture(container.bytes, source, { maxBytes: Infinity });
+    data = restoreLayers(container, () => tracker.finished());
+  } else {
+    // Checksums are verified here, so a corrupted file fails before any
+    // worker starts.
+    const jobs = entries.map((entry) => ({
+      entry,
+      blob: layerBlob(container, entry),
+    }));
+    data = await restoreInWorkers(
+      jobs,
+      workers,
+      source,
+      () => tracker.finished(),
+    );
   }
-  // Checksums are verified here, so a corrupted file fails before any
-  // worker starts.
-  const jobs = entries.map((entry) => ({
-    entry,
-    blob: layerBlob(container, entry),
-  }));
-  const data = await restoreInWorkers(jobs, workers, source);
-  return assemble(container.header, data);
+  const loaded = assemble(container.header, data);
+  tracker.done();
+  return loaded;
 }
 
 /** Restores layers on a few workers, in order; the workers end afterwards. */
@@ -684,6 +767,7 @@ async function restoreInWorkers(
   jobs: { entry: LayerEntry; blob: Uint8Array }[],
   count: number,
   source: string,
+  onLayer: () => void,
 ): Promise<(Float16Array | Float32Array)[]> {
   const out: (Float16Array | Float32Array)[] = new Array(jobs.length);
   let next = 0;
@@ -718,6 +802,7 @@ async function restoreInWorkers(
           out[n] = entry.dtype === "float16"
             ? new Float16Array(reply.buffer, reply.byteOffset, reply.length)
             : new Float32Array(reply.buffer, reply.byteOffset, reply.length);
+          onLayer();
           take();
         };
         worker.onerror = (event) => {

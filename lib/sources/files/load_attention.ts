@@ -43,12 +43,23 @@ import {
 import { type AttentionCapture, AttentionLayer } from "../../data/layer.ts";
 import { AttentionScores } from "../../data/scores.ts";
 import { TokenMeta, type TokenRange } from "../../data/token_meta.ts";
+import {
+  type ProgressOptions,
+  progressReporter,
+  ProgressTracker,
+} from "../../progress.ts";
 
 /** The file formats {@linkcode loadAttention} reads. */
 export type AttentionFileFormat = "safetensors" | "npy" | "npz" | "attnscope";
 
-/** Options for {@linkcode loadAttention}. */
-export interface LoadAttentionOptions {
+/**
+ * Options for {@linkcode loadAttention}. Progress: `receiving` while the
+ * file is read (bytes of its size) and its tensors written into layers
+ * (`layers` counts tensors done of the tensors read), `decoding` while the
+ * capture is checked, `done`; the Jupyter bar shows only for loads over
+ * about a second.
+ */
+export interface LoadAttentionOptions extends ProgressOptions {
   /**
    * The tensors' axes, einops style, outermost first: `"batch head query
    * key"` (transformers, TransformerLens), `"head query key"`, `"query head
@@ -172,36 +183,99 @@ export async function loadAttention(
       `Cannot load ${name}: batch ${batch} is not a non-negative integer; pass 0 for the first sequence`,
     );
   }
-  const source = pathOrBytes instanceof Uint8Array
-    ? bytesSource(pathOrBytes, name)
-    : await fileSource(pathOrBytes);
+  const reporter = progressReporter(options, "loadAttention");
+  let source: ByteSource;
   try {
-    const prefix = await source.read(0, 16);
+    source = pathOrBytes instanceof Uint8Array
+      ? bytesSource(pathOrBytes, name)
+      : await fileSource(pathOrBytes);
+  } catch (error) {
+    reporter.finish(null);
+    throw error;
+  }
+  const tracker = new ProgressTracker(reporter.onProgress, {
+    totalBytes: source.size,
+    phase: "receiving",
+  });
+  const counted = countedSource(source, tracker);
+  try {
+    const prefix = await counted.read(0, 16);
     let loaded: LoadedAttention;
     if (prefix[0] === 0x89 && prefix[1] === 0x41 && prefix[2] === 0x54) {
-      const bytes = await source.read(0, source.size);
+      const bytes = new Uint8Array(source.size);
+      let at = 0;
+      await counted.forEachChunk(0, source.size, (chunk) => {
+        bytes.set(chunk, at);
+        at += chunk.length;
+      });
+      tracker.decoding();
       loaded = {
-        ...decodeCapture(bytes, name),
+        ...decodeCapture(bytes.subarray(0, at), name, {
+          progress: false,
+          onProgress: tracker.relay(),
+        }),
         format: "attnscope",
         findings: {},
       };
     } else if (isNpy(prefix)) {
-      loaded = await loadNpy(source, options, batch);
+      loaded = await loadNpy(counted, options, batch, tracker);
     } else if (isZip(prefix)) {
-      loaded = await loadNpz(source, options, batch);
+      loaded = await loadNpz(source, counted, options, batch, tracker);
     } else {
-      loaded = await loadSafetensors(source, options, batch, prefix);
+      loaded = await loadSafetensors(counted, options, batch, prefix, tracker);
     }
+    tracker.decoding();
     if (options.check !== false) {
       loaded.findings = checkCapture(loaded);
       warnFindings(loaded.findings, name);
     }
+    tracker.done();
+    reporter.finish("loaded");
     return loaded;
   } catch (error) {
+    reporter.finish(null);
     throw asLoadError(error, name);
   } finally {
     source.close();
   }
+}
+
+/**
+ * `source`, with the bytes it hands out counted as received (up to its
+ * size: a header read twice is not counted twice).
+ */
+function countedSource(
+  source: ByteSource,
+  tracker: ProgressTracker,
+): ByteSource {
+  let counted = 0;
+  const count = (n: number) => {
+    const add = Math.min(n, source.size - counted);
+    if (add <= 0) return;
+    counted += add;
+    tracker.received(add);
+  };
+  return {
+    name: source.name,
+    size: source.size,
+    async read(offset, length) {
+      const bytes = await source.read(offset, length);
+      count(bytes.length);
+      return bytes;
+    },
+    forEachChunk(offset, length, fn, buffers) {
+      return source.forEachChunk(offset, length, (chunk) => {
+        count(chunk.length);
+        fn(chunk);
+      }, buffers);
+    },
+    close: () => source.close(),
+  };
+}
+
+/** Announces the tensors to be read, each as one unit of progress. */
+function announce(tracker: ProgressTracker, count: number): void {
+  for (let n = 0; n < count; n++) tracker.announced();
 }
 
 async function loadSafetensors(
@@ -209,6 +283,7 @@ async function loadSafetensors(
   options: LoadAttentionOptions,
   batch: number,
   prefix: Uint8Array,
+  tracker: ProgressTracker,
 ): Promise<LoadedAttention> {
   let headerLength: number;
   try {
@@ -236,6 +311,7 @@ async function loadSafetensors(
   );
   const places = placesOf(attention.map((e) => e.name), options);
   const assembler = newAssembler(source.name, options, batch, places);
+  announce(tracker, attention.length);
   for (const entry of attention) {
     const element = safetensorsElement(entry.dtype);
     if (!element) {
@@ -251,6 +327,7 @@ async function loadSafetensors(
       entry.shape,
     );
     await streamInto(source, entry.start, entry.length, sink, entry.name);
+    tracker.finished();
   }
   return finish(source.name, assembler, metadata, options, "safetensors");
 }
@@ -259,6 +336,7 @@ async function loadNpy(
   source: ByteSource,
   options: LoadAttentionOptions,
   batch: number,
+  tracker: ProgressTracker,
 ): Promise<LoadedAttention> {
   const prefix = await source.read(0, 12);
   const header = readNpyHeader(
@@ -292,17 +370,22 @@ async function loadNpy(
     header.shape,
     header.fortranOrder,
   );
+  announce(tracker, 1);
   await streamInto(source, header.dataOffset, need, sink, "array");
+  tracker.finished();
   return finish(source.name, assembler, {}, options, "npy");
 }
 
 async function loadNpz(
   source: ByteSource,
+  counted: ByteSource,
   options: LoadAttentionOptions,
   batch: number,
+  tracker: ProgressTracker,
 ): Promise<LoadedAttention> {
   // First pass: the entry names (data is skipped, not inflated), so that
   // layers and generate() steps are known before any output is allocated.
+  // Its reads are not counted: progress is the second pass, which inflates.
   const names = await readZipEntries(source, () => null);
   for (const entry of names) {
     if (!entry.endsWith(".npy")) {
@@ -318,8 +401,9 @@ async function loadNpz(
   );
   const places = placesOf(arrays, options);
   const assembler = newAssembler(source.name, options, batch, places);
+  announce(tracker, places.size);
   const metadata: FileMetadata = {};
-  await readZipEntries(source, (entry, info) => {
+  await readZipEntries(counted, (entry, info) => {
     const tensor = entry.slice(0, -4);
     if (METADATA_NAMES.includes(tensor) && !places.has(tensor)) {
       return wholeEntry((bytes) => {
@@ -341,7 +425,7 @@ async function loadNpz(
         header.shape,
         header.fortranOrder,
       );
-    });
+    }, () => tracker.finished());
   });
   return finish(source.name, assembler, metadata, options, "npz");
 }
@@ -412,6 +496,7 @@ function npyEntry(
   where: string,
   tensor: string,
   open: (header: ReturnType<typeof readNpyHeader>) => TensorSink,
+  onEnd: () => void,
 ) {
   let head: Uint8Array = new Uint8Array(0);
   let sink: TensorSink | null = null;
@@ -444,6 +529,7 @@ function npyEntry(
       } catch (error) {
         throw tensorError(where, tensor, error);
       }
+      onEnd();
     },
   };
 }
