@@ -17,32 +17,14 @@ import {
   type UnzipDecoderConstructor,
   UnzipInflate,
 } from "fflate";
+import type { RawZlibStream } from "../_zlib_handle.ts";
 
 /** Output chunk: fits in L2 cache. */
 const OUT_CHUNK = 256 << 10;
 
-interface ZlibHandle {
-  writeSync(
-    flush: number,
-    input: Uint8Array,
-    inOffset: number,
-    inLength: number,
-    output: Uint8Array,
-    outOffset: number,
-    outLength: number,
-  ): void;
-  onerror: (message: string, errno: number) => void;
-}
-
-interface RawStream {
-  _handle?: ZlibHandle;
-  _writeState?: Uint32Array;
-  close(): void;
-}
-
 /** Whether the native handle can be driven synchronously here. */
 function nativeAvailable(): boolean {
-  const stream = createInflateRaw() as unknown as RawStream;
+  const stream = createInflateRaw() as unknown as RawZlibStream;
   const ok = typeof stream._handle?.writeSync === "function" &&
     stream._writeState instanceof Uint32Array;
   stream.close();
@@ -56,7 +38,7 @@ export class ZlibInflateRaw implements UnzipDecoder {
   /** Receives output chunks: views of one reused buffer, valid during the call. */
   ondata: (err: FlateError | null, data: Uint8Array, final: boolean) => void =
     () => {};
-  #stream = createInflateRaw() as unknown as RawStream;
+  #stream = createInflateRaw() as unknown as RawZlibStream;
   #out = new Uint8Array(OUT_CHUNK);
   #failure: string | null = null;
   #done = false;

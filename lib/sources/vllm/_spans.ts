@@ -64,3 +64,24 @@ export function restoreSpans(
   // The skeleton is small (the payloads were cut out), so one walk is cheap.
   return walk(value);
 }
+
+/**
+ * The pieces as one array (the piece itself when there is one).
+ *
+ * @param pieces The pieces, in order.
+ * @param size Their total length, when the caller knows it.
+ * @returns One array of all their bytes.
+ */
+export function concat(
+  pieces: readonly Uint8Array[],
+  size: number = pieces.reduce((n, p) => n + p.length, 0),
+): Uint8Array {
+  if (pieces.length === 1) return pieces[0];
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of pieces) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

@@ -17,6 +17,7 @@
  */
 
 import { constants, createGunzip, gunzipSync } from "node:zlib";
+import type { RawZlibStream } from "../_zlib_handle.ts";
 import { constants as bufferConstants } from "node:buffer";
 import {
   allocateBytes,
@@ -126,20 +127,6 @@ function hex(bytes: Uint8Array): string {
 /** Chunk size for streaming: fits in L2 cache with its float32 expansion. */
 const STREAM_CHUNK = 256 << 10;
 
-/** The part of `node:zlib`'s native handle that streaming uses. */
-interface ZlibHandle {
-  writeSync(
-    flush: number,
-    input: Uint8Array,
-    inOffset: number,
-    inLength: number,
-    output: Uint8Array,
-    outOffset: number,
-    outLength: number,
-  ): void;
-  onerror: (message: string, errno: number) => void;
-}
-
 /**
  * Inflates gzip data that must decompress to exactly `expectedBytes` bytes,
  * handing the output to `sink` chunk by chunk (each chunk is a view of one
@@ -177,11 +164,7 @@ export function inflateExactInto(
   sink: (chunk: Uint8Array, offset: number) => void,
 ): void {
   checkMagic(gz, where);
-  const stream = createGunzip() as unknown as {
-    _handle?: ZlibHandle;
-    _writeState?: Uint32Array;
-    close(): void;
-  };
+  const stream = createGunzip() as unknown as RawZlibStream;
   const handle = stream._handle;
   const state = stream._writeState;
   if (typeof handle?.writeSync !== "function" || !state) {

@@ -14,7 +14,7 @@
  */
 
 import { Base64Span } from "./base64.ts";
-import { followsDataKey, parseJson, restoreSpans } from "./_spans.ts";
+import { concat, followsDataKey, parseJson, restoreSpans } from "./_spans.ts";
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -337,7 +337,7 @@ class DataString {
 
   /** The text as it came (only for strings kept as text). */
   raw(): Uint8Array {
-    return concat(this.#raw, this.#raw.reduce((n, p) => n + p.length, 0));
+    return concat(this.#raw);
   }
 
   span(): Base64Span {
@@ -393,15 +393,4 @@ class DataString {
     this.#decoding = false;
     this.#stuck = true;
   }
-}
-
-function concat(pieces: Uint8Array[], size: number): Uint8Array {
-  if (pieces.length === 1) return pieces[0];
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of pieces) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

@@ -15,6 +15,7 @@
 import { Base64Span, decodeBase64Until } from "./base64.ts";
 import {
   COLON,
+  concat,
   followsDataKey,
   isSpace,
   parseJson,
@@ -275,17 +276,4 @@ const ESCAPES = new Set([0x22, 0x5c, 0x2f, 0x62, 0x66, 0x6e, 0x72, 0x74]);
 function isHex(c: number): boolean {
   return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) ||
     (c >= 0x61 && c <= 0x66);
-}
-
-function concat(pieces: Uint8Array[]): Uint8Array {
-  if (pieces.length === 1) return pieces[0];
-  let size = 0;
-  for (const p of pieces) size += p.length;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of pieces) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
