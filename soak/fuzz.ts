@@ -1,15 +1,19 @@
 /**
  * The decoder fuzz soak: seeded mutations of real capture bodies, over every
- * mutation class in `_mutations.ts`, in all three input forms (parsed
- * object, body string, body bytes), on every decode path (the calling
- * thread, sync and async; worker threads for bodies over the worker
- * threshold; a shared `DecodePool`, which streams a byte body's layers to
- * workers while scanning).
+ * mutation class in `_mutations.ts`, in all four input forms (parsed
+ * object, body string, body bytes, and the body bytes as a `ReadableStream`
+ * cut into seeded chunks of 1 byte to 64 KiB, as `captureAttention` reads
+ * them), on every decode path (the calling thread, sync and async; worker
+ * threads for bodies over the worker threshold; a shared `DecodePool`,
+ * which streams a byte body's layers to workers while scanning).
  *
  * A case passes when it decodes to arrays of exactly the declared size (the
  * layers the input really declares, each once, in the dtype asked for) or
- * fails with a `Cannot ...` error, within 5 s. Anything else is a failure:
- * an internal error, a hang, a silent `null`, a wrong-sized array.
+ * fails with a `Cannot ...` error, within 5 s, with no unhandled rejection
+ * and no decode worker left running. Anything else is a failure: an
+ * internal error, a hang, a silent `null`, a wrong-sized array. A streamed
+ * case must also agree with the whole-body decode of the same bytes: both
+ * decode to equal layers, or both refuse.
  *
  * ```sh
  * deno run --allow-all soak/fuzz.ts [--seed N] [--cases 10000] [--case I]
@@ -22,6 +26,7 @@
 import {
   extractAttentionFromResponse,
   extractAttentionFromResponseSync,
+  extractAttentionFromStream,
   type ResponseInput,
 } from "../lib/sources/vllm/extract.ts";
 import { DecodePool } from "../lib/sources/vllm/decode.ts";
@@ -93,18 +98,34 @@ type Path =
   | "async, default workers"
   | "async, shared pool";
 
+/** How the input is given. */
+type Form = "object" | "string" | "bytes" | "stream";
+
 /** One case, fully drawn before it runs. */
 interface Case {
   index: number;
   mutation: string;
   base: Base;
-  form: "object" | "string" | "bytes";
+  form: Form;
   path: Path;
+  /** For the stream form, the body bytes the stream carries. */
   input: ResponseInput;
   dtype: ScoresDType;
   layers?: number[];
   maxBytes?: number;
+  /** Stream form: chunk sizes are drawn from 1 to this, with `chunkSeed`. */
+  chunkMax?: number;
+  chunkSeed?: number;
 }
+
+/** Largest chunk a streamed case is cut into. */
+const MAX_CHUNK = 64 << 10;
+/**
+ * About the most chunks a streamed body is cut into: a 1.7 MiB body in
+ * 1-byte chunks would take minutes, so a long body's smallest chunk cap
+ * grows with it (short bodies still get 1-byte chunks).
+ */
+const MAX_CHUNKS = 20_000;
 
 /** Bases weighted by how often cases draw them (the large one is slowest). */
 const BASE_WEIGHTS = [0.3, 0.25, 0.3, 0.15];
@@ -143,6 +164,8 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   globalThis.addEventListener("unhandledrejection", onRejection);
   const previous = setWarningHandler(() => {});
   const pool = new DecodePool(2);
+  // Every worker but the shared pool's must have ended after each case.
+  const baseWorkers = DecodePool.liveWorkers;
   const started = performance.now();
   try {
     for (let n = 0; n < options.cases; n++) {
@@ -164,6 +187,11 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       // Let a stray rejection of this case surface before judging it.
       await new Promise((r) => setTimeout(r, 0));
       if (!problem && stray.length) problem = stray.splice(0).join("; ");
+      stray.length = 0;
+      const left = DecodePool.liveWorkers - baseWorkers;
+      if (!problem && left !== 0) {
+        problem = `${left} decode worker(s) left running`;
+      }
       const counts = report.classes[current.mutation];
       counts.cases++;
       report.forms[current.form] = (report.forms[current.form] ?? 0) + 1;
@@ -181,6 +209,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
             dtype: current.dtype,
             layers: current.layers,
             maxBytes: current.maxBytes,
+            chunkMax: current.chunkMax,
           }),
           problem,
         });
@@ -200,6 +229,11 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
 function onWorkers(c: Case): boolean {
   if (c.path === "async, shared pool") return true;
   // The decoder's default: workers for 2+ layers over 16 MiB of output.
+  if (c.form === "stream") {
+    // The stream starts workers once 16 MiB of float16 scores are announced.
+    return c.path === "async, default workers" &&
+      c.base.float32Bytes / 2 >= 16 << 20 && c.layers === undefined;
+  }
   const bytes = c.base.float32Bytes / (c.dtype === "float16" ? 2 : 1);
   return c.path === "async, default workers" && bytes >= 16 << 20 &&
     c.layers === undefined;
@@ -218,11 +252,20 @@ function drawCase(index: number, seed: number, bases: Base[]): Case {
   while (b < bases.length - 1 && r >= BASE_WEIGHTS[b]) r -= BASE_WEIGHTS[b++];
   const base = bases[b];
   const mutated = MUTATIONS[mutation](cloneResponse(base.value), dice);
-  const form = dice.pick(["object", "string", "bytes"] as const);
+  const form = dice.pick(["object", "string", "bytes", "stream"] as const);
   const large = base.float32Bytes >= 16 << 20;
-  // The large body exists for the worker paths: decode it there.
+  // The large body exists for the worker paths: decode it there. A stream
+  // has no sync reader.
   const path: Path = large
     ? dice.pick(["async, default workers", "async, shared pool"] as const)
+    : form === "stream"
+    ? dice.pick(
+      [
+        "async, this thread",
+        "async, default workers",
+        "async, shared pool",
+      ] as const,
+    )
     : dice.pick(
       [
         "sync",
@@ -234,6 +277,17 @@ function drawCase(index: number, seed: number, bases: Base[]): Case {
   const { input, form: actual } = inForm(mutated, form);
   const layerIds = (base.value.attn_capture_data as { layer_idx: number }[])
     .map((e) => e.layer_idx);
+  // Chunk caps log-uniform over 1 B .. 64 KiB, so tiny chunks (boundaries
+  // inside escapes and base64 quads) are as common as large ones.
+  const length = input instanceof Uint8Array ? input.length : 0;
+  const chunkMax = Math.min(
+    MAX_CHUNK,
+    Math.max(
+      Math.round(Math.exp(dice.next() * Math.log(MAX_CHUNK))),
+      Math.ceil(2 * length / MAX_CHUNKS),
+    ),
+  );
+  const chunkSeed = dice.int(2 ** 31);
   return {
     index,
     mutation,
@@ -241,6 +295,7 @@ function drawCase(index: number, seed: number, bases: Base[]): Case {
     form: actual,
     path,
     input,
+    ...(actual === "stream" ? { chunkMax, chunkSeed } : {}),
     dtype: dice.pick(["float32", "float16"] as const),
     layers: dice.chance(0.1)
       ? layerIds.filter(() => dice.chance(0.5)).concat(
@@ -259,8 +314,8 @@ function drawCase(index: number, seed: number, bases: Base[]): Case {
  */
 function inForm(
   mutated: Mutated,
-  form: Case["form"],
-): { input: ResponseInput; form: Case["form"] } {
+  form: Form,
+): { input: ResponseInput; form: Form } {
   if (mutated.kind === "object") {
     if (form === "object") return { input: mutated.value, form };
     const text = JSON.stringify(mutated.value);
@@ -271,7 +326,7 @@ function inForm(
   const text = mutated.kind === "text"
     ? mutated.text
     : new TextDecoder().decode(mutated.bytes);
-  if (form === "bytes") {
+  if (form === "bytes" || form === "stream") {
     return {
       input: mutated.kind === "bytes"
         ? mutated.bytes
@@ -304,6 +359,7 @@ async function runCase(
   // What the input declares, read independently of the decoder (before
   // decoding: a worker may take the bytes).
   const declared = declaredLayers(c);
+  if (c.form === "stream") return await runStreamCase(c, pool, declared);
   let result: AttentionCapture | null;
   try {
     const options = { dtype: c.dtype, layers: c.layers, maxBytes: c.maxBytes };
@@ -322,6 +378,141 @@ async function runCase(
   }
   checkResult(c, result, declared);
   return "decoded";
+}
+
+/**
+ * A streamed case: the body bytes as a `ReadableStream` in seeded chunks,
+ * then the whole-body decode of the same bytes, which must agree.
+ */
+async function runStreamCase(
+  c: Case,
+  pool: DecodePool,
+  declared: Map<number, unknown[]> | "not JSON",
+): Promise<"decoded" | "refused"> {
+  const body = c.input as Uint8Array;
+  const options = { dtype: c.dtype, layers: c.layers, maxBytes: c.maxBytes };
+  const streamed = await settle(() =>
+    extractAttentionFromStream(chunkedStream(body, c), {
+      ...options,
+      ...(c.path === "async, this thread"
+        ? { workers: 0 }
+        : c.path === "async, shared pool"
+        ? { pool }
+        : {}),
+    })
+  );
+  // The reference: the same bytes decoded whole on this thread (a copy: a
+  // worker path may take the bytes it is given).
+  const whole = await settle(() =>
+    Promise.resolve(extractAttentionFromResponseSync(body.slice(), options))
+  );
+  if (streamed.ok && !whole.ok) {
+    throw new CaseFailure(
+      `the stream decoded what the whole body refuses (${whole.message})`,
+    );
+  }
+  if (!streamed.ok) {
+    if (whole.ok) {
+      throw new CaseFailure(
+        `the stream refused (${streamed.message}) what the whole body decodes`,
+      );
+    }
+    return "refused";
+  }
+  if (!whole.ok) throw new CaseFailure("unreachable");
+  checkResult(c, streamed.value, declared);
+  const difference = compareCaptures(streamed.value, whole.value);
+  if (difference) {
+    throw new CaseFailure(
+      `the stream and the whole body disagree: ${difference}`,
+    );
+  }
+  return "decoded";
+}
+
+type Settled =
+  | { ok: true; value: AttentionCapture | null }
+  | { ok: false; message: string };
+
+/** Runs a decode: its capture, or its `Cannot ...` error (anything else fails the case). */
+async function settle(
+  decode: () => Promise<AttentionCapture | null>,
+): Promise<Settled> {
+  try {
+    return { ok: true, value: await decode() };
+  } catch (error) {
+    if (error instanceof Error && /^Cannot /.test(error.message)) {
+      return { ok: false, message: error.message.slice(0, 200) };
+    }
+    throw new CaseFailure(`unclear error ${describeError(error)}`);
+  }
+}
+
+/**
+ * The body as a network would hand it over: fresh chunks of seeded sizes
+ * from 1 to `chunkMax` bytes, pulled one at a time.
+ */
+function chunkedStream(body: Uint8Array, c: Case): ReadableStream<Uint8Array> {
+  const random = seededRandom(c.chunkSeed!);
+  let at = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (at >= body.length) return controller.close();
+      const size = 1 + Math.floor(random() * c.chunkMax!);
+      controller.enqueue(body.slice(at, at + size));
+      at += size;
+    },
+  });
+}
+
+/** Where two decoded captures differ, or `null` when they are equal. */
+function compareCaptures(
+  a: AttentionCapture | null,
+  b: AttentionCapture | null,
+): string | null {
+  if (a === null || b === null) {
+    return a === b ? null : `one is null, the other has layers`;
+  }
+  const ka = Object.keys(a).join(), kb = Object.keys(b).join();
+  if (ka !== kb) return `layers [${ka}] vs [${kb}]`;
+  for (const k of Object.keys(a)) {
+    const la = a[Number(k)], lb = b[Number(k)];
+    const sa = la.scores, sb = lb.scores;
+    const parts: [string, unknown, unknown][] = [
+      ["model", la.model, lb.model],
+      ["shape", sa.shape, sb.shape],
+      ["dtype", sa.dtype, sb.dtype],
+      ["keyOffset", sa.keyOffset, sb.keyOffset],
+      ["queryPositions", [...sa.queryPositions], [...sb.queryPositions]],
+      ["tokenMeta", la.tokenMeta, lb.tokenMeta],
+    ];
+    for (const [what, x, y] of parts) {
+      if (JSON.stringify(x) !== JSON.stringify(y)) {
+        return `layer ${k} ${what}: ${JSON.stringify(x)?.slice(0, 80)} vs ${
+          JSON.stringify(y)?.slice(0, 80)
+        }`;
+      }
+    }
+    const bytesA = new Uint8Array(
+      sa.data.buffer,
+      sa.data.byteOffset,
+      sa.data.byteLength,
+    );
+    const bytesB = new Uint8Array(
+      sb.data.buffer,
+      sb.data.byteOffset,
+      sb.data.byteLength,
+    );
+    if (bytesA.length !== bytesB.length) {
+      return `layer ${k}: ${bytesA.length} vs ${bytesB.length} bytes of scores`;
+    }
+    for (let i = 0; i < bytesA.length; i++) {
+      if (bytesA[i] !== bytesB[i]) {
+        return `layer ${k}: scores differ at byte ${i}`;
+      }
+    }
+  }
+  return null;
 }
 
 /** The layers a decoded input must have: index -> declared shape. */

@@ -26,7 +26,7 @@ function seedFromEnv(): number {
   return seed;
 }
 
-Deno.test("runFuzz() decodes 1,000 seeded mutations of real bodies to their declared sizes or refuses them with Cannot errors, within 5 s each", async () => {
+Deno.test("runFuzz() decodes 1,000 seeded mutations of real bodies, whole and streamed in random chunks, to their declared sizes or refuses them with Cannot errors, within 5 s each, the stream agreeing with the whole body", async () => {
   const seed = seedFromEnv();
   console.log(
     `fuzz seed ${seed} (rerun: ATTNSCOPE_FUZZ_SEED=${seed}, or deno run --allow-all soak/fuzz.ts --seed ${seed} --cases ${CASES})`,
@@ -44,7 +44,7 @@ Deno.test("runFuzz() decodes 1,000 seeded mutations of real bodies to their decl
     assert.ok(c.cases >= 80, `${name}: ${c.cases} cases`);
     assert.equal(c.decoded + c.refused, c.cases);
   }
-  for (const form of ["object", "string", "bytes"]) {
+  for (const form of ["object", "string", "bytes", "stream"]) {
     assert.ok(report.forms[form] > 100, `${form}: ${report.forms[form]}`);
   }
   assert.equal(Object.keys(report.paths).length, 4);

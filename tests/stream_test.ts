@@ -290,3 +290,81 @@ Deno.test("readAttentionStream() names the status of an error Response", async (
     /Cannot read the response: the server answered 400: \{"error": "nope"\}/,
   );
 });
+
+/**
+ * Both decodes of one body: the whole-body decode's result or error
+ * message, and the stream's, cut at `cuts`.
+ */
+async function bothDecodes(
+  text: string,
+  cuts: readonly number[],
+  options: { layers?: number[] } = {},
+): Promise<{ whole: string; streamed: string }> {
+  const body = new TextEncoder().encode(text);
+  const outcome = async (decode: () => Promise<AttentionCapture | null>) => {
+    try {
+      const capture = await decode();
+      return `decoded layers ${Object.keys(capture ?? {})}`;
+    } catch (error) {
+      return (error as Error).message;
+    }
+  };
+  return {
+    whole: await outcome(() =>
+      extractAttentionFromResponse(body.slice(), { ...options, workers: 0 })
+    ),
+    streamed: await outcome(() =>
+      extractAttentionFromStream(streamOf(body, cuts), options)
+    ),
+  };
+}
+
+// Found by the fuzz soak's stream form: a long "data" string the stream gave
+// up decoding was kept as text without the syntax check the whole-body scan
+// makes, and base64 whitespace (tab, LF, FF, CR) was skipped as the base64
+// decoder skips it, though JSON forbids it raw in a string.
+Deno.test("readAttentionStream() refuses a raw control character in a long data string as the whole-body decode does, even in a layer it skips", async () => {
+  const text = JSON.stringify(
+    response([layerEntry(0, [64, 2, 64]), layerEntry(1, [4, 1, 4])]),
+  );
+  const start = text.indexOf('"data":"') + 8;
+  assert.ok(text.indexOf('"', start) - start > 4096, "a long data string");
+  const at = start + 5000;
+  for (
+    const [control, replace] of [["\x0f", 1], ["\n", 0], ["\t", 0]] as const
+  ) {
+    const bad = text.slice(0, at) + control + text.slice(at + replace);
+    const expected = new RegExp(
+      `^Cannot parse the response body: a raw control character \\(0x0${
+        control.charCodeAt(0).toString(16)
+      }\\) at byte ${at}, inside a string`,
+    );
+    for (
+      const cuts of [
+        [],
+        [at - 100],
+        [at],
+        [at + 1],
+        everyN(new TextEncoder().encode(bad), 7),
+      ]
+    ) {
+      for (const layers of [undefined, [1]]) {
+        const { whole, streamed } = await bothDecodes(bad, cuts, { layers });
+        assert.match(whole, expected);
+        assert.equal(streamed, whole, `cuts ${cuts.length}, layers ${layers}`);
+      }
+    }
+  }
+});
+
+Deno.test("readAttentionStream() refuses base64 that goes on after padding, with a chunk boundary at the padding, as the whole-body decode does", async () => {
+  const text = JSON.stringify(response([layerEntry(0, [64, 2, 64])]));
+  const start = text.indexOf('"data":"') + 8;
+  const quad = start + 4800;
+  const bad = text.slice(0, quad) + "AA==" + text.slice(quad);
+  for (const cuts of [[], [quad + 4], [quad + 3], [quad + 2, quad + 4]]) {
+    const { whole, streamed } = await bothDecodes(bad, cuts);
+    assert.match(whole, /^Cannot decode layer 0: data is not valid base64/);
+    assert.equal(streamed, whole, `cuts ${cuts}`);
+  }
+});

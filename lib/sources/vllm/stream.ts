@@ -15,9 +15,13 @@
 
 import { Base64Span } from "./base64.ts";
 import { concat, followsDataKey, parseJson, restoreSpans } from "./_spans.ts";
+import { checkStringSyntax } from "./wire.ts";
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
+const EQUALS = 0x3d;
+/** What the base64 decoder skips but JSON forbids raw in a string. */
+const WHITESPACE_CONTROLS = [0x09, 0x0a, 0x0c, 0x0d];
 
 /** Options for {@linkcode ResponseScanner}. */
 export interface ResponseScannerOptions {
@@ -78,6 +82,8 @@ export class ResponseScanner {
   #data: DataString | null = null;
   #spans: Base64Span[] = [];
   #nonce = Math.random().toString(36).slice(2);
+  /** Body bytes in the chunks before the current one. */
+  #consumed = 0;
   // The skeleton's own scan (strings, nesting, keys), resumed where it was.
   #tracked = 0;
   #inString = false;
@@ -119,7 +125,7 @@ export class ResponseScanner {
           followsDataKey(this.#skeleton.subarray(0, this.#length), this.#length)
         ) {
           this.#mode = "data";
-          this.#data = new DataString(this.#threshold);
+          this.#data = new DataString(this.#threshold, this.#consumed + p);
         } else {
           this.#mode = "string";
           this.#append(chunk.subarray(open, open + 1));
@@ -138,6 +144,7 @@ export class ResponseScanner {
       this.#mode = "structure";
       p = close + 1;
     }
+    this.#consumed += chunk.length;
     this.#track();
   }
 
@@ -196,6 +203,13 @@ export class ResponseScanner {
       this.#append(data.raw());
       this.#append(Uint8Array.of(QUOTE));
       return;
+    }
+    // A span kept as text never meets JSON.parse: check its syntax here, as
+    // the whole-body scan does, so a bad string is refused even in a layer
+    // that is never decoded.
+    if (!data.decoded) {
+      const raw = data.raw();
+      checkStringSyntax(raw, 0, raw.length, data.start);
     }
     this.#append(
       new TextEncoder().encode(
@@ -309,6 +323,8 @@ const MAX_DECODED = 2 ** 33;
  */
 class DataString {
   #threshold: number;
+  /** Position in the body of the string's first byte. */
+  readonly start: number;
   #raw: Uint8Array[] = [];
   length = 0;
   #decoding = false;
@@ -316,10 +332,18 @@ class DataString {
   #buffer: ArrayBuffer | null = null;
   #written = 0;
   #carry = "";
+  /** The text decoded so far ended in padding: nothing may follow it. */
+  #padded = false;
   #decoder = new TextDecoder();
 
-  constructor(threshold: number) {
+  constructor(threshold: number, start: number) {
     this.#threshold = threshold;
+    this.start = start;
+  }
+
+  /** Whether the string is being decoded as it arrives (not kept as text). */
+  get decoded(): boolean {
+    return this.#decoding;
   }
 
   push(piece: Uint8Array): void {
@@ -352,6 +376,14 @@ class DataString {
 
   #feed(bytes: Uint8Array): void {
     if (bytes.indexOf(BACKSLASH) >= 0) return this.#giveUp(bytes);
+    // The base64 decoder would skip these whitespace bytes, and would go on
+    // after padding when the next piece starts a new quad; neither is plain
+    // base64 in a JSON string, so the text is kept for the checks the
+    // whole-body scan makes (a raw control character is a syntax error).
+    if (bytes.length && this.#padded) return this.#giveUp(bytes);
+    for (const c of WHITESPACE_CONTROLS) {
+      if (bytes.indexOf(c) >= 0) return this.#giveUp(bytes);
+    }
     const text = this.#decoder.decode(bytes);
     // Non-ASCII: not base64.
     if (text.length !== bytes.length) return this.#giveUp(bytes);
@@ -377,6 +409,8 @@ class DataString {
       );
       this.#written += result.written;
       this.#carry = text.slice(result.read);
+      this.#padded = result.read > 0 &&
+        text.charCodeAt(result.read - 1) === EQUALS;
     } catch {
       this.#giveUp(bytes);
     }
@@ -390,6 +424,7 @@ class DataString {
     this.#buffer = null;
     this.#written = 0;
     this.#carry = "";
+    this.#padded = false;
     this.#decoding = false;
     this.#stuck = true;
   }

@@ -242,12 +242,20 @@ function stringEnd(body: Uint8Array, from: number): number {
 
 /**
  * Refuses what JSON forbids inside a string: raw control characters and
- * malformed escapes.
+ * malformed escapes. `origin` is added to the byte positions it reports
+ * (for a string held apart from its body, as the streaming scan holds it).
  */
-function checkStringSyntax(body: Uint8Array, from: number, to: number): void {
+export function checkStringSyntax(
+  body: Uint8Array,
+  from: number,
+  to: number,
+  origin = 0,
+): void {
   const fail = (at: number, what: string) => {
     throw new SyntaxError(
-      `Cannot parse the response body: ${what} at byte ${at}, inside a string; pass the body exactly as the server sent it`,
+      `Cannot parse the response body: ${what} at byte ${
+        origin + at
+      }, inside a string; pass the body exactly as the server sent it`,
     );
   };
   for (let i = from; i < to; i++) {
