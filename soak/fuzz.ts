@@ -81,6 +81,8 @@ export interface FuzzReport {
   classes: Record<string, ClassCounts>;
   forms: Record<string, number>;
   paths: Record<string, number>;
+  /** Outcomes by input form and decode path, e.g. `"stream, shared pool"`. */
+  byFormAndPath: Record<string, ClassCounts>;
   /**
    * Cases decoded on worker threads: the shared pool, or default workers
    * for a body over the 16 MiB threshold.
@@ -150,6 +152,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     ),
     forms: {},
     paths: {},
+    byFormAndPath: {},
     onWorkers: 0,
     failures: [],
     elapsedMs: 0,
@@ -197,6 +200,16 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       report.forms[current.form] = (report.forms[current.form] ?? 0) + 1;
       report.paths[current.path] = (report.paths[current.path] ?? 0) + 1;
       if (onWorkers(current)) report.onWorkers++;
+      const combo = `${current.form}, ${current.path.replace("async, ", "")}`;
+      const both = report.byFormAndPath[combo] ??= {
+        cases: 0,
+        decoded: 0,
+        refused: 0,
+        failed: 0,
+      };
+      both.cases++;
+      if (problem) both.failed++;
+      else both[outcome]++;
       if (problem) {
         counts.failed++;
         report.failures.push({
@@ -613,11 +626,14 @@ function describeError(error: unknown): string {
  * @returns Lines of text.
  */
 export function formatReport(report: FuzzReport): string {
-  const rows = Object.entries(report.classes).map(([name, c]) =>
-    `| ${name.padEnd(22)} | ${String(c.cases).padStart(6)} | ${
+  const row = (name: string, c: ClassCounts) =>
+    `| ${name.padEnd(23)} | ${String(c.cases).padStart(6)} | ${
       String(c.decoded).padStart(7)
-    } | ${String(c.refused).padStart(7)} | ${String(c.failed).padStart(6)} |`
-  );
+    } | ${String(c.refused).padStart(7)} | ${String(c.failed).padStart(6)} |`;
+  const rows = Object.entries(report.classes).map(([name, c]) => row(name, c));
+  const comboRows = Object.entries(report.byFormAndPath)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, c]) => row(name, c));
   const total = Object.values(report.classes).reduce(
     (t, c) => ({
       cases: t.cases + c.cases,
@@ -631,14 +647,19 @@ export function formatReport(report: FuzzReport): string {
     `fuzz: seed ${report.seed}, ${report.cases} cases in ${
       (report.elapsedMs / 1000).toFixed(1)
     } s (slowest case ${report.slowestMs.toFixed(0)} ms)`,
-    `| ${"mutation class".padEnd(22)} |  cases | decoded | refused | failed |`,
-    `|${"-".repeat(24)}|--------|---------|---------|--------|`,
+    `| ${"mutation class".padEnd(23)} |  cases | decoded | refused | failed |`,
+    `|${"-".repeat(25)}|--------|---------|---------|--------|`,
     ...rows,
-    `| ${"total".padEnd(22)} | ${String(total.cases).padStart(6)} | ${
+    `| ${"total".padEnd(23)} | ${String(total.cases).padStart(6)} | ${
       String(total.decoded).padStart(7)
     } | ${String(total.refused).padStart(7)} | ${
       String(total.failed).padStart(6)
     } |`,
+    "",
+    `| ${"form, path".padEnd(23)} |  cases | decoded | refused | failed |`,
+    `|${"-".repeat(25)}|--------|---------|---------|--------|`,
+    ...comboRows,
+    "",
     `forms: ${JSON.stringify(report.forms)}`,
     `paths: ${JSON.stringify(report.paths)}`,
     `on worker threads: ${report.onWorkers} cases`,

@@ -48,6 +48,11 @@ Deno.test("runFuzz() decodes 1,000 seeded mutations of real bodies, whole and st
     assert.ok(report.forms[form] > 100, `${form}: ${report.forms[form]}`);
   }
   assert.equal(Object.keys(report.paths).length, 4);
+  // Streams are read on this thread and on a shared pool's workers.
+  for (const combo of ["stream, this thread", "stream, shared pool"]) {
+    const c = report.byFormAndPath[combo];
+    assert.ok(c?.cases > 30, `${combo}: ${c?.cases} cases`);
+  }
   assert.ok(report.onWorkers > 100, `${report.onWorkers} cases on workers`);
   assert.ok(report.slowestMs < 5000);
 });
