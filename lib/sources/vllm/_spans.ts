@@ -85,3 +85,63 @@ export function concat(
   }
   return out;
 }
+
+/** An open object or array while scanning. */
+interface Open {
+  array: boolean;
+  start: number;
+  key: string | null;
+  commas: number;
+}
+
+/**
+ * Follows the nesting of a JSON body (the bytes outside strings, which are
+ * few) and reports each element of the top-level `attn_capture_data` list as
+ * soon as it closes: its first and last byte and its index in the list. The
+ * whole-body scan and the streaming scan feed it the same way; each finds
+ * strings and keys its own way and says which key was read.
+ */
+export class CaptureEntryTracker {
+  #stack: Open[] = [];
+  #key: string | null = null;
+  #emit: (start: number, end: number, index: number) => void;
+
+  /**
+   * @param emit Called with an entry's first and last byte and its index.
+   */
+  constructor(emit: (start: number, end: number, index: number) => void) {
+    this.#emit = emit;
+  }
+
+  /** The key just read (a short string followed by `:`), or `null`. */
+  set key(key: string | null) {
+    this.#key = key;
+  }
+
+  /**
+   * One byte outside strings at position `i`; only `{ [ } ] ,` matter.
+   *
+   * @param c The byte.
+   * @param i Its position in the body.
+   */
+  structure(c: number, i: number): void {
+    const stack = this.#stack;
+    if (c === 0x7b || c === 0x5b) { // { [
+      stack.push({ array: c === 0x5b, start: i, key: this.#key, commas: 0 });
+      this.#key = null;
+    } else if (c === 0x7d || c === 0x5d) { // } ]
+      const closed = stack.pop();
+      const list = stack[1];
+      if (
+        closed && !closed.array && stack.length === 2 && !stack[0].array &&
+        list.array && list.key === "attn_capture_data"
+      ) {
+        this.#emit(closed.start, i, list.commas);
+      }
+    } else if (c === 0x2c) { // ,
+      const top = stack[stack.length - 1];
+      if (top?.array) top.commas++;
+      this.#key = null;
+    }
+  }
+}

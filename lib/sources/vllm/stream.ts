@@ -14,7 +14,13 @@
  */
 
 import { Base64Span } from "./base64.ts";
-import { concat, followsDataKey, parseJson, restoreSpans } from "./_spans.ts";
+import {
+  CaptureEntryTracker,
+  concat,
+  followsDataKey,
+  parseJson,
+  restoreSpans,
+} from "./_spans.ts";
 import { checkStringSyntax } from "./wire.ts";
 
 const QUOTE = 0x22;
@@ -42,14 +48,6 @@ export interface ResponseScannerOptions {
 
 /** Where the scan is between two chunks. */
 type Mode = "structure" | "string" | "data";
-
-/** An open object or array of the skeleton. */
-interface Open {
-  array: boolean;
-  start: number;
-  key: string | null;
-  commas: number;
-}
 
 /**
  * Scans a JSON response body that arrives in chunks, with the result
@@ -90,8 +88,13 @@ export class ResponseScanner {
   #stringEscaped = false;
   #stringStart = 0;
   #lastString: [number, number] | null = null;
-  #key: string | null = null;
-  #stack: Open[] = [];
+  #entries = new CaptureEntryTracker((start, end, index) => {
+    if (!this.#onEntry) return;
+    const text = new TextDecoder().decode(
+      this.#skeleton.subarray(start, end + 1),
+    );
+    this.#onEntry(this.#restore(parseJson(text)), index);
+  });
 
   /**
    * Starts a scan.
@@ -237,7 +240,6 @@ export class ResponseScanner {
    */
   #track(): void {
     const s = this.#skeleton;
-    const stack = this.#stack;
     for (let i = this.#tracked; i < this.#length; i++) {
       const c = s[i];
       if (this.#inString) {
@@ -254,30 +256,13 @@ export class ResponseScanner {
         this.#stringStart = i;
       } else if (c === 0x3a) { // :
         const last = this.#lastString;
-        this.#key = last && last[1] - last[0] < 64
+        this.#entries.key = last && last[1] - last[0] < 64
           ? JSON.parse(
             new TextDecoder().decode(s.subarray(last[0], last[1] + 1)),
           )
           : null;
-      } else if (c === 0x7b || c === 0x5b) { // { [
-        stack.push({ array: c === 0x5b, start: i, key: this.#key, commas: 0 });
-        this.#key = null;
-      } else if (c === 0x7d || c === 0x5d) { // } ]
-        const closed = stack.pop();
-        const list = stack[1];
-        if (
-          this.#onEntry && closed && !closed.array && stack.length === 2 &&
-          !stack[0].array && list.array && list.key === "attn_capture_data"
-        ) {
-          const text = new TextDecoder().decode(
-            s.subarray(closed.start, i + 1),
-          );
-          this.#onEntry(this.#restore(parseJson(text)), list.commas);
-        }
-      } else if (c === 0x2c) { // ,
-        const top = stack[stack.length - 1];
-        if (top?.array) top.commas++;
-        this.#key = null;
+      } else {
+        this.#entries.structure(c, i);
       }
     }
     this.#tracked = this.#length;

@@ -14,6 +14,7 @@
 
 import { Base64Span, decodeBase64Until } from "./base64.ts";
 import {
+  CaptureEntryTracker,
   COLON,
   concat,
   followsDataKey,
@@ -160,51 +161,20 @@ function splice(
   return concat(pieces);
 }
 
-/** An open object or array while scanning. */
-interface Open {
-  array: boolean;
-  start: number;
-  key: string | null;
-  commas: number;
-}
-
 /**
- * Follows the nesting between strings, to report each element of the
- * top-level `attn_capture_data` list as soon as it closes. Only the bytes
- * outside strings are looked at, which are few.
+ * Feeds the whole-body scan's structure bytes and keys to a
+ * {@linkcode CaptureEntryTracker}.
  */
 class EntryTracker {
-  #stack: Open[] = [];
-  #key: string | null = null;
-  #emit: (start: number, end: number, index: number) => void;
+  #tracker: CaptureEntryTracker;
 
   constructor(emit: (start: number, end: number, index: number) => void) {
-    this.#emit = emit;
+    this.#tracker = new CaptureEntryTracker(emit);
   }
 
   /** Structure bytes between strings. */
   gap(body: Uint8Array, from: number, to: number): void {
-    const stack = this.#stack;
-    for (let i = from; i < to; i++) {
-      const c = body[i];
-      if (c === 0x7b || c === 0x5b) { // { [
-        stack.push({ array: c === 0x5b, start: i, key: this.#key, commas: 0 });
-        this.#key = null;
-      } else if (c === 0x7d || c === 0x5d) { // } ]
-        const closed = stack.pop();
-        const list = stack[1];
-        if (
-          closed && !closed.array && stack.length === 2 && !stack[0].array &&
-          list.array && list.key === "attn_capture_data"
-        ) {
-          this.#emit(closed.start, i, list.commas);
-        }
-      } else if (c === 0x2c) { // ,
-        const top = stack[stack.length - 1];
-        if (top?.array) top.commas++;
-        this.#key = null;
-      }
-    }
+    for (let i = from; i < to; i++) this.#tracker.structure(body[i], i);
   }
 
   /** A string (not a cut one): remember it when it is a key. */
@@ -212,7 +182,7 @@ class EntryTracker {
     let p = close + 1;
     while (p < body.length && isSpace(body[p])) p++;
     const isKey = body[p] === COLON;
-    this.#key = isKey && close - open < 64
+    this.#tracker.key = isKey && close - open < 64
       ? JSON.parse(new TextDecoder().decode(body.subarray(open, close + 1)))
       : null;
   }
