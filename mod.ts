@@ -20,6 +20,7 @@
 export * from "./lib/data/scores.ts";
 export * from "./lib/data/token_meta.ts";
 export * from "./lib/data/layer.ts";
+export type * from "./lib/data/layer_meta.ts";
 export * from "./lib/analysis/analyzer.ts";
 export * from "./lib/sources/vllm/extract.ts";
 export {

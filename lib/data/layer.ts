@@ -6,6 +6,7 @@
  */
 
 import { displayBundle, JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
+import type { LayerMeta } from "./layer_meta.ts";
 import type { AttentionScores } from "./scores.ts";
 import type { TokenMeta } from "./token_meta.ts";
 
@@ -38,6 +39,8 @@ export class AttentionLayer {
   readonly scores: AttentionScores;
   /** What each position is. */
   readonly tokenMeta: TokenMeta;
+  /** The layer's architecture when the source says it (`layer_meta`), else `null`. */
+  readonly layerMeta: LayerMeta | null;
 
   /**
    * Groups a layer's parts.
@@ -65,11 +68,13 @@ export class AttentionLayer {
     model: string | null;
     scores: AttentionScores;
     tokenMeta: TokenMeta;
+    layerMeta?: LayerMeta | null;
   }) {
     this.layer = parts.layer;
     this.model = parts.model;
     this.scores = parts.scores;
     this.tokenMeta = parts.tokenMeta;
+    this.layerMeta = parts.layerMeta ?? null;
   }
 
   /**

@@ -1,0 +1,73 @@
+/**
+ * The contract between a model's forward pass and whatever multiplies its
+ * matrices. The forward pass (lib/models/) knows only this interface; a
+ * backend (a plain TypeScript reference, or WebAssembly SIMD kernels on
+ * worker threads) implements it. Weights are handed over once, at their
+ * stored width, and referred to by handle afterwards, so a backend may keep
+ * them wherever its kernels read fastest (for example in WebAssembly memory
+ * shared between threads) without the forward pass knowing.
+ *
+ * @module
+ */
+
+/** How a weight's elements are stored. */
+export type WeightDtype = "float32" | "bfloat16" | "float16";
+
+/**
+ * A linear layer's weight in HF `nn.Linear` layout: `rows` outputs by
+ * `cols` inputs, row-major, so `y = x · Wᵀ`. GPT-2's Conv1D weights
+ * (`[in, out]`) are transposed into this layout when loaded.
+ */
+export interface MatrixWeight {
+  /** Output features (the weight's first dimension). */
+  rows: number;
+  /** Input features (the weight's second dimension). */
+  cols: number;
+  /** Element type of `data`. */
+  dtype: WeightDtype;
+  /** `rows * cols` elements; BF16 and F16 are raw 16-bit patterns. */
+  data: Float32Array | Uint16Array;
+}
+
+/** A weight a backend has taken in; only that backend can use it. */
+export interface WeightHandle {
+  /** Output features. */
+  readonly rows: number;
+  /** Input features. */
+  readonly cols: number;
+  /** Stored element type. */
+  readonly dtype: WeightDtype;
+}
+
+/** Multiplies activations by weights. Every call is synchronous and exact in float32. */
+export interface MatmulBackend {
+  /** A short name for benches and errors, e.g. `"reference"` or `"wasm-simd x2"`. */
+  readonly name: string;
+  /**
+   * Takes in a weight (and its bias), keeping it at its stored width where
+   * the kernels allow. The caller may drop `weight.data` afterwards.
+   */
+  upload(weight: MatrixWeight, bias?: Float32Array | null): WeightHandle;
+  /**
+   * `out[m, rows] = x[m, cols] · Wᵀ + bias`, with float32 accumulation.
+   *
+   * @param x `m * cols` activations, row-major.
+   * @param m Rows of `x` (positions).
+   * @param weight A handle from {@linkcode MatmulBackend.upload}.
+   * @param out Where to write `m * rows` results; allocated when omitted.
+   * @param rowRange Only output features `[start, end)` (for example one
+   *   vocabulary slice), written densely as `m * (end - start)`.
+   * @returns `out`.
+   */
+  linear(
+    x: Float32Array,
+    m: number,
+    weight: WeightHandle,
+    out?: Float32Array,
+    rowRange?: [number, number],
+  ): Float32Array;
+  /** Frees a weight. */
+  release(weight: WeightHandle): void;
+  /** Frees everything, workers included. */
+  close(): void;
+}
