@@ -9,6 +9,8 @@
  * @module
  */
 
+import type { LayerMeta } from "../../lib/data/layer_meta.ts";
+
 /** One chat message after the HTTP layer has validated it. */
 export interface ChatMessage {
   /** `system`, `user` or `assistant`. */
@@ -67,6 +69,17 @@ export interface GenerateOptions {
    * returning true ends generation (the HTTP layer's stop strings).
    */
   shouldStop?: (generated: readonly number[]) => boolean;
+  /**
+   * Query heads `[layer, head]` whose outputs are zeroed before the output
+   * projection at every position (`attn_ablate_heads`); validated by the
+   * HTTP layer against `numLayers` and `numHeads`.
+   */
+  ablateHeads?: [number, number][];
+  /**
+   * Only these query rows, half-open absolute positions, are kept for the
+   * captured layers (`attn_capture_prefix`); all rows when omitted.
+   */
+  captureRows?: { start: number; end: number };
 }
 
 /** What one generation returns. */
@@ -128,6 +141,15 @@ export interface DemoModel {
   readonly numHeads: number;
   /** Longest sequence (prompt plus generated) the model accepts. */
   readonly maxPositions: number;
+  /** Each layer's attention layout, sent as the wire entry's `layer_meta`. */
+  readonly layerMeta?: readonly LayerMeta[];
+  /**
+   * Where the weights and tokenizer came from (model id, revision, hashes,
+   * dtype), carried into the response for real models.
+   */
+  readonly provenance?: Readonly<Record<string, unknown>>;
+  /** Tokenizes raw text for `POST /tokenize` (special tokens added when asked). */
+  tokenize?(text: string, addSpecialTokens: boolean): number[];
   /** Applies the chat template (Gemma-style turns) and tokenizes. */
   renderChat(messages: ChatMessage[]): ModelInput;
   /** The text of one token, as `decoded_token` and `logprobs` report it. */
