@@ -61,16 +61,29 @@ export interface PositionInfo {
   promptLen: number;
   /** Image positions within the prompt. */
   visionRanges: readonly WireRange[];
+  /**
+   * Position of the first query row (`attn_capture_prefix`).
+   * @default {0}
+   */
+  firstRow?: number;
+  /**
+   * Rows of the whole generation (prompt plus generated, less one), the
+   * wire's `total_len`.
+   * @default {the number of rows}
+   */
+  totalLen?: number;
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /**
- * Encodes one layer's square `[T, H, T]` softmax scores in the wire format.
+ * Encodes one layer's `[Tq, H, T]` softmax scores in the wire format: all
+ * T rows, or the `Tq` rows from `positions.firstRow` on (which may be none,
+ * as vLLM's slice of rows past the end is empty).
  *
  * @param layerIdx The decoder layer index.
- * @param scores Flat `[T, H, T]` scores in C order (float32 from the forward pass).
- * @param shape `[T, H, T]`.
+ * @param scores Flat `[Tq, H, T]` scores in C order (float32 from the forward pass).
+ * @param shape `[Tq, H, T]`.
  * @param positions Prompt length and vision ranges.
  * @param options The gzip level.
  * @returns The `attn_capture_data` entry.
@@ -122,11 +135,12 @@ export function encodeAttentionLayer(
 }
 
 /**
- * The `token_meta` of a full capture of `T` rows: rows are positions
- * `0..T-1`, `total_len` is `T`, and language ranges fill the prompt around
- * the vision ranges.
+ * The `token_meta` of a capture of `rows` query rows: rows are positions
+ * `firstRow..firstRow+rows-1` (`0..T-1` for a full capture), `total_len` is
+ * the generation's row count, and language ranges fill the prompt around the
+ * vision ranges.
  *
- * @param rows T, the number of query rows.
+ * @param rows The number of query rows.
  * @param positions Prompt length and vision ranges.
  * @returns The wire object.
  *
@@ -139,6 +153,9 @@ export function encodeAttentionLayer(
  * assert.deepEqual(meta.lang_ranges, [{ start: 0, end: 2 }, { start: 4, end: 6 }]);
  * assert.deepEqual(meta.token_idx, [0, 1, 2, 3, 4, 5, 6]);
  * assert.equal(meta.total_len, 7);
+ * const rows = buildTokenMeta(2, { promptLen: 6, visionRanges: [], firstRow: 5, totalLen: 7 });
+ * assert.deepEqual(rows.token_idx, [5, 6]);
+ * assert.equal(rows.total_len, 7);
  * ```
  */
 export function buildTokenMeta(
@@ -157,10 +174,11 @@ export function buildTokenMeta(
   if (at < positions.promptLen) {
     lang.push({ start: at, end: positions.promptLen });
   }
+  const first = positions.firstRow ?? 0;
   return {
-    token_idx: Array.from({ length: rows }, (_, i) => i),
+    token_idx: Array.from({ length: rows }, (_, i) => first + i),
     prompt_len: positions.promptLen,
-    total_len: rows,
+    total_len: positions.totalLen ?? rows,
     vision_ranges: vision.map(({ start, end }) => ({ start, end })),
     lang_ranges: lang,
     token_idx_basis: "window_local",

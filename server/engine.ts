@@ -28,6 +28,7 @@ import {
   firstStop,
 } from "./completion.ts";
 import { encodeAttentionLayer, type WireLayer } from "./encode.ts";
+import { type CapturePrefix, rowsHeld } from "./capture_rows.ts";
 import { HttpError } from "./http_error.ts";
 import type {
   DemoModel,
@@ -178,7 +179,13 @@ export class Engine {
   #prepare(request: ChatRequest, sink: JobSink): Job {
     const layers = this.#captureLayers(request);
     const input = renderChat(this.#model, request);
-    const maxTokens = this.#checkLimits(input, request, layers);
+    const prefix = layers.length && !request.stream
+      ? request.attnCapturePrefix
+      : undefined;
+    const maxTokens = this.#checkLimits(input, request, layers, prefix);
+    const captureRows = prefix
+      ? checkPrefix(prefix, input.ids.length, maxTokens)
+      : undefined;
     const work = input.ids.length + maxTokens;
     const busy = this.#running.length + this.#waiting.length;
     if (
@@ -210,6 +217,7 @@ export class Engine {
         topLogprobs: request.topLogprobs,
         promptTopLogprobs: request.promptLogprobs ?? 0,
         captureLayers: request.stream ? [] : layers,
+        ...(captureRows ? { captureRows } : {}),
         shouldStop: stop.length
           ? (ids) => firstStop(model.decode(ids), stop) !== null
           : undefined,
@@ -345,11 +353,14 @@ export class Engine {
     if (!scores) {
       throw new Error(`the model returned no attention for layer ${l}`);
     }
-    const rows = job.input.ids.length + result.tokens.length - 1;
+    const total = job.input.ids.length + result.tokens.length - 1;
+    const { first, rows } = rowsHeld(job.options.captureRows, total);
     job.encoded.push(
-      encodeAttentionLayer(l, scores, [rows, this.#model.numHeads, rows], {
+      encodeAttentionLayer(l, scores, [rows, this.#model.numHeads, total], {
         promptLen: job.input.ids.length,
         visionRanges: job.input.visionRanges,
+        firstRow: first,
+        totalLen: total,
       }),
     );
     // Each layer's float32 scores go as soon as they are encoded.
@@ -419,6 +430,7 @@ export class Engine {
     input: ModelInput,
     req: ChatRequest,
     layers: number[],
+    prefix?: CapturePrefix,
   ): number {
     const maxModelLen = this.#maxModelLen;
     const promptLen = input.ids.length;
@@ -440,29 +452,33 @@ export class Engine {
       );
     }
     if (layers.length === 0) return maxTokens;
-    // Captured scores grow with the square of the sequence: a request that
-    // names max_tokens must fit the limit; the default length is shortened
-    // to fit it, as the default already stops at the context's end.
+    // Captured scores grow with the rows kept times the sequence: a request
+    // that names max_tokens must fit the limit; the default length is
+    // shortened to fit it, as the default already stops at the context's end.
     const numHeads = this.#model.numHeads;
     const limitMb = this.#settings.maxAttentionCaptureMb;
-    const perRow = layers.length * numHeads * 2;
+    const perCell = layers.length * numHeads * 2;
     const limit = limitMb * 1024 * 1024;
-    const mib = (rows: number) =>
-      (perRow * rows * rows / 2 ** 20).toPrecision(3);
-    const maxRows = Math.floor(Math.sqrt(limit / perRow));
+    const kept = (rows: number) => rowsHeld(prefix, rows).rows;
+    const bytes = (rows: number) => perCell * kept(rows) * rows;
+    const mib = (rows: number) => (bytes(rows) / 2 ** 20).toPrecision(3);
+    const maxRows = largestWithin(bytes, limit, maxModelLen);
     const room = maxRows - promptLen + 1;
     const what = (rows: number) =>
-      `${layers.length} layer${
-        layers.length > 1 ? "s" : ""
-      } of ${rows} x ${numHeads} x ${rows} float16 scores need ${
+      `${layers.length} layer${layers.length > 1 ? "s" : ""} of ${
+        kept(rows)
+      } x ${numHeads} x ${rows} float16 scores need ${
         mib(rows)
       } MiB, over the server's limit of ${limitMb} MiB`;
+    const fewer = prefix
+      ? "capture fewer layers (attn_capture_layers) or rows (attn_capture_prefix)"
+      : "capture fewer layers (attn_capture_layers)";
     if (room < 1) {
       throw new HttpError(
         400,
         `Cannot capture attention: for the prompt alone, ${
           what(promptLen)
-        }; capture fewer layers (attn_capture_layers) or shorten the prompt, or restart the server with a larger --max-attention-capture-mb`,
+        }; ${fewer} or shorten the prompt, or restart the server with a larger --max-attention-capture-mb`,
         { param: "attn_capture_layers", code: "capture_too_large" },
       );
     }
@@ -471,12 +487,54 @@ export class Engine {
         400,
         `Cannot capture attention: with max_tokens ${maxTokens}, ${
           what(promptLen + maxTokens - 1)
-        }; lower max_tokens to at most ${room}, capture fewer layers (attn_capture_layers), or restart the server with a larger --max-attention-capture-mb`,
+        }; lower max_tokens to at most ${room}, ${fewer}, or restart the server with a larger --max-attention-capture-mb`,
         { param: "max_tokens", code: "capture_too_large" },
       );
     }
     return Math.min(maxTokens, room);
   }
+}
+
+/**
+ * The largest `rows` in `1..upTo` whose `bytes(rows)` fits `limit`
+ * (`bytes` never decreases), or 0 when none does.
+ */
+function largestWithin(
+  bytes: (rows: number) => number,
+  limit: number,
+  upTo: number,
+): number {
+  let lo = 0, hi = upTo;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (bytes(mid) <= limit) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/**
+ * The rows to keep for a prefix, refused when no row of it can exist: a
+ * generation of at most `maxTokens` has `promptLen + maxTokens - 1` rows.
+ */
+function checkPrefix(
+  prefix: CapturePrefix,
+  promptLen: number,
+  maxTokens: number,
+): { start: number; end: number } {
+  const most = promptLen + maxTokens - 1;
+  if (prefix.start >= most) {
+    throw new HttpError(
+      400,
+      `Cannot capture rows from ${prefix.start}: this request has at most ${most} rows (${promptLen} prompt tokens plus max_tokens ${maxTokens}, less the last token, whose query is never computed), so rows 0..${
+        most - 1
+      }; lower the start of attn_capture_prefix (the last prompt row is ${
+        promptLen - 1
+      }) or raise max_tokens`,
+      { param: "attn_capture_prefix", code: "invalid_capture_prefix" },
+    );
+  }
+  return { start: prefix.start, end: Math.min(prefix.end ?? most, most) };
 }
 
 /** The model's own input errors (bad image, bad role order) are the client's fault. */

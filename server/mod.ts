@@ -54,3 +54,10 @@ export {
 export { LocalRunner, type ModelRunner, WorkerRunner } from "./runner.ts";
 export { type EngineStats } from "./engine.ts";
 export { type ChatRequest } from "./request.ts";
+export {
+  type CapturePrefix,
+  parseCapturePrefix,
+  readCapturePrefix,
+  rowsHeld,
+} from "./capture_rows.ts";
+export type { LayerMeta } from "../lib/data/layer_meta.ts";

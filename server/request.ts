@@ -10,6 +10,7 @@ import { HttpError } from "./http_error.ts";
 import type { ChatMessage, ChatPart } from "./model/types.ts";
 import { parseLayerList } from "./options.ts";
 import { MAX_TOP_LOGPROBS } from "./model/generate.ts";
+import { type CapturePrefix, readCapturePrefix } from "./capture_rows.ts";
 
 /** A chat completion request after validation. */
 export interface ChatRequest {
@@ -39,6 +40,11 @@ export interface ChatRequest {
   attnCapture: boolean;
   /** `attn_capture_layers`, or `undefined` for the server's list. */
   attnCaptureLayers?: "all" | readonly number[];
+  /**
+   * `attn_capture_prefix` (or `vllm_xargs.attn_capture_prefix`): only these
+   * query rows are captured and returned.
+   */
+  attnCapturePrefix?: CapturePrefix;
 }
 
 /** Most stop strings a request may give. */
@@ -168,6 +174,8 @@ export function validateChatRequest(body: unknown): ChatRequest {
       throw bad((error as Error).message, "attn_capture_layers");
     }
   }
+  const prefix = readCapturePrefix(b);
+  if (prefix) request.attnCapturePrefix = prefix;
   return request;
 }
 

@@ -95,7 +95,26 @@ export interface CaptureAttentionOptions {
    */
   maxBytes?: number;
   /**
-   * Extra request fields, sent as they are (e.g. vLLM's `attn_capture_prefix`).
+   * Only these query rows, absolute positions, half-open: `"start:end"`,
+   * `"start:"` (to the last row) or `{ start, end? }`. Sent as vLLM's fork
+   * reads it, `vllm_xargs: {"attn_capture_prefix": "start:end"}` (merged
+   * with any `vllm_xargs` in `extraBody`); attnscope's servers read it there
+   * too. The decoded layers hold those rows, `scores.queryPositions` saying
+   * which.
+   * @default {undefined} every row
+   */
+  capturePrefix?: string | { start: number; end?: number | null };
+  /**
+   * Query heads `[layer, head]` whose outputs the server zeroes before the
+   * output projection at every position (`attn_ablate_heads`). attnscope's
+   * servers echo what they applied, which the result's `ablatedHeads`
+   * carries; a server that does not echo it ignored the field (a warning
+   * says so, and `ablatedHeads` is `null`).
+   * @default {undefined} no ablation (the field is not sent)
+   */
+  ablateHeads?: readonly (readonly [number, number])[];
+  /**
+   * Extra request fields, sent as they are (e.g. `vllm_xargs`).
    * @default {{}}
    */
   extraBody?: Record<string, unknown>;
@@ -169,6 +188,12 @@ export interface CaptureResult {
   finishReason: string | null;
   /** The raw response body when `keepBody` was set, else `null`. */
   body: Uint8Array | null;
+  /**
+   * The ablation the server says it applied (its `attn_ablate_heads` echo),
+   * or `null` when `ablateHeads` was not given or the server did not echo
+   * it (it ignored the field: the answer is not ablated).
+   */
+  ablatedHeads: [number, number][] | null;
 }
 
 /**
@@ -221,6 +246,12 @@ export async function captureAttention(
     : typeof options.layers === "string"
     ? options.layers
     : options.layers.join(",");
+  const prefix = options.capturePrefix === undefined
+    ? undefined
+    : prefixText(options.capturePrefix);
+  const ablate = options.ablateHeads === undefined
+    ? undefined
+    : headPairs(options.ablateHeads);
   const display = progressReporter(options, "capture");
   const onProgress: OnProgress = display.onProgress;
   const start = performance.now();
@@ -265,7 +296,14 @@ export async function captureAttention(
       ...(capture && layers !== undefined
         ? { attn_capture_layers: layers }
         : {}),
+      ...(ablate === undefined ? {} : { attn_ablate_heads: ablate }),
       ...options.extraBody,
+      ...(prefix === undefined ? {} : {
+        vllm_xargs: {
+          ...(options.extraBody?.vllm_xargs as Record<string, unknown>),
+          attn_capture_prefix: prefix,
+        },
+      }),
       stream: false as const,
     };
     const asked = (request as Record<string, unknown>).prompt_logprobs;
@@ -306,6 +344,17 @@ export async function captureAttention(
     saved?.close();
   }
   if (capture) {
+    if (
+      !attention && prefix !== undefined &&
+      Array.isArray(raw.attn_capture_data) && raw.attn_capture_data.length > 0
+    ) {
+      display.finish(null);
+      throw new Error(
+        `Cannot capture attention from ${baseUrl}: no layer holds rows of capturePrefix ${
+          JSON.stringify(prefix)
+        }; the range starts past the last row, so ask for rows below the prompt plus generated tokens`,
+      );
+    }
     if (!attention) {
       display.finish(null);
       throw new Error(
@@ -336,7 +385,85 @@ export async function captureAttention(
     promptLen,
     finishReason: choice?.finish_reason ?? null,
     body: options.keepBody ? concatChunks(kept) : null,
+    ablatedHeads: ablate === undefined
+      ? null
+      : ablationEcho(raw, ablate, baseUrl),
   };
+}
+
+/** `"start:end"` from the option, checked. */
+function prefixText(
+  prefix: string | { start: number; end?: number | null },
+): string {
+  const ok = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0;
+  if (typeof prefix === "string") {
+    if (/^\s*\d*\s*:\s*\d*\s*$/.test(prefix)) return prefix.replace(/\s/g, "");
+  } else if (
+    prefix !== null && typeof prefix === "object" && ok(prefix.start) &&
+    (prefix.end === undefined || prefix.end === null ||
+      (ok(prefix.end) && prefix.end > prefix.start))
+  ) {
+    return `${prefix.start}:${prefix.end ?? ""}`;
+  }
+  throw new TypeError(
+    `Cannot capture attention: capturePrefix ${
+      JSON.stringify(prefix)
+    } is not "start:end" or { start, end }; pass absolute positions, half-open, e.g. "0:64" or { start: 30 }`,
+  );
+}
+
+/** The `[layer, head]` pairs, checked as plain non-negative integers. */
+function headPairs(
+  heads: readonly (readonly [number, number])[],
+): [number, number][] {
+  const ok = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0;
+  if (
+    !Array.isArray(heads) ||
+    !heads.every((p) => Array.isArray(p) && p.length === 2 && p.every(ok))
+  ) {
+    throw new TypeError(
+      `Cannot capture attention: ablateHeads ${
+        JSON.stringify(heads)?.slice(0, 80)
+      } is not a list of [layer, head] pairs of non-negative integers; pass e.g. [[1, 3]]`,
+    );
+  }
+  return heads.map(([l, h]) => [l, h]);
+}
+
+/**
+ * The server's `attn_ablate_heads` echo; `null`, with a warning, when the
+ * server sent none (it ignored the field) or one that is not pairs.
+ */
+function ablationEcho(
+  raw: Record<string, unknown>,
+  asked: [number, number][],
+  baseUrl: string,
+): [number, number][] | null {
+  const echo = raw.attn_ablate_heads;
+  const valid = Array.isArray(echo) &&
+    echo.every((p) =>
+      Array.isArray(p) && p.length === 2 &&
+      p.every((n) => Number.isInteger(n))
+    );
+  if (!valid) {
+    warn(
+      `The server at ${baseUrl} did not echo attn_ablate_heads, so it ignored the ablation: this answer and its attention are the unablated model's; use a server that supports head ablation (attnscope's demo or real-model server)`,
+    );
+    return null;
+  }
+  const pairs = (echo as [number, number][]).map(([l, h]) =>
+    [l, h] as [number, number]
+  );
+  const key = (p: [number, number][]) =>
+    [...new Set(p.map(([l, h]) => `${l}:${h}`))].sort().join(",");
+  if (key(pairs) !== key(asked)) {
+    warn(
+      `The server at ${baseUrl} applied attn_ablate_heads ${
+        JSON.stringify(pairs)
+      }, not the ${JSON.stringify(asked)} asked for; check the server`,
+    );
+  }
+  return pairs;
 }
 
 function readMessages(

@@ -104,42 +104,50 @@ class GrowingRows {
 }
 
 /**
- * The attention rows of one captured layer, packed: row t (all heads, keys
- * 0..t) starts at `heads * t * (t + 1) / 2`. One buffer that doubles as it
- * grows, not one small array per row: a server running many captures at
- * once would otherwise fragment its heap with them.
+ * The attention rows of one captured layer, packed: the rows of positions
+ * `first <= t < end` (all heads, keys 0..t), row t starting at
+ * `heads * (t * (t + 1) / 2 - first * (first + 1) / 2)`. One buffer that
+ * doubles as it grows, not one small array per row: a server running many
+ * captures at once would otherwise fragment its heap with them. Positions
+ * outside the range are not kept, so memory follows the rows asked for.
  */
 class PackedRows {
   data: Float32Array;
   rows = 0;
-  constructor(readonly heads: number, capacityRows: number) {
-    this.data = new Float32Array(PackedRows.offset(heads, capacityRows));
+  constructor(
+    readonly heads: number,
+    capacityRows: number,
+    readonly first = 0,
+    readonly end = Infinity,
+  ) {
+    this.data = new Float32Array(
+      this.offset(Math.max(0, Math.min(capacityRows, end) - first)),
+    );
   }
-  static offset(heads: number, t: number): number {
-    return heads * t * (t + 1) / 2;
+  /** Where stored row `i` (position `first + i`) starts. */
+  offset(i: number): number {
+    const t = this.first + i, f = this.first;
+    return this.heads * (t * (t + 1) / 2 - f * (f + 1) / 2);
   }
-  /** Room for row `t`, returned as a view to fill. */
-  next(): Float32Array {
-    const t = this.rows;
-    const end = PackedRows.offset(this.heads, t + 1);
+  /** Room for position `t`'s row, returned as a view to fill; `undefined` outside the range. */
+  next(t: number): Float32Array | undefined {
+    if (t < this.first || t >= this.end) return undefined;
+    const i = this.rows;
+    const end = this.offset(i + 1);
     if (end > this.data.length) {
       const next = new Float32Array(
-        Math.max(end, PackedRows.offset(this.heads, 2 * t + 2)),
+        Math.max(end, this.offset(2 * i + 2)),
       );
-      next.set(this.data.subarray(0, PackedRows.offset(this.heads, t)));
+      next.set(this.data.subarray(0, this.offset(i)));
       this.data = next;
     }
     this.rows++;
-    return this.data.subarray(PackedRows.offset(this.heads, t), end);
+    return this.data.subarray(this.offset(i), end);
   }
   views(): Float32Array[] {
     return Array.from(
       { length: this.rows },
-      (_, t) =>
-        this.data.subarray(
-          PackedRows.offset(this.heads, t),
-          PackedRows.offset(this.heads, t + 1),
-        ),
+      (_, i) => this.data.subarray(this.offset(i), this.offset(i + 1)),
     );
   }
 }
@@ -150,6 +158,17 @@ const plans = new WeakMap<DemoWeights, HeadPlan[][]>();
 export interface SequenceOptions {
   /** Layers whose attention rows to keep. @default {[]} */
   captureLayers?: readonly number[];
+  /**
+   * Only the rows of these positions are kept, half-open.
+   * @default {undefined} every row
+   */
+  captureRows?: { start: number; end: number };
+  /**
+   * Query heads `[layer, head]` whose outputs are zeroed before the output
+   * projection (their attention is still computed and captured).
+   * @default {[]}
+   */
+  ablateHeads?: readonly (readonly [number, number])[];
   /** Expected length, to size the caches. @default {256} */
   expectedLength?: number;
 }
@@ -179,6 +198,8 @@ export class Sequence {
   readonly #keys: KeyColumns[][];
   readonly #values: GrowingRows[][];
   readonly #capture: Map<number, PackedRows>;
+  /** Per layer, 1 for each head whose output is zeroed. */
+  readonly #ablated: Uint8Array[];
   readonly #x: Float32Array;
   readonly #q: Float32Array;
   readonly #k: Float32Array;
@@ -204,11 +225,14 @@ export class Sequence {
       heads.map((h) => new GrowingRows(h.v.length, n))
     );
     const { dModel, numHeads, headDim } = weights.config;
+    const rows = options.captureRows;
     this.#capture = new Map(
       (options.captureLayers ?? []).map((
         l,
-      ) => [l, new PackedRows(numHeads, n)]),
+      ) => [l, new PackedRows(numHeads, n, rows?.start, rows?.end)]),
     );
+    this.#ablated = weights.layers.map(() => new Uint8Array(numHeads));
+    for (const [l, h] of options.ablateHeads ?? []) this.#ablated[l][h] = 1;
     this.#x = new Float32Array(dModel);
     this.#q = new Float32Array(numHeads * headDim);
     this.#k = new Float32Array(numHeads * headDim);
@@ -222,8 +246,9 @@ export class Sequence {
   }
 
   /**
-   * Attention rows kept for a captured layer: row t holds `heads * (t + 1)`
-   * weights, head-major.
+   * Attention rows kept for a captured layer: the row of position t holds
+   * `heads * (t + 1)` weights, head-major; with `captureRows`, the first
+   * row is position `captureRows.start`.
    *
    * @param layer A layer passed in `captureLayers`.
    * @returns The rows so far (views into the sequence's buffer).
@@ -313,7 +338,8 @@ export class Sequence {
       addRowTimes(x, layer.wk, k);
       addRowTimes(x, layer.wv, v);
       const captured = this.#capture.get(l);
-      const row = captured?.next();
+      const row = captured?.next(t);
+      const ablated = this.#ablated[l];
       for (let h = 0; h < numHeads; h++) {
         const plan = this.#plans[l][h];
         const base = h * headDim;
@@ -363,7 +389,8 @@ export class Sequence {
         if (row) {
           for (let j = 0; j <= t; j++) row[h * (t + 1) + j] = scores[j];
         }
-        if (nv > 0) {
+        // An ablated head's output stays zero: nothing it reads reaches wo.
+        if (nv > 0 && !ablated[h]) {
           for (let j = 0; j <= t; j++) {
             const p = scores[j];
             if (p < NEGLIGIBLE_WEIGHT) continue;

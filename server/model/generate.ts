@@ -145,6 +145,32 @@ function validate(
       );
     }
   }
+  const rows = options.captureRows;
+  if (
+    rows !== undefined &&
+    (!Number.isInteger(rows?.start) || !Number.isInteger(rows?.end) ||
+      rows.start < 0 || rows.end <= rows.start)
+  ) {
+    throw new RangeError(
+      `Cannot capture rows ${
+        JSON.stringify(rows)
+      }: pass {start, end} with 0 <= start < end (half-open positions)`,
+    );
+  }
+  const { numHeads } = weights.config;
+  for (const pair of options.ablateHeads ?? []) {
+    const [l, h] = (Array.isArray(pair) ? pair : []) as number[];
+    if (
+      !Number.isInteger(l) || !Number.isInteger(h) || l < 0 || h < 0 ||
+      l >= numLayers || h >= numHeads || pair.length !== 2
+    ) {
+      throw new RangeError(
+        `Cannot ablate head ${JSON.stringify(pair)}: the model has layers 0..${
+          numLayers - 1
+        } and heads 0..${numHeads - 1}; pass [layer, head] pairs in range`,
+      );
+    }
+  }
   if (options.seed !== undefined && !Number.isFinite(options.seed)) {
     throw new RangeError(
       `Cannot generate: seed is ${options.seed}; pass a finite number`,
@@ -216,6 +242,8 @@ export class Generation implements GenerationSteps {
     this.#captureLayers = [...new Set(options.captureLayers ?? [])];
     this.#seq = new Sequence(weights, {
       captureLayers: this.#captureLayers,
+      captureRows: options.captureRows,
+      ablateHeads: options.ablateHeads,
       // Caches grow as needed: a request without max_tokens may generate
       // to the end of the context, but most stop after a few tokens.
       expectedLength: Math.min(
@@ -339,12 +367,13 @@ export class Generation implements GenerationSteps {
   }
 
   /**
-   * One captured layer's scores as the wire has them: rows 0..T-1 (the last
-   * token's query was never computed), each padded to T keys. The run lets
-   * go of the layer's rows, so each layer is asked for once.
+   * One captured layer's scores as the wire has them: rows of positions
+   * 0..T-1 (the last token's query was never computed), or those of
+   * `captureRows` that exist, each padded to T keys. The run lets go of the
+   * layer's rows, so each layer is asked for once.
    *
    * @param layer A captured layer.
-   * @returns Flat `[T, H, T]` scores.
+   * @returns Flat `[Tq, H, T]` scores; Tq is T without `captureRows`.
    * @throws {Error} Before the run ended.
    * @throws {RangeError} For a layer not captured, or asked for twice.
    */
@@ -352,13 +381,15 @@ export class Generation implements GenerationSteps {
     this.#checkDone("return attention");
     const { numHeads } = this.#weights.config;
     const T = this.#seq.length;
+    const first = this.#options.captureRows?.start ?? 0;
     const rows = this.#seq.attentionRows(layer);
-    const out = new Float32Array(T * numHeads * T);
-    rows.forEach((row, t) => {
+    const out = new Float32Array(rows.length * numHeads * T);
+    rows.forEach((row, i) => {
+      const t = first + i;
       for (let h = 0; h < numHeads; h++) {
         out.set(
           row.subarray(h * (t + 1), (h + 1) * (t + 1)),
-          (t * numHeads + h) * T,
+          (i * numHeads + h) * T,
         );
       }
     });

@@ -98,7 +98,9 @@ export interface GenerateResult {
   /**
    * Per captured layer, the softmax attention the forward pass used,
    * `[T, H, T]` flattened in C order, where T = prompt + generated - 1
-   * (the last generated token's query is never computed).
+   * (the last generated token's query is never computed). With
+   * `captureRows`, only the rows that exist of that range:
+   * `[max(0, min(end, T) - start), H, T]`, the first being position `start`.
    */
   attention: Map<number, Float32Array>;
 }

@@ -420,6 +420,17 @@ function planLayer(
       }, not a base64 string; check the server's response`,
     );
   }
+  if (
+    Array.isArray(shape) && shape.length === 3 && shape[0] === 0 &&
+    shape.slice(1).every((n) => Number.isInteger(n) && n > 0)
+  ) {
+    // vLLM slices rows with attn_capture_prefix as Python does: a range past
+    // the last row leaves none.
+    warn(
+      `Skipped layer ${layer}: it holds no query rows (shape [${shape}]); the requested attn_capture_prefix starts past the last row, so ask for rows below token_meta.total_len`,
+    );
+    return null;
+  }
   // Evidence before allocation: an exact count, and a payload that could
   // inflate to it (the base64 length bounds the gzip size from above).
   const count = checkWireLayer(
