@@ -1,7 +1,8 @@
 /**
  * The demo server's HTTP handler: `GET /health`, `GET /metrics` (vLLM's
- * queue gauges), `GET /v1/models` and `POST /v1/chat/completions` (JSON or
- * `stream: true` server-sent events), answering as vLLM with attention
+ * queue gauges), `GET /v1/models`, `POST /v1/chat/completions` (JSON or
+ * `stream: true` server-sent events) and `POST /tokenize` (on the HTTP
+ * thread: tokenizing is cheap), answering as vLLM with attention
  * instrumentation does, and refusing bad requests with OpenAI-style JSON
  * errors that say how to fix them. The model runs behind a
  * {@linkcode ModelRunner}; a client that disconnects cancels its request.
@@ -19,6 +20,7 @@ import type { DemoModel } from "./model/types.ts";
 import { resolveServerOptions, type ServerOptions } from "./options.ts";
 import { type ChatRequest, validateChatRequest } from "./request.ts";
 import { LocalRunner, type ModelRunner } from "./runner.ts";
+import { tokenizeBody } from "./tokenize.ts";
 
 /** Handles one HTTP request. */
 export type Handler = (request: Request) => Promise<Response>;
@@ -31,6 +33,7 @@ const ROUTES: Record<string, string> = {
   "/metrics": "GET",
   "/v1/models": "GET",
   "/v1/chat/completions": "POST",
+  "/tokenize": "POST",
 };
 
 /**
@@ -155,7 +158,7 @@ export function createHandler(
       if (!method) {
         throw new HttpError(
           404,
-          `Cannot find ${path}: the server answers GET /health, GET /metrics, GET /v1/models and POST /v1/chat/completions; check the URL (the OpenAI client's base URL ends in /v1)`,
+          `Cannot find ${path}: the server answers GET /health, GET /metrics, GET /v1/models, POST /v1/chat/completions and POST /tokenize; check the URL (the OpenAI client's base URL ends in /v1)`,
           { code: "not_found" },
         );
       }
@@ -170,6 +173,11 @@ export function createHandler(
       if (path === "/metrics") return await metrics();
       checkKey(request);
       if (path === "/v1/models") return listModels();
+      if (path === "/tokenize") {
+        return Response.json(
+          tokenizeBody(model, modelName, maxModelLen, await readJson(request)),
+        );
+      }
       return await run(
         validateChatRequest(await readJson(request)),
         request.signal,

@@ -61,3 +61,4 @@ export {
   rowsHeld,
 } from "./capture_rows.ts";
 export type { LayerMeta } from "../lib/data/layer_meta.ts";
+export { tokenizeBody, type TokenizeResponse } from "./tokenize.ts";

@@ -179,7 +179,25 @@ export function validateChatRequest(body: unknown): ChatRequest {
   return request;
 }
 
-function readMessages(value: unknown): ChatMessage[] {
+/**
+ * Validates a request's `messages` (text and PNG image parts).
+ *
+ * @param value The field as the request gave it.
+ * @returns The messages.
+ * @throws {HttpError} 400 naming the message or part at fault.
+ *
+ * @example
+ * ```ts
+ * import { readMessages } from "./request.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(readMessages([{ role: "user", content: "Hi" }]), [
+ *   { role: "user", parts: [{ type: "text", text: "Hi" }] },
+ * ]);
+ * assert.throws(() => readMessages([]), /Cannot read messages/);
+ * ```
+ */
+export function readMessages(value: unknown): ChatMessage[] {
   if (!Array.isArray(value) || value.length === 0) {
     throw bad(
       `Cannot read messages: it is ${

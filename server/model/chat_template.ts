@@ -10,7 +10,12 @@
 
 import { imagePatches } from "./image.ts";
 import type { Tokenizer } from "./tokenizer.ts";
-import type { ChatMessage, ChatPart, ModelInput } from "./types.ts";
+import type {
+  ChatMessage,
+  ChatPart,
+  ModelInput,
+  RenderChatOptions,
+} from "./types.ts";
 import { byteTokenId, SPECIAL } from "./vocab.ts";
 
 const NEWLINE = byteTokenId(10);
@@ -21,7 +26,9 @@ const NEWLINE = byteTokenId(10);
  *
  * @param messages The conversation.
  * @param tokenizer The demo tokenizer.
- * @returns Ids, patch features and vision ranges, ending with the model-turn header.
+ * @param options `addGenerationPrompt: false` leaves out the model-turn header.
+ * @returns Ids, patch features and vision ranges, ending with the model-turn
+ *   header unless `addGenerationPrompt` is false.
  * @throws {TypeError} For an unknown role or an undecodable image.
  *
  * @example
@@ -40,6 +47,7 @@ const NEWLINE = byteTokenId(10);
 export function renderChat(
   messages: readonly ChatMessage[],
   tokenizer: Tokenizer,
+  options: RenderChatOptions = {},
 ): ModelInput {
   if (!Array.isArray(messages)) {
     throw new TypeError(
@@ -116,6 +124,8 @@ export function renderChat(
     }
   });
   if (pendingSystem.length) renderTurn("user", pendingSystem);
-  ids.push(SPECIAL.startOfTurn, ...tokenizer.encode("model"), NEWLINE);
+  if (options.addGenerationPrompt ?? true) {
+    ids.push(SPECIAL.startOfTurn, ...tokenizer.encode("model"), NEWLINE);
+  }
   return { ids: Int32Array.from(ids), patches, visionRanges };
 }

@@ -29,7 +29,9 @@ import type {
   GenerateResult,
   GenerationSteps,
   ModelInput,
+  RenderChatOptions,
 } from "./types.ts";
+import { SPECIAL } from "./vocab.ts";
 import { loadWeights } from "./weights.ts";
 
 export type * from "./types.ts";
@@ -57,8 +59,14 @@ export function loadDemoModel(): DemoModel {
     numLayers,
     numHeads,
     maxPositions,
-    renderChat: (messages: ChatMessage[]): ModelInput =>
-      renderChat(messages, tokenizer),
+    renderChat: (
+      messages: ChatMessage[],
+      options?: RenderChatOptions,
+    ): ModelInput => renderChat(messages, tokenizer, options),
+    tokenize: (text: string, addSpecialTokens: boolean): number[] => [
+      ...(addSpecialTokens ? [SPECIAL.bos] : []),
+      ...tokenizer.encode(text),
+    ],
     tokenText: (id: number): string => tokenizer.tokenText(id),
     // SentencePiece drops the space that starts a reply; so does this.
     decode: (ids: readonly number[]): string =>

@@ -24,6 +24,16 @@ export type ChatPart =
   | { type: "text"; text: string }
   | { type: "image"; png: Uint8Array };
 
+/** Options for {@linkcode DemoModel.renderChat}. */
+export interface RenderChatOptions {
+  /**
+   * End with the header of the model's turn (the template's
+   * `add_generation_prompt`); `POST /tokenize` may turn it off.
+   * @default {true}
+   */
+  addGenerationPrompt?: boolean;
+}
+
 /** A prompt ready for the forward pass. */
 export interface ModelInput {
   /** Token id of every prompt position; vision positions hold the image-patch id. */
@@ -152,8 +162,11 @@ export interface DemoModel {
   readonly provenance?: Readonly<Record<string, unknown>>;
   /** Tokenizes raw text for `POST /tokenize` (special tokens added when asked). */
   tokenize?(text: string, addSpecialTokens: boolean): number[];
-  /** Applies the chat template (Gemma-style turns) and tokenizes. */
-  renderChat(messages: ChatMessage[]): ModelInput;
+  /**
+   * Applies the chat template (Gemma-style turns) and tokenizes. A model
+   * that ignores `options` always adds the generation prompt.
+   */
+  renderChat(messages: ChatMessage[], options?: RenderChatOptions): ModelInput;
   /** The text of one token, as `decoded_token` and `logprobs` report it. */
   tokenText(id: number): string;
   /** Decodes generated ids to the reply text (special tokens dropped). */
