@@ -56,6 +56,9 @@ const encoder = new TextEncoder();
  *
  * @param gen The finished generation.
  * @param attention The encoded layers, or `null` when none were asked for.
+ * @param ablateHeads The heads zeroed (`attn_ablate_heads`), echoed at the
+ *   body's top level so a client can tell a server that ignored the field;
+ *   left out when the request gave none.
  * @returns The JSON-ready body.
  *
  * @example
@@ -81,6 +84,7 @@ const encoder = new TextEncoder();
 export function completionBody(
   gen: FinishedGeneration,
   attention: WireLayer[] | null,
+  ablateHeads?: readonly (readonly [number, number])[],
 ): {
   id: string;
   object: "chat.completion";
@@ -100,6 +104,7 @@ export function completionBody(
   };
   prompt_logprobs: (PromptLogprobEntry | null)[] | null;
   attn_capture_data: WireLayer[] | null;
+  attn_ablate_heads?: [number, number][];
 } {
   const completionTokens = gen.result.tokens.length;
   return {
@@ -125,7 +130,10 @@ export function completionBody(
       )
       : null,
     attn_capture_data: attention,
-  };
+    ...(ablateHeads
+      ? { attn_ablate_heads: ablateHeads.map(([l, h]) => [l, h]) }
+      : {}),
+  } as ReturnType<typeof completionBody>;
 }
 
 /** What a streamed completion needs before its first token. */
@@ -144,6 +152,11 @@ export interface StreamSettings {
   includeUsage: boolean;
   /** The request's stop strings: text that may begin one is held back. */
   stops: readonly string[];
+  /**
+   * The heads zeroed (`attn_ablate_heads`), echoed at the top level of the
+   * first (role) chunk; left out when the request gave none.
+   */
+  ablateHeads?: readonly (readonly [number, number])[];
 }
 
 /**
@@ -229,12 +242,16 @@ export class CompletionStream {
    * @returns The role chunk.
    */
   open(): string {
-    return this.#chunk([{
-      index: 0,
-      delta: { role: "assistant", content: "" },
-      logprobs: null,
-      finish_reason: null,
-    }]);
+    const ablate = this.#s.ablateHeads;
+    return this.#chunk(
+      [{
+        index: 0,
+        delta: { role: "assistant", content: "" },
+        logprobs: null,
+        finish_reason: null,
+      }],
+      ablate ? { attn_ablate_heads: ablate.map(([l, h]) => [l, h]) } : {},
+    );
   }
 
   /**

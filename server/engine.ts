@@ -178,6 +178,7 @@ export class Engine {
 
   #prepare(request: ChatRequest, sink: JobSink): Job {
     const layers = this.#captureLayers(request);
+    this.#checkAblation(request);
     const input = renderChat(this.#model, request);
     const prefix = layers.length && !request.stream
       ? request.attnCapturePrefix
@@ -218,6 +219,7 @@ export class Engine {
         promptTopLogprobs: request.promptLogprobs ?? 0,
         captureLayers: request.stream ? [] : layers,
         ...(captureRows ? { captureRows } : {}),
+        ...(request.ablateHeads ? { ablateHeads: request.ablateHeads } : {}),
         shouldStop: stop.length
           ? (ids) => firstStop(model.decode(ids), stop) !== null
           : undefined,
@@ -306,6 +308,7 @@ export class Engine {
           topLogprobs: job.request.topLogprobs,
           includeUsage: job.request.includeUsage,
           stops: job.request.stop,
+          ablateHeads: job.request.ablateHeads,
         });
         job.sink.events(job.stream.open());
       }
@@ -385,10 +388,36 @@ export class Engine {
       topLogprobs: req.topLogprobs,
       promptLogprobs: req.promptLogprobs !== null,
     };
-    const body = completionBody(gen, req.attnCapture ? job.encoded : null);
+    const body = completionBody(
+      gen,
+      req.attnCapture ? job.encoded : null,
+      req.ablateHeads,
+    );
     job.sink.json(new TextEncoder().encode(JSON.stringify(body)));
     this.#release(job);
     return true;
+  }
+
+  /** Every ablated head must exist: a 400 names the first that does not. */
+  #checkAblation(req: ChatRequest): void {
+    const { numLayers, numHeads } = this.#model;
+    const wrong = req.ablateHeads?.find(([l, h]) =>
+      l >= numLayers || h >= numHeads
+    );
+    if (!wrong) return;
+    const [l, h] = wrong;
+    const what = l >= numLayers
+      ? `layer ${l} does not exist (${this.#modelName} has layers 0..${
+        numLayers - 1
+      })`
+      : `head ${h} does not exist (${this.#modelName} has query heads 0..${
+        numHeads - 1
+      } in each layer)`;
+    throw new HttpError(
+      400,
+      `Cannot ablate head [${l}, ${h}]: ${what}; fix attn_ablate_heads`,
+      { param: "attn_ablate_heads", code: "head_out_of_range" },
+    );
   }
 
   #captureLayers(req: ChatRequest): number[] {

@@ -45,6 +45,11 @@ export interface ChatRequest {
    * query rows are captured and returned.
    */
   attnCapturePrefix?: CapturePrefix;
+  /**
+   * `attn_ablate_heads`: query heads `[layer, head]` whose outputs are
+   * zeroed, sorted and without repeats; `undefined` when not given.
+   */
+  ablateHeads?: [number, number][];
 }
 
 /** Most stop strings a request may give. */
@@ -176,6 +181,8 @@ export function validateChatRequest(body: unknown): ChatRequest {
   }
   const prefix = readCapturePrefix(b);
   if (prefix) request.attnCapturePrefix = prefix;
+  const ablate = readAblateHeads(b.attn_ablate_heads);
+  if (ablate) request.ablateHeads = ablate;
   return request;
 }
 
@@ -348,6 +355,39 @@ function readStop(value: unknown): string[] {
     );
   }
   return list;
+}
+
+/**
+ * `attn_ablate_heads`: a list of `[layer, head]` pairs of non-negative
+ * integers, returned sorted and without repeats (the list the response
+ * echoes); whether the heads exist is the engine's check.
+ */
+function readAblateHeads(value: unknown): [number, number][] | undefined {
+  if (value === undefined || value === null) return undefined;
+  const isIndex = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0;
+  if (!Array.isArray(value)) {
+    throw bad(
+      `Cannot read attn_ablate_heads: it is ${
+        describe(value)
+      }, not a list; pass [[layer, head], ...] like [[1, 3]]`,
+      "attn_ablate_heads",
+    );
+  }
+  value.forEach((pair, i) => {
+    if (!Array.isArray(pair) || pair.length !== 2 || !pair.every(isIndex)) {
+      throw bad(
+        `Cannot read attn_ablate_heads[${i}]: it is ${
+          JSON.stringify(pair)?.slice(0, 40) ?? describe(pair)
+        }, not a [layer, head] pair of non-negative integers; pass e.g. [1, 3]`,
+        "attn_ablate_heads",
+      );
+    }
+  });
+  const seen = new Map<string, [number, number]>();
+  for (const [l, h] of value as [number, number][]) {
+    seen.set(`${l}:${h}`, [l, h]);
+  }
+  return [...seen.values()].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
 }
 
 function readCaptureFlag(value: unknown): boolean {
