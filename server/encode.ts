@@ -7,6 +7,11 @@
  */
 
 import { gzipSync } from "node:zlib";
+import {
+  type LayerMeta,
+  layerMetaToWire,
+  type WireLayerMeta,
+} from "../lib/data/layer_meta.ts";
 
 /** Half-open range of positions, as `token_meta` spells it. */
 export interface WireRange {
@@ -44,6 +49,8 @@ export interface WireLayer {
   dtype: "torch.float16";
   /** What each position is. */
   token_meta: WireTokenMeta;
+  /** The layer's architecture, when the model says it (other clients ignore it). */
+  layer_meta?: WireLayerMeta;
 }
 
 /** Options for {@linkcode encodeAttentionLayer}. */
@@ -53,6 +60,11 @@ export interface EncodeOptions {
    * @default {9}
    */
   level?: number;
+  /**
+   * The layer's architecture, sent as `layer_meta`.
+   * @default {undefined} no `layer_meta`
+   */
+  layerMeta?: LayerMeta;
 }
 
 /** Everything the encoder needs to know about the positions. */
@@ -131,6 +143,9 @@ export function encodeAttentionLayer(
     shape: [tq, h, tk],
     dtype: "torch.float16",
     token_meta: buildTokenMeta(tq, positions),
+    ...(options.layerMeta
+      ? { layer_meta: layerMetaToWire(options.layerMeta) }
+      : {}),
   };
 }
 

@@ -364,7 +364,7 @@ export class Engine {
         visionRanges: job.input.visionRanges,
         firstRow: first,
         totalLen: total,
-      }),
+      }, { layerMeta: this.#model.layerMeta?.[l] }),
     );
     // Each layer's float32 scores go as soon as they are encoded.
     result.attention.delete(l);

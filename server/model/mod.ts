@@ -59,6 +59,13 @@ export function loadDemoModel(): DemoModel {
     numLayers,
     numHeads,
     maxPositions,
+    // Causal softmax over every earlier key, one KV head per query head.
+    layerMeta: Array.from({ length: numLayers }, () => ({
+      attention: "full_attention" as const,
+      slidingWindow: null,
+      numKeyValueHeads: numHeads,
+      causal: true,
+    })),
     renderChat: (
       messages: ChatMessage[],
       options?: RenderChatOptions,

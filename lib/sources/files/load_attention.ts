@@ -42,6 +42,7 @@ import {
 } from "../../data/check_capture.ts";
 import { type AttentionCapture, AttentionLayer } from "../../data/layer.ts";
 import { AttentionScores } from "../../data/scores.ts";
+import { checkLayerMeta, type LayerMeta } from "../../data/layer_meta.ts";
 import { TokenMeta, type TokenRange } from "../../data/token_meta.ts";
 import {
   type ProgressOptions,
@@ -113,6 +114,15 @@ export interface LoadAttentionOptions extends ProgressOptions {
    * @default {true}
    */
   check?: boolean;
+  /**
+   * Each layer's architecture (files do not say it), carried as
+   * `layer.layerMeta`: one {@linkcode LayerMeta} for every layer, or one per
+   * layer index (layers left out get `null`). Checked as the wire's
+   * `layer_meta` is (a sliding layer needs its window, KV heads must divide
+   * the query heads).
+   * @default {undefined} `layerMeta` is `null` (an attnscope capture file keeps its own)
+   */
+  layerMeta?: LayerMeta | Readonly<Record<number, LayerMeta>>;
 }
 
 /** A loaded capture: what `loadCapture` returns, plus where it came from and its check. */
@@ -225,6 +235,9 @@ export async function loadAttention(
       loaded = await loadSafetensors(counted, options, batch, prefix, tracker);
     }
     tracker.decoding();
+    if (options.layerMeta !== undefined) {
+      loaded.attention = withLayerMeta(loaded.attention, options.layerMeta);
+    }
     if (options.check !== false) {
       loaded.findings = checkCapture(loaded);
       warnFindings(loaded.findings, name);
@@ -645,6 +658,50 @@ function finish(
     format,
     findings: {},
   };
+}
+
+/** The layers with the `layerMeta` option applied, checked against each layer's heads. */
+function withLayerMeta(
+  attention: AttentionCapture,
+  given: LayerMeta | Readonly<Record<number, LayerMeta>>,
+): AttentionCapture {
+  if (given === null || typeof given !== "object" || Array.isArray(given)) {
+    throw new TypeError(
+      `Cannot use layerMeta: it is ${
+        Array.isArray(given) ? "a list" : String(given)
+      }; pass one LayerMeta for every layer, or an object of them by layer index`,
+    );
+  }
+  const single = typeof (given as LayerMeta).attention === "string";
+  const byLayer = given as Readonly<Record<number, LayerMeta>>;
+  if (!single) {
+    const extra = Object.keys(byLayer).filter((k) => !(k in attention));
+    if (extra.length) {
+      throw new TypeError(
+        `Cannot use layerMeta: it names layer${extra.length > 1 ? "s" : ""} ${
+          extra.join(", ")
+        }, which the file does not have (it has ${
+          Object.keys(attention).join(", ")
+        }); key layerMeta by the loaded layer indices`,
+      );
+    }
+  }
+  const out: AttentionCapture = {};
+  for (const [key, layer] of Object.entries(attention)) {
+    const meta = single ? given as LayerMeta : byLayer[Number(key)];
+    out[Number(key)] = new AttentionLayer({
+      layer: layer.layer,
+      model: layer.model,
+      scores: layer.scores,
+      tokenMeta: layer.tokenMeta,
+      layerMeta: meta === undefined ? null : checkLayerMeta(
+        meta,
+        `layer ${key}`,
+        layer.scores.numHeads,
+      ),
+    });
+  }
+  return out;
 }
 
 function toLayer(

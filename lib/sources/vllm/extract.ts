@@ -30,6 +30,7 @@ import {
   type ScoresShape,
 } from "../../data/scores.ts";
 import { TokenMeta } from "../../data/token_meta.ts";
+import { type LayerMeta, readLayerMeta } from "../../data/layer_meta.ts";
 import { warn } from "../../warn.ts";
 import { parseResponseBytes } from "./wire.ts";
 import {
@@ -95,6 +96,8 @@ interface PlannedLayer {
   count: number;
   data: string | Base64Span;
   tokenMeta: TokenMeta;
+  /** The entry's `layer_meta`, or `null` when it has none. */
+  layerMeta: LayerMeta | null;
 }
 
 interface Plan {
@@ -458,6 +461,7 @@ function planLayer(
     count,
     data,
     tokenMeta: TokenMeta.from(raw.token_meta, layer),
+    layerMeta: readLayerMeta(raw.layer_meta, `layer ${layer}`, h),
   };
 }
 
@@ -475,6 +479,7 @@ function assemble(plan: Plan, arrays: ScoresArray[]): AttentionCapture {
       model: plan.model,
       scores,
       tokenMeta: l.tokenMeta,
+      layerMeta: l.layerMeta,
     });
   });
   // The sanity report on a sample of rows (a full pass costs about as much
