@@ -240,3 +240,42 @@ Deno.test("captureAttention({ capturePrefix }) sends vllm_xargs and returns the 
     /capturePrefix "x" is not "start:end"/,
   );
 });
+
+Deno.test("attn_capture_prefix: --max-attention-capture-mb counts only the rows kept", async () => {
+  const text = "word ".repeat(100);
+  const P =
+    model.renderChat([{ role: "user", parts: [{ type: "text", text }] }])
+      .ids.length;
+  const rows = P + 4 - 1;
+  // Room for 8 rows of every key, far from the full square.
+  const limitMb = (2 * model.numHeads * 2 * 8 * rows) / 2 ** 20;
+  const small = createHandler(model, {
+    enableAttentionInstrumentation: true,
+    maxAttentionCaptureMb: limitMb,
+  });
+  const send = (extra: Record<string, unknown>) =>
+    small(
+      new Request("http://x/v1/chat/completions", {
+        method: "POST",
+        body: JSON.stringify({
+          ...base,
+          messages: [{ role: "user", content: text }],
+          max_tokens: 4,
+          ...extra,
+        }),
+      }),
+    );
+  const full = await send({});
+  assert.equal(full.status, 400);
+  assert.match((await full.json()).error.message, /Cannot capture attention/);
+  const some = await send({ attn_capture_prefix: `${P - 2}:` });
+  const body = await some.json();
+  assert.equal(some.status, 200, JSON.stringify(body).slice(0, 300));
+  assert.equal(body.attn_capture_data[0].token_meta.token_idx[0], P - 2);
+  const many = await send({ attn_capture_prefix: `${P - 40}:` });
+  assert.equal(many.status, 400);
+  assert.match(
+    (await many.json()).error.message,
+    /capture fewer layers \(attn_capture_layers\) or rows \(attn_capture_prefix\)/,
+  );
+});
