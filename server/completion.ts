@@ -105,6 +105,7 @@ export function completionBody(
   prompt_logprobs: (PromptLogprobEntry | null)[] | null;
   attn_capture_data: WireLayer[] | null;
   attn_ablate_heads?: [number, number][];
+  provenance?: Readonly<Record<string, unknown>>;
 } {
   const completionTokens = gen.result.tokens.length;
   return {
@@ -133,6 +134,8 @@ export function completionBody(
     ...(ablateHeads
       ? { attn_ablate_heads: ablateHeads.map(([l, h]) => [l, h]) }
       : {}),
+    // Where a real model's weights and tokenizer came from (DemoModel.provenance).
+    ...(gen.model.provenance ? { provenance: gen.model.provenance } : {}),
   } as ReturnType<typeof completionBody>;
 }
 
