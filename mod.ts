@@ -44,6 +44,11 @@ export * from "./lib/analysis/metrics/mod.ts";
 export * from "./lib/analysis/rollout.ts";
 export * from "./lib/analysis/compare.ts";
 export * from "./lib/analysis/sink.ts";
+// Studies: sweeps (needle grids, retrieval heads, lost in the middle, sinks).
+export * from "./lib/studies/trials.ts";
+export * from "./lib/studies/reduce.ts";
+export * from "./lib/studies/sweep.ts";
+export * from "./lib/charts/sweep.ts";
 export * from "./lib/sources/files/capture_file.ts";
 export * from "./lib/data/capture_input.ts";
 export * from "./lib/sources/files/npy.ts";
