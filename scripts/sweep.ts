@@ -1,7 +1,7 @@
 /**
  * `deno task sweep STUDY [--lengths 256,1024] [--depths 0,25,50,75,100]
  * [--seeds N] [--keys N] [--values N] [--api-base URL[,URL...]]
- * [--model NAME] [--layers ...] [--concurrency N] [--out DIR]`
+ * [--model NAME] [--layers ...] [--concurrency N] [--out DIR] [--causal-test]`
  *
  * Without `--api-base` the demo server runs in this process. Exits 0 when
  * the sweep completes, whatever the answers.
@@ -15,7 +15,7 @@ import { retrievalScores } from "../lib/studies/reduce.ts";
 import { startDemoServer } from "../server/serve.ts";
 
 const USAGE =
-  "usage: deno task sweep STUDY [--lengths 256,1024] [--depths 0,50,100] [--seeds N] [--keys N] [--values N] [--api-base URL[,URL...]] [--model NAME] [--layers all] [--concurrency N] [--out DIR]";
+  "usage: deno task sweep STUDY [--lengths 256,1024] [--depths 0,50,100] [--seeds N] [--keys N] [--values N] [--api-base URL[,URL...]] [--model NAME] [--layers all] [--concurrency N] [--out DIR] [--causal-test]";
 
 const list = (s: string | undefined, what: string) => {
   if (s === undefined) return undefined;
@@ -58,6 +58,7 @@ async function main(args: string[]): Promise<number> {
         layers: { type: "string" },
         concurrency: { type: "string" },
         out: { type: "string" },
+        "causal-test": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -93,6 +94,7 @@ async function main(args: string[]): Promise<number> {
         concurrency: int(v.concurrency, "concurrency") ?? 1,
         out,
         progress: "tty",
+        ...(v["causal-test"] ? { causalTest: "top-retrieval" as const } : {}),
       });
       const ok = sweep.trials.filter((t) => t.correct).length;
       const failed = sweep.trials.filter((t) => t.error !== null);
@@ -112,6 +114,18 @@ async function main(args: string[]): Promise<number> {
               .join(", "),
         );
       }
+      const c = sweep.causal;
+      if (c && c.ran) {
+        console.log(
+          `causal test: accuracy ${c.accuracy.baseline.toFixed(2)} baseline, ${
+            c.accuracy.top!.toFixed(2)
+          } with top ${
+            c.topHeads.map(([l, h]) => `L${l}h${h}`).join(",")
+          } zeroed, ${c.accuracy.random!.toFixed(2)} with random ${
+            c.randomHeads.map(([l, h]) => `L${l}h${h}`).join(",")
+          } zeroed`,
+        );
+      } else if (c) console.log(`causal test skipped: ${c.reason}`);
     } finally {
       await demo?.close();
     }

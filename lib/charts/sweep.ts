@@ -547,3 +547,86 @@ export function sinksChart(sweep: Pick<Sweep, "study" | "heads">): Figure {
     chart: plotBlock(node),
   });
 }
+
+/**
+ * The causal test: accuracy per length for the baseline, with the top-k
+ * retrieval heads zeroed, and with k random heads zeroed.
+ *
+ * @example
+ * ```ts
+ * import { causalChart } from "./sweep.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const s = (correct: boolean) => ({ trials: [{ length: 64, correct }] });
+ * const sweep = { study: "needle", trials: s(true).trials, causal: { ran: true, reason: null, topHeads: [[1, 0]], randomHeads: [[0, 5]], top: s(false), random: s(true) } };
+ * assert.match(causalChart(sweep as never).toSVG(), /top-1 retrieval heads zeroed/);
+ * ```
+ */
+export function causalChart(
+  sweep: Pick<Sweep, "study" | "trials" | "causal">,
+): Figure {
+  const c = sweep.causal;
+  if (!c || !c.ran || !c.top || !c.random) {
+    throw new TypeError(
+      `Cannot draw the causal test: ${
+        c ? `it was skipped (${c.reason})` : "the sweep ran none"
+      }; run the sweep with causalTest: "top-retrieval" against a server that supports attn_ablate_heads`,
+    );
+  }
+  const k = c.topHeads.length;
+  const arms = [
+    ["baseline", sweep.trials],
+    [`top-${k} retrieval heads zeroed`, c.top.trials],
+    [`${k} random heads zeroed`, c.random.trials],
+  ] as const;
+  const rows = arms.flatMap(([arm, trials]) =>
+    [...groupMean(
+      trials,
+      (t) => String(t.length),
+      (t) => (t.correct === null ? null : t.correct ? 1 : 0),
+    )]
+      .map(([length, v]) => ({ arm, length, accuracy: v ?? 0 }))
+  );
+  const node = Plot.plot({
+    document: plotDocument(),
+    width: 640,
+    height: 280,
+    marginBottom: 40,
+    fx: { label: "context length (tokens)" },
+    x: { axis: null, domain: arms.map(([a]) => a) },
+    y: { domain: [0, 1], grid: true, label: "accuracy" },
+    color: {
+      domain: arms.map(([a]) => a),
+      range: ["#0CD79F", "#F0496E", "#EBB839"],
+    },
+    marks: [
+      Plot.barY(rows, {
+        fx: "length",
+        x: "arm",
+        y: "accuracy",
+        fill: "arm",
+        title: (r) => `${r.arm}, ${r.length} tokens: ${r.accuracy.toFixed(2)}`,
+      }),
+      Plot.ruleY([0]),
+    ],
+  });
+  return new Figure({
+    kind: "causal-test",
+    summary: `Causal test: top heads ${
+      c.topHeads.map(([l, h]) => `L${l}h${h}`).join(", ")
+    }; random ${c.randomHeads.map(([l, h]) => `L${l}h${h}`).join(", ")}`,
+    title: "Masking retrieval heads",
+    subtitle: `zeroed: top ${
+      c.topHeads.map(([l, h]) => `L${l} h${h}`).join(", ")
+    } / random ${c.randomHeads.map(([l, h]) => `L${l} h${h}`).join(", ")}`,
+    legends: [
+      swatchLegend(
+        arms.map(([a], i) => ({
+          label: a,
+          color: ["#0CD79F", "#F0496E", "#EBB839"][i],
+        })),
+      ),
+    ],
+    chart: plotBlock(node),
+  });
+}

@@ -11,7 +11,9 @@ import { captureAttention } from "../client/client.ts";
 import { findSpan, findSpans } from "../analysis/span.ts";
 import { writeFileAtomic } from "../atomic_write.ts";
 import { progressReporter, type ProgressTarget } from "../progress.ts";
-import { type HeadNumbers, reduceCapture } from "./reduce.ts";
+import { type HeadNumbers, reduceCapture, retrievalScores } from "./reduce.ts";
+import { seededRandom } from "../random.ts";
+import { warn } from "../warn.ts";
 import {
   gridTrials,
   resolveGrid,
@@ -121,6 +123,36 @@ export interface RunSweepOptions {
   arm?: string;
   /** Most tokens to generate. @default {12} */
   maxTokens?: number;
+  /**
+   * `"top-retrieval"` reruns the grid with the top-k retrieval heads zeroed
+   * and with k random other heads zeroed (`attn_ablate_heads`), where the
+   * server echoes the field; elsewhere it is skipped, saying why.
+   * @default {undefined} no causal test
+   */
+  causalTest?: "top-retrieval";
+  /**
+   * k for the causal test.
+   * @default {undefined} the heads scoring above 0.1 (at least 1)
+   */
+  causalK?: number;
+}
+
+/** The causal test's outcome. */
+export interface CausalTest {
+  /** Whether it ran; when not, `reason` says why. */
+  ran: boolean;
+  /** Why it was skipped, or null. */
+  reason: string | null;
+  /** The top-k retrieval heads zeroed. */
+  topHeads: [number, number][];
+  /** The k random heads zeroed. */
+  randomHeads: [number, number][];
+  /** Accuracy (share correct) of the baseline and both arms. */
+  accuracy: { baseline: number; top: number | null; random: number | null };
+  /** The two arms' sweeps. */
+  top: Sweep | null;
+  /** The random arm. */
+  random: Sweep | null;
 }
 
 /** A finished sweep. */
@@ -133,6 +165,8 @@ export interface Sweep {
   trials: TrialRow[];
   /** One row per trial, layer and head. */
   heads: HeadRow[];
+  /** The causal test, when asked for. */
+  causal?: CausalTest;
 }
 
 interface ServerInfo {
@@ -584,7 +618,90 @@ export async function runSweep(
       JSON.stringify({ study, grid }, null, 2),
     );
   }
+  if (options.causalTest === "top-retrieval" && !options.arm) {
+    sweep.causal = await causalTest(sweep, infos[0], options);
+    if (options.out) {
+      const { top: _t, random: _r, ...summary } = sweep.causal;
+      await writeFileAtomic(
+        `${options.out}/causal.json`,
+        JSON.stringify(summary, null, 2),
+      );
+    }
+  }
   return sweep;
+}
+
+const accuracy = (s: Sweep) =>
+  s.trials.filter((t) => t.correct).length / Math.max(1, s.trials.length);
+
+async function causalTest(
+  baseline: Sweep,
+  info: ServerInfo,
+  options: RunSweepOptions,
+): Promise<CausalTest> {
+  const ranked = retrievalScores(baseline.trials, baseline.heads);
+  const k = options.causalK ??
+    Math.max(1, ranked.filter((r) => r.score > 0.1).length);
+  const top = ranked.slice(0, k).map((r) =>
+    [r.layer, r.head] as [number, number]
+  );
+  const others = ranked.slice(k);
+  const rand = seededRandom(k * 7919 + 17);
+  const pool = [...others];
+  const randomHeads: [number, number][] = [];
+  while (randomHeads.length < k && pool.length > 0) {
+    const [r] = pool.splice(Math.floor(rand() * pool.length), 1);
+    randomHeads.push([r.layer, r.head]);
+  }
+  const result: CausalTest = {
+    ran: false,
+    reason: null,
+    topHeads: top,
+    randomHeads,
+    accuracy: { baseline: accuracy(baseline), top: null, random: null },
+    top: null,
+    random: null,
+  };
+  // Probe: does the server apply and echo attn_ablate_heads?
+  let echoed: [number, number][] | null = null;
+  try {
+    const probe = await captureAttention({
+      baseUrl: info.baseUrl,
+      model: info.model,
+      prompt: "a: 1\na:",
+      capture: false,
+      maxTokens: 1,
+      ablateHeads: top.length ? [top[0]] : [[0, 0]],
+      progress: false,
+      signal: options.signal,
+    });
+    echoed = probe.ablatedHeads;
+  } catch (error) {
+    result.reason = `the probe request failed (${(error as Error).message})`;
+  }
+  if (echoed === null) {
+    result.reason ??=
+      `${info.baseUrl} does not echo attn_ablate_heads, so it does not support head ablation`;
+    warn(
+      `The causal test is skipped: ${result.reason}; use attnscope's server (deno task serve) or a server that supports attn_ablate_heads`,
+    );
+    return result;
+  }
+  const arm = async (name: string, heads: [number, number][]) =>
+    await runSweep(baseline.study, {
+      ...options,
+      grid: baseline.grid,
+      causalTest: undefined,
+      arm: name,
+      ablateHeads: heads,
+      out: options.out ? `${options.out}/causal-${name}` : undefined,
+    });
+  result.top = await arm("top", top);
+  result.random = await arm("random", randomHeads);
+  result.ran = true;
+  result.accuracy.top = accuracy(result.top);
+  result.accuracy.random = accuracy(result.random);
+  return result;
 }
 
 /**
