@@ -37,7 +37,18 @@ export interface SweepGrid {
   values: number;
 }
 
-/** The grid each study uses when none is given. */
+/**
+ * The grid each study uses when none is given.
+ *
+ * @example
+ * ```ts
+ * import { defaultGrid } from "./trials.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(defaultGrid("sinks").depths, [50]);
+ * assert.equal(defaultGrid("needle").seeds, 1);
+ * ```
+ */
 export function defaultGrid(study: StudyName): SweepGrid {
   const depths = study === "sinks" ? [50] : [0, 25, 50, 75, 100];
   return { lengths: [256, 512], depths, seeds: 1, keys: 1, values: 1 };
