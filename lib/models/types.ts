@@ -22,6 +22,11 @@ export interface LoadModelOptions {
   onProgress?: (loadedBytes: number, totalBytes: number) => void;
   /** Worker threads for the matrix kernels; defaults to the machine's cores. */
   threads?: number;
+  /**
+   * The name captures carry as `AttentionLayer.model` (e.g. the HF id);
+   * defaults to the folder's name.
+   */
+  name?: string;
 }
 
 /** What a model is, after its config's defaults are filled in. */
@@ -50,6 +55,8 @@ export interface ModelInfo {
   layerMeta: LayerMeta[];
   /** Bytes of the checkpoint's tensors on disk. */
   checkpointBytes: number;
+  /** The name captures carry (`LoadModelOptions.name`, else the folder's name). */
+  name?: string;
 }
 
 /** A query head to silence: `[layer, head]`. */
