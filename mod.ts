@@ -68,3 +68,11 @@ export {
   type ExplorerStats,
   type ExploreSource,
 } from "./lib/explorer/explorer.ts";
+// Real models (lib/models): a HuggingFace checkpoint run in Deno, its attention captured.
+export {
+  loadModel,
+  type LoadModelFolderOptions,
+  loadModelFromFolder,
+} from "./lib/models/load_model.ts";
+export type * from "./lib/models/types.ts";
+export type * from "./lib/models/kernels/backend.ts";
