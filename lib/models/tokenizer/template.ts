@@ -25,6 +25,8 @@ export class ChatTemplate {
   #specials: Record<string, string>;
 
   /**
+   * Compiles a template.
+   *
    * @param source Jinja source, as the checkpoint ships it.
    * @param specials `bos_token`, `eos_token`, ... as the template reads them.
    * @throws {Error} When the source does not parse.
