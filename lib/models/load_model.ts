@@ -105,12 +105,12 @@ export async function loadModelFromFolder(
 }
 
 /**
- * Loads a checkpoint: today a folder path (the serve layer resolves
- * HuggingFace ids and caches on top, then calls
- * {@linkcode loadModelFromFolder}).
+ * Loads a checkpoint: a folder, or a HuggingFace id (`google/gemma-3-270m-it`)
+ * found in the HuggingFace cache and downloaded there when missing (see
+ * lib/models/hub/resolve.ts), then {@linkcode loadModelFromFolder}.
  *
- * @param pathOrDir The checkpoint folder.
- * @param options Progress, threads, a model name.
+ * @param pathOrId The checkpoint folder, or a hub id.
+ * @param options Progress, threads, a model name (a hub id by default).
  * @returns The model.
  *
  * @example
@@ -118,14 +118,19 @@ export async function loadModelFromFolder(
  * import { loadModel } from "./load_model.ts";
  * import assert from "node:assert/strict";
  *
- * await assert.rejects(loadModel("/nonexistent/ckpt"), /Cannot load model/);
+ * await assert.rejects(loadModel("/nonexistent/ckpt"), /Cannot (load model|find checkpoint)/);
  * ```
  */
-export function loadModel(
-  pathOrDir: string,
+export async function loadModel(
+  pathOrId: string,
   options: LoadModelFolderOptions = {},
 ): Promise<RealModel> {
-  return loadModelFromFolder(pathOrDir, options);
+  const { resolveCheckpoint } = await import("./hub/resolve.ts");
+  const found = await resolveCheckpoint(pathOrId);
+  return loadModelFromFolder(found.dir, {
+    ...options,
+    name: options.name ?? found.repoId ?? undefined,
+  });
 }
 
 class LoadedModel implements RealModel {
