@@ -302,6 +302,22 @@ export function startRun(
     get tokens() {
       return tokens;
     },
+    get logprobs() {
+      return logprobs;
+    },
+    finish(): void {
+      // Ends the run where it is (a server's stop string); result() then
+      // holds the rows computed so far.
+      if (done) return;
+      if (tokens.length === 0) {
+        throw new Error(
+          "Cannot finish the generation: no token is generated yet; call step() until the prompt is read",
+        );
+      }
+      done = true;
+      finishReason = "stop";
+      finish();
+    },
     step(): boolean {
       if (done) return true;
       try {

@@ -131,6 +131,13 @@ export interface ModelSteps {
   step(): boolean;
   /** Tokens generated so far. */
   readonly tokens: readonly number[];
+  /** Per generated token so far: its logprob and the top alternatives. */
+  readonly logprobs: ModelGenerateResult["logprobs"];
+  /**
+   * Ends the run early with `finishReason: "stop"` (a server's stop string),
+   * after at least one token; `result()` then holds what was computed.
+   */
+  finish(): void;
   /** The finished result; only after `step()` returned `true`. */
   result(): ModelGenerateResult;
 }
