@@ -6,6 +6,7 @@
  * @module
  */
 
+export type { MatmulBackend } from "./backend.ts";
 import type { MatmulBackend } from "./backend.ts";
 import { createReferenceBackend } from "./reference.ts";
 
@@ -34,9 +35,69 @@ export interface CreateMatmulBackendOptions {
  * backend.close();
  * ```
  */
-export function createMatmulBackend(
+export async function createMatmulBackend(
   options: CreateMatmulBackendOptions = {},
 ): Promise<MatmulBackend> {
-  void options;
-  return Promise.resolve(createReferenceBackend());
+  if (!wasmUsable()) return createReferenceBackend();
+  const { createWasmBackend } = await import("./wasm/backend.ts");
+  return await createWasmBackend({ threads: options.threads });
+}
+
+/** Whether this runtime has WebAssembly SIMD128 and shared memory. */
+function wasmUsable(): boolean {
+  if (
+    typeof WebAssembly !== "object" || typeof SharedArrayBuffer !== "function"
+  ) return false;
+  try {
+    // (module (func (result v128) v128.const i32x4 0 0 0 0))
+    const simd = new Uint8Array([
+      0,
+      97,
+      115,
+      109,
+      1,
+      0,
+      0,
+      0,
+      1,
+      5,
+      1,
+      96,
+      0,
+      1,
+      123,
+      3,
+      2,
+      1,
+      0,
+      10,
+      22,
+      1,
+      20,
+      0,
+      253,
+      12,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      11,
+    ]);
+    new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    return WebAssembly.validate(simd);
+  } catch {
+    return false;
+  }
 }
