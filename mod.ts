@@ -76,3 +76,18 @@ export {
 } from "./lib/models/load_model.ts";
 export type * from "./lib/models/types.ts";
 export type * from "./lib/models/kernels/backend.ts";
+// Real models' tokenizers, chat templates and the HuggingFace cache (models-serve).
+export {
+  loadTokenizer,
+  type ModelTokenizer,
+  type TokenizerProvenance,
+} from "./lib/models/tokenizer/tokenizer.ts";
+export {
+  ChatTemplate,
+  type TemplateMessage,
+} from "./lib/models/tokenizer/template.ts";
+export {
+  resolveCheckpoint,
+  type ResolveCheckpointOptions,
+  type ResolvedCheckpoint,
+} from "./lib/models/hub/resolve.ts";

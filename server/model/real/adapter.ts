@@ -90,7 +90,11 @@ function startReal(
     seed: options.seed,
     layers: options.captureLayers ?? [],
     topLogprobs: options.topLogprobs ?? 0,
-    promptTopLogprobs: options.promptTopLogprobs ?? 0,
+    // prompt_logprobs: 0 still wants each prompt token's own logprob; the
+    // engine computes them when asked for at least one alternative.
+    promptTopLogprobs: options.promptTopLogprobs === undefined
+      ? 0
+      : Math.max(1, options.promptTopLogprobs),
     ablateHeads: options.ablateHeads ?? [],
   });
   let result: GenerateResult | null = null;
@@ -147,9 +151,12 @@ function convert(
     finishReason: r.finishReason,
     logprobs: r.logprobs,
     promptLogprobs: r.promptLogprobs.map((p) =>
-      p === null
-        ? null
-        : { id: p.token.id, logprob: p.token.logprob, rank: p.rank, top: p.top }
+      p === null ? null : {
+        id: p.token.id,
+        logprob: p.token.logprob,
+        rank: p.rank,
+        top: p.top.slice(0, options.promptTopLogprobs ?? 0),
+      }
     ),
     attention,
   };
