@@ -31,6 +31,12 @@ function roundBf16(x: number): number {
   return b[0];
 }
 
+function identity(d: number): Float32Array {
+  const m = new Float32Array(d * d);
+  for (let i = 0; i < d; i++) m[i * d + i] = 1;
+  return m;
+}
+
 /** A model's weights, caches and scratch: runs positions and keeps their keys. */
 export class Forward {
   readonly config: EngineConfig;
@@ -53,6 +59,7 @@ export class Forward {
   #up = new Float32Array(0);
   #scores = new Float32Array(0);
   #ablate: Set<number>[] = [];
+  #identity: Float32Array | null = null;
 
   /**
    * @param config The normalized config.
@@ -156,8 +163,17 @@ export class Forward {
     const w = this.weights;
     for (let i = 0; i < m; i++) {
       const row = x.subarray(i * d, (i + 1) * d);
-      const bits = new Uint32Array(x.buffer, x.byteOffset + i * d * 4, d);
-      widenInto(w.embed.data, w.embed.dtype, ids[i] * d, d, row, bits);
+      if (w.embed.data) {
+        const bits = new Uint32Array(x.buffer, x.byteOffset + i * d * 4, d);
+        widenInto(w.embed.data, w.embed.dtype, ids[i] * d, d, row, bits);
+      } else {
+        // Row `id` of the tied head: I · W[id]ᵀ, exact (one product by 1).
+        this.#identity ??= identity(d);
+        this.backend.linear(this.#identity, d, w.head, row, [
+          ids[i],
+          ids[i] + 1,
+        ]);
+      }
       if (this.#embedScale !== 1) {
         for (let j = 0; j < d; j++) row[j] = row[j] * this.#embedScale;
       }

@@ -272,9 +272,12 @@ export function startRun(
         for (let j = 0; j < w; j++) if (row[j] > mx) mx = row[j];
         let s = sum[i] * Math.exp(max[i] - mx);
         if (!Number.isFinite(s)) s = 0;
+        // The token itself is never counted: a kernel may round its logit
+        // differently for one row than for many.
+        const self = ids[p0 + i + 1] - start;
         for (let j = 0; j < w; j++) {
           s += Math.exp(row[j] - mx);
-          if (row[j] > tokenLogit[i]) rank[i]++;
+          if (row[j] > tokenLogit[i] && j !== self) rank[i]++;
         }
         max[i] = mx;
         sum[i] = s;

@@ -14,7 +14,7 @@ import type {
   WeightDtype,
   WeightHandle,
 } from "./kernels/backend.ts";
-import { widenInto } from "./kernels/reference.ts";
+import { ReferenceBackend, widenInto } from "./kernels/reference.ts";
 
 /** A norm's parameters, float32 (Gemma's `1 + w` already added). */
 export interface NormWeights {
@@ -56,8 +56,13 @@ export interface LayerWeights {
 
 /** A whole model's weights. */
 export interface ModelWeights {
-  /** Token embeddings at stored width, `vocab * hidden`. */
-  embed: { dtype: WeightDtype; data: Float32Array | Uint16Array };
+  /**
+   * Token embeddings at stored width, `vocab * hidden`; `data` is `null`
+   * when the head is tied and the backend keeps its own copy, in which case
+   * rows are read back through the head (see `Forward`), so the matrix is
+   * held once.
+   */
+  embed: { dtype: WeightDtype; data: Float32Array | Uint16Array | null };
   /** Learned positions (GPT-2), `positions * hidden`. */
   positionEmbed:
     | { dtype: WeightDtype; data: Float32Array | Uint16Array }
@@ -131,6 +136,7 @@ export async function loadWeights(
   const total = ckpt.totalBytes;
   let loaded = 0;
   const { body, heads } = findPrefix(config, ckpt);
+  let headIsEmbed = false;
   const d = config.hiddenSize;
   const hd = config.headDim;
   const nh = config.numHeads;
@@ -256,7 +262,7 @@ export async function loadWeights(
       const finalNorm = await norm(body + "ln_f", d);
       const head = await tiedOrOwnHead(embed);
       return {
-        embed,
+        embed: embedOf(embed),
         positionEmbed: pos,
         layers,
         finalNorm,
@@ -350,7 +356,7 @@ export async function loadWeights(
     const finalNorm = await norm(body + "norm", d);
     const head = await tiedOrOwnHead(embed);
     return {
-      embed,
+      embed: embedOf(embed),
       positionEmbed: null,
       layers,
       finalNorm,
@@ -361,6 +367,16 @@ export async function loadWeights(
   } catch (error) {
     for (const h of handles) backend.release(h);
     throw error;
+  }
+
+  // The reference backend keeps the array it is given (no copy), so the
+  // engine may share it; any other backend copies, so the engine drops its
+  // own copy of a tied matrix and reads rows back through the head.
+  function embedOf(
+    embed: { dtype: WeightDtype; data: Float32Array | Uint16Array },
+  ): ModelWeights["embed"] {
+    const copied = headIsEmbed && !(backend instanceof ReferenceBackend);
+    return copied ? { dtype: embed.dtype, data: null } : embed;
   }
 
   async function tiedOrOwnHead(
@@ -375,6 +391,7 @@ export async function loadWeights(
           } is missing and config.json says tie_word_embeddings is false; add the head or set tie_word_embeddings`,
         );
       }
+      headIsEmbed = true;
       const h = backend.upload({
         rows: config.vocabSize,
         cols: d,
