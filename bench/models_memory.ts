@@ -11,6 +11,7 @@
  */
 
 import { join } from "node:path";
+import { createReferenceBackend } from "../lib/models/kernels/reference.ts";
 import { loadModel } from "../lib/models/load_model.ts";
 
 const TORCH = new URL("../tests/models/torch/", import.meta.url).pathname;
@@ -21,10 +22,13 @@ function rssKiB(field: "VmRSS" | "VmHWM"): number {
 }
 
 if (Deno.args[0] === "--child") {
-  const [, dir, prompt, gen] = Deno.args;
+  const [, dir, prompt, gen, which] = Deno.args;
   const before = rssKiB("VmRSS");
   const t0 = performance.now();
-  const model = await loadModel(dir);
+  const model = await loadModel(
+    dir,
+    which === "reference" ? { backend: createReferenceBackend() } : {},
+  );
   const loaded = rssKiB("VmHWM");
   const ids = Array.from(
     { length: Number(prompt) },
@@ -55,6 +59,9 @@ if (Deno.args[0] === "--child") {
 }
 
 const args = Deno.args;
+const backends = args.includes("--reference")
+  ? ["reference"]
+  : ["default", ...(args.includes("--both") ? ["reference"] : [])];
 const layers4b = Number(args[args.indexOf("--layers-4b") + 1] || 0) || 2;
 const root = await Deno.makeTempDir({ prefix: "attnscope-memory-" });
 const shapes = [
@@ -132,32 +139,35 @@ try {
     if (!made.success) {
       throw new Error(`make_checkpoint.py failed for ${s.name}`);
     }
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL(import.meta.url).pathname,
-        "--child",
-        dir,
-        String(s.prompt),
-        String(s.gen),
-      ],
-      stdout: "piped",
-      stderr: "inherit",
-    }).output();
-    const m = JSON.parse(
-      new TextDecoder().decode(out.stdout).trim().split("\n").pop()!,
-    );
-    const ratio = m.peakMiB / m.checkpointMiB;
-    console.log(
-      `${s.name}: checkpoint ${
-        m.checkpointMiB.toFixed(0)
-      } MiB, peak RSS - before ${m.peakMiB.toFixed(0)} MiB ` +
-        `(${ratio.toFixed(2)}x; load alone ${
-          (m.loadPeakMiB / m.checkpointMiB).toFixed(2)
-        }x), capture ${m.captureMiB.toFixed(2)} MiB, ` +
-        `prompt ${s.prompt} + ${s.gen}, ${m.seconds.toFixed(1)} s`,
-    );
+    for (const backend of backends) {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          new URL(import.meta.url).pathname,
+          "--child",
+          dir,
+          String(s.prompt),
+          String(s.gen),
+          backend,
+        ],
+        stdout: "piped",
+        stderr: "inherit",
+      }).output();
+      const m = JSON.parse(
+        new TextDecoder().decode(out.stdout).trim().split("\n").pop()!,
+      );
+      const ratio = m.peakMiB / m.checkpointMiB;
+      console.log(
+        `${s.name} [${m.backend} backend]: checkpoint ${
+          m.checkpointMiB.toFixed(0)
+        } MiB, peak RSS - before ${m.peakMiB.toFixed(0)} MiB ` +
+          `(${ratio.toFixed(2)}x; load alone ${
+            (m.loadPeakMiB / m.checkpointMiB).toFixed(2)
+          }x), capture ${m.captureMiB.toFixed(2)} MiB, ` +
+          `prompt ${s.prompt} + ${s.gen}, ${m.seconds.toFixed(1)} s`,
+      );
+    }
     await Deno.remove(dir, { recursive: true });
   }
 } finally {
