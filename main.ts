@@ -8,7 +8,9 @@
  *
  * Without `--api-base` the demo server is started in this process on a free
  * loopback port; with it, the study talks to that server (vLLM with
- * attention instrumentation, or `deno task serve`).
+ * attention instrumentation, or `deno task serve`). Without `--api-base`,
+ * `--model PATH_OR_ID` serves a real checkpoint (a folder or a HuggingFace
+ * id, from the HF cache) in that in-process server instead of the demo model.
  *
  * @module
  */
@@ -125,17 +127,30 @@ export async function runCli(
     console.error(`attnscope: ${(error as Error).message}`);
     return 2;
   }
-  const server = parsed.apiBase ? null : await startDemoServer();
+  // Without --api-base, --model names a real checkpoint to serve here.
+  const checkpoint = parsed.apiBase ? undefined : parsed.model;
+  let server;
+  try {
+    server = parsed.apiBase
+      ? null
+      : await startDemoServer(checkpoint ? { model: checkpoint } : {});
+    await server?.ready;
+  } catch (error) {
+    await server?.close();
+    console.error(`attnscope: ${(error as Error).message}`);
+    return 1;
+  }
   try {
     const run = await runStudy(study, {
       baseUrl: parsed.apiBase ?? server!.baseUrl,
       demo: server !== null,
       layers: parsed.layers,
       apiKey: parsed.apiKey,
-      model: parsed.model,
+      model: checkpoint ? server!.model : parsed.model,
       // As the reference labels prompt tokens with a local tokenizer, the
-      // in-process demo labels them with the demo model's own.
-      promptLabels: server?.labelPrompt,
+      // in-process demo labels them with the demo model's own (a real
+      // checkpoint's tokenizer lives in its worker: the server's labels).
+      promptLabels: checkpoint ? undefined : server?.labelPrompt,
       signal,
       progress: "tty",
     });

@@ -73,3 +73,26 @@ export {
   type ExplorerStats,
   type ExploreSource,
 } from "./lib/explorer/explorer.ts";
+// Real models (lib/models): a HuggingFace checkpoint run in Deno, its attention captured.
+export {
+  loadModel,
+  type LoadModelFolderOptions,
+  loadModelFromFolder,
+} from "./lib/models/load_model.ts";
+export type * from "./lib/models/types.ts";
+export type * from "./lib/models/kernels/backend.ts";
+// Real models' tokenizers, chat templates and the HuggingFace cache (models-serve).
+export {
+  loadTokenizer,
+  type ModelTokenizer,
+  type TokenizerProvenance,
+} from "./lib/models/tokenizer/tokenizer.ts";
+export {
+  ChatTemplate,
+  type TemplateMessage,
+} from "./lib/models/tokenizer/template.ts";
+export {
+  resolveCheckpoint,
+  type ResolveCheckpointOptions,
+  type ResolvedCheckpoint,
+} from "./lib/models/hub/resolve.ts";

@@ -216,7 +216,8 @@ export class Engine {
         temperature: request.temperature,
         seed: request.seed,
         topLogprobs: request.topLogprobs,
-        promptTopLogprobs: request.promptLogprobs ?? 0,
+        // Undefined when not asked: a real model computes none then.
+        promptTopLogprobs: request.promptLogprobs ?? undefined,
         captureLayers: request.stream ? [] : layers,
         ...(captureRows ? { captureRows } : {}),
         ...(request.ablateHeads ? { ablateHeads: request.ablateHeads } : {}),

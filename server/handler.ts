@@ -67,7 +67,7 @@ export function createHandler(
   runner?: ModelRunner,
 ): Handler {
   const settings = resolveServerOptions(options);
-  const models = runner ?? new LocalRunner(model, settings);
+  const models: ModelRunner = runner ?? new LocalRunner(model, settings);
   const modelName = settings.servedModelName ?? model.name;
   const maxModelLen = Math.min(
     settings.maxModelLen ?? model.maxPositions,
@@ -169,7 +169,9 @@ export function createHandler(
           { code: "method_not_allowed", headers: { Allow: method } },
         );
       }
-      if (path === "/health") return new Response(null, { status: 200 });
+      if (path === "/health") {
+        return new Response(null, { status: models.loading ? 503 : 200 });
+      }
       if (path === "/metrics") return await metrics();
       checkKey(request);
       if (path === "/v1/models") return listModels();

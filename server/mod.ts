@@ -51,7 +51,13 @@ export {
   type ReplayServerOptions,
   startReplayServer,
 } from "./replay.ts";
-export { LocalRunner, type ModelRunner, WorkerRunner } from "./runner.ts";
+export {
+  LocalRunner,
+  type ModelRunner,
+  type RealModelInfo,
+  type RealModelSpec,
+  WorkerRunner,
+} from "./runner.ts";
 export { type EngineStats } from "./engine.ts";
 export { type ChatRequest } from "./request.ts";
 export {

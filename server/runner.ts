@@ -32,6 +32,8 @@ export interface ModelRunner {
   stats(): Promise<EngineStats>;
   /** Stops the runner (a worker is terminated); open requests get a 503. */
   close(): void;
+  /** True while the model loads (`/health` answers 503). */
+  readonly loading?: boolean;
 }
 
 /**
@@ -175,7 +177,12 @@ const IDLE: EngineStats = {
 
 /** Messages to the model worker. */
 export type ToWorker =
-  | { type: "init"; settings: ResolvedServerOptions }
+  | {
+    type: "init";
+    settings: ResolvedServerOptions;
+    /** A real checkpoint to load instead of the demo model. */
+    model?: RealModelSpec;
+  }
   | { type: "submit"; id: number; request: ChatRequest }
   | { type: "cancel"; id: number }
   | { type: "stats"; id: number };
@@ -194,7 +201,32 @@ export type FromWorker =
   | { type: "json"; id: number; body: Uint8Array }
   | { type: "events"; id: number; text: string }
   | { type: "end"; id: number }
-  | { type: "stats"; id: number; stats: EngineStats };
+  | { type: "stats"; id: number; stats: EngineStats }
+  | { type: "progress"; what: string; bytes: number; totalBytes: number }
+  | { type: "ready"; info: RealModelInfo }
+  | { type: "loadError"; message: string };
+
+/** A real checkpoint for {@linkcode WorkerRunner} to load in its worker. */
+export interface RealModelSpec {
+  /** A checkpoint folder or a hub id. */
+  pathOrId: string;
+  /** The served name; defaults to the id or the folder's name. */
+  name?: string;
+  /** Kernel threads. */
+  threads?: number;
+}
+
+/** What a loaded real model reports. */
+export interface RealModelInfo {
+  /** Its name. */
+  name: string;
+  /** Decoder layers. */
+  numLayers: number;
+  /** Query heads per layer. */
+  numHeads: number;
+  /** Longest sequence. */
+  maxPositions: number;
+}
 
 /**
  * Runs the bundled demo model's engine in a worker (`model_worker.ts`), so
@@ -228,15 +260,37 @@ export class WorkerRunner implements ModelRunner {
   #statsWaiters = new Map<number, (stats: EngineStats) => void>();
   #nextId = 1;
   #closed = false;
+  readonly #model: RealModelSpec | undefined;
+  readonly #onProgress:
+    | ((what: string, bytes: number, totalBytes: number) => void)
+    | undefined;
+  #loaded = Promise.withResolvers<RealModelInfo | null>();
+  /** {@inheritDoc ModelRunner.loading} */
+  loading = false;
 
   /**
    * Starts the worker; it loads the model while the first requests queue.
    *
    * @param settings Resolved server settings, passed to the worker's engine.
+   * @param model A real checkpoint to load instead of the demo model.
+   * @param onProgress Loading progress of a real checkpoint.
    */
-  constructor(settings: ResolvedServerOptions) {
+  constructor(
+    settings: ResolvedServerOptions,
+    model?: RealModelSpec,
+    onProgress?: (what: string, bytes: number, totalBytes: number) => void,
+  ) {
     this.#settings = settings;
+    this.#model = model;
+    this.#onProgress = onProgress;
+    this.#loaded.promise.catch(() => {});
+    if (!model) this.#loaded.resolve(null);
     this.#ensureWorker();
+  }
+
+  /** Resolves once the model is loaded (with a real model's info), or rejects with why it failed. */
+  get loaded(): Promise<RealModelInfo | null> {
+    return this.#loaded.promise;
   }
 
   #ensureWorker(): Worker {
@@ -254,8 +308,13 @@ export class WorkerRunner implements ModelRunner {
         500,
       );
     };
+    if (this.#model) this.loading = true;
     worker.postMessage(
-      { type: "init", settings: this.#settings } satisfies ToWorker,
+      {
+        type: "init",
+        settings: this.#settings,
+        ...(this.#model ? { model: this.#model } : {}),
+      } satisfies ToWorker,
     );
     this.#worker = worker;
     return worker;
@@ -277,6 +336,16 @@ export class WorkerRunner implements ModelRunner {
   }
 
   #receive(message: FromWorker): void {
+    if (message.type === "progress") {
+      this.#onProgress?.(message.what, message.bytes, message.totalBytes);
+      return;
+    }
+    if (message.type === "ready" || message.type === "loadError") {
+      this.loading = false;
+      if (message.type === "ready") this.#loaded.resolve(message.info);
+      else this.#loaded.reject(new Error(message.message));
+      return;
+    }
     if (message.type === "stats") {
       this.#statsWaiters.get(message.id)?.(message.stats);
       this.#statsWaiters.delete(message.id);

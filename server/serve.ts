@@ -36,9 +36,16 @@ export interface StartDemoServerOptions extends ServerOptions {
    * The model to serve. The bundled demo model runs in a worker, so the
    * server answers `/health` while it computes; a model given here runs on
    * this thread between the server's turns (a worker cannot receive it).
+   * A string is a real checkpoint, a folder or a HuggingFace id: it is
+   * resolved (and downloaded to the HF cache if missing) before listening,
+   * then loads in a worker while `/health` answers 503.
    * @default {undefined} the demo model from `server/model/`
    */
-  model?: DemoModel;
+  model?: DemoModel | string;
+  /** Kernel threads for a real checkpoint. */
+  threads?: number;
+  /** Loading progress of a real checkpoint: what, bytes so far, in all. */
+  onLoadProgress?: (what: string, bytes: number, totalBytes: number) => void;
   /**
    * Called once the server listens, with its address.
    * @default {undefined} silent
@@ -61,6 +68,11 @@ export interface DemoServer {
    * one `prompt_logprobs` leaves out.
    */
   labelPrompt(prompt: string): string[];
+  /**
+   * Resolves once the model has loaded (at once for the demo model);
+   * rejects with the reason a real checkpoint failed to load.
+   */
+  readonly ready: Promise<void>;
   /**
    * Stops listening, cancels the model's open requests (they get a 503) and
    * ends its worker.
@@ -94,16 +106,36 @@ export interface DemoServer {
 export async function startDemoServer(
   options: StartDemoServerOptions = {},
 ): Promise<DemoServer> {
-  const { model: given, onListen, ...rest } = options;
+  const { model: given, onListen, threads, onLoadProgress, ...rest } = options;
   const settings = resolveServerOptions({
     ...rest,
     port: rest.port ?? 0,
     enableAttentionInstrumentation: rest.enableAttentionInstrumentation ?? true,
   });
-  const model = given ?? await loadBundledModel();
-  const runner: ModelRunner = given
-    ? new LocalRunner(given, settings)
-    : new WorkerRunner(settings);
+  let model: DemoModel;
+  let runner: ModelRunner;
+  let ready: Promise<void> = Promise.resolve();
+  if (typeof given === "string") {
+    const { realModelFacade } = await import("./model/real/facade.ts");
+    const facade = await realModelFacade(given, {
+      name: settings.servedModelName,
+      onProgress: onLoadProgress,
+    });
+    model = facade.model;
+    const worker = new WorkerRunner(settings, {
+      pathOrId: facade.dir,
+      name: model.name,
+      threads,
+    }, onLoadProgress);
+    runner = worker;
+    ready = worker.loaded.then(() => {});
+  } else {
+    model = given ?? await loadBundledModel();
+    runner = given
+      ? new LocalRunner(given, settings)
+      : new WorkerRunner(settings);
+  }
+  ready.catch(() => {});
   const handler = createHandler(model, settings, runner);
   const { promise: listening, resolve } = Promise.withResolvers<
     { hostname: string; port: number }
@@ -142,6 +174,7 @@ export async function startDemoServer(
     baseUrl: `${url}/v1`,
     model: settings.servedModelName ?? model.name,
     labelPrompt: (prompt) => labelPrompt(model, prompt),
+    ready,
     close,
     [Symbol.asyncDispose]: close,
   };
@@ -185,9 +218,14 @@ export async function serveFromArgs(
     quiet?: boolean;
   } = {},
 ): Promise<DemoServer> {
-  const parsed = parseServerArgs(args);
+  const { model, rest } = takeModelFlag(args);
+  const parsed = parseServerArgs(rest);
   const server = await startDemoServer({
     ...parsed,
+    ...(model === undefined ? {} : {
+      model,
+      onLoadProgress: options.quiet ? undefined : loadProgressPrinter(),
+    }),
     port: parsed.port ?? 8000,
     enableAttentionInstrumentation: parsed.enableAttentionInstrumentation ??
       false,
@@ -203,6 +241,44 @@ export async function serveFromArgs(
     );
   }
   return server;
+}
+
+/** Splits `--model PATH_OR_ID` (or `--model=...`) off the vLLM flags. */
+function takeModelFlag(
+  args: readonly string[],
+): { model: string | undefined; rest: string[] } {
+  const rest: string[] = [];
+  let model: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--model") {
+      model = args[++i];
+      if (model === undefined || model.startsWith("--")) {
+        throw new TypeError(
+          "Cannot read the command line: --model needs a checkpoint folder or a HuggingFace id; pass e.g. --model google/gemma-3-270m-it",
+        );
+      }
+    } else if (a.startsWith("--model=")) model = a.slice("--model=".length);
+    else rest.push(a);
+  }
+  return { model, rest };
+}
+
+/** One stderr line per 10% of each file or the weights. */
+function loadProgressPrinter() {
+  const shown = new Map<string, number>();
+  return (what: string, bytes: number, totalBytes: number) => {
+    const pct = totalBytes > 0
+      ? Math.floor((bytes / totalBytes) * 10) * 10
+      : 100;
+    if ((shown.get(what) ?? -1) >= pct) return;
+    shown.set(what, pct);
+    console.error(
+      `attnscope: loading ${what}: ${pct}% of ${
+        (totalBytes / 1e6).toFixed(1)
+      } MB`,
+    );
+  };
 }
 
 function formatLayers(layers: ServerOptions["attentionInstrumentationLayers"]) {
@@ -228,7 +304,9 @@ if (import.meta.main && Deno.args.some((a) => /^--replay(=|$)/.test(a))) {
   }
 } else if (import.meta.main) {
   if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
-    console.log(SERVE_USAGE);
+    console.log(
+      `${SERVE_USAGE}\n\n--model PATH_OR_ID serves a real checkpoint (a folder, or a HuggingFace id\nfound in the HF cache, downloaded there with HF_TOKEN when missing) instead.`,
+    );
     Deno.exit(0);
   }
   try {
@@ -238,6 +316,14 @@ if (import.meta.main && Deno.args.some((a) => /^--replay(=|$)/.test(a))) {
     };
     Deno.addSignalListener("SIGINT", stop);
     Deno.addSignalListener("SIGTERM", stop);
+    await server.ready.then(
+      () => console.log(`attnscope: model ${server.model} loaded`),
+      async (error) => {
+        console.error(`attnscope: ${(error as Error).message}`);
+        await server.close();
+        Deno.exit(2);
+      },
+    );
   } catch (error) {
     console.error(`attnscope: ${(error as Error).message}`);
     Deno.exit(2);

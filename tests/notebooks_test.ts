@@ -26,6 +26,7 @@ import { listNotebooks, NOTEBOOKS } from "../scripts/notebooks.ts";
 import { photographNotebook } from "../scripts/render_notebook.ts";
 import { isCorrect, STUDIES } from "../lib/client/studies.ts";
 import { normalizeMarkup } from "./charts_golden.ts";
+import { makeGemmaCheckpoint } from "./models/serve/gemma_checkpoint.ts";
 
 const CI = Deno.env.get("CI") === "true";
 const ARTIFACTS = new URL("../.artifacts/notebooks/", import.meta.url).pathname;
@@ -384,18 +385,29 @@ for (const path of notebooks) {
         name === "needle.ipynb" || replaysThisRun
           ? { ATTNSCOPE_CAPTURE_FILE: NEEDLE_CAPTURE }
           : {};
+      // real_model.ipynb runs on a small random Gemma 3 with the real
+      // tokenizer (the hub is unreachable here), as its first cell says.
+      const modelDir = name === "real_model.ipynb"
+        ? await makeGemmaCheckpoint(
+          await Deno.makeTempDir({ prefix: "gemma_rand_" }),
+        )
+        : null;
+      const modelEnv: Record<string, string> = modelDir
+        ? { ATTNSCOPE_MODEL: modelDir }
+        : {};
       const jupyter = await temporaryJupyter();
       let executed: Notebook;
       try {
         await Deno.mkdir(ARTIFACTS, { recursive: true });
         const run = await runNotebooks(python.path, [path], {
           outputDir: ARTIFACTS,
-          env: { ...jupyter.env, ...captureEnv },
+          env: { ...jupyter.env, ...captureEnv, ...modelEnv },
         });
         assert.ok(run.success, `${name} failed to execute:\n${run.output}`);
         executed = await readNotebook(`${ARTIFACTS}${name}`);
       } finally {
         await Deno.remove(jupyter.dir, { recursive: true });
+        if (modelDir) await Deno.remove(modelDir, { recursive: true });
       }
 
       await t.step("no cell errors", () => {

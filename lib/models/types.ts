@@ -22,6 +22,11 @@ export interface LoadModelOptions {
   onProgress?: (loadedBytes: number, totalBytes: number) => void;
   /** Worker threads for the matrix kernels; defaults to the machine's cores. */
   threads?: number;
+  /**
+   * The name captures carry as `AttentionLayer.model` (e.g. the HF id);
+   * defaults to the folder's name.
+   */
+  name?: string;
 }
 
 /** What a model is, after its config's defaults are filled in. */
@@ -50,6 +55,8 @@ export interface ModelInfo {
   layerMeta: LayerMeta[];
   /** Bytes of the checkpoint's tensors on disk. */
   checkpointBytes: number;
+  /** The name captures carry (`LoadModelOptions.name`, else the folder's name). */
+  name?: string;
 }
 
 /** A query head to silence: `[layer, head]`. */
@@ -124,6 +131,13 @@ export interface ModelSteps {
   step(): boolean;
   /** Tokens generated so far. */
   readonly tokens: readonly number[];
+  /** Per generated token so far: its logprob and the top alternatives. */
+  readonly logprobs: ModelGenerateResult["logprobs"];
+  /**
+   * Ends the run early with `finishReason: "stop"` (a server's stop string),
+   * after at least one token; `result()` then holds what was computed.
+   */
+  finish(): void;
   /** The finished result; only after `step()` returned `true`. */
   result(): ModelGenerateResult;
 }

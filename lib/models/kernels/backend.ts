@@ -29,6 +29,39 @@ export interface MatrixWeight {
   data: Float32Array | Uint16Array;
 }
 
+/**
+ * A row-major float32 matrix inside a larger array: element `(i, j)` is
+ * `data[offset + i * stride + j]`.
+ */
+export interface MatrixView {
+  /** The array holding the matrix. */
+  data: Float32Array;
+  /** Index of element `(0, 0)`. */
+  offset: number;
+  /** Elements from one row to the next (at least the row's length). */
+  stride: number;
+}
+
+/** One {@linkcode MatmulBackend.matmul}: `out = alpha · a · (transposeB ? bᵀ : b)`. */
+export interface MatmulOp {
+  /** Rows of `a` and of `out`. */
+  m: number;
+  /** Columns of `out` (rows of `b` when `transposeB`). */
+  n: number;
+  /** The summed dimension: columns of `a`. */
+  k: number;
+  /** `m × k`. */
+  a: MatrixView;
+  /** `k × n`, or `n × k` when `transposeB`. */
+  b: MatrixView;
+  /** Reads `b` as `n × k` (for `Q · Kᵀ`). @default {false} */
+  transposeB?: boolean;
+  /** `m × n`, written (not accumulated into). */
+  out: MatrixView;
+  /** Scales the product. @default {1} */
+  alpha?: number;
+}
+
 /** A weight a backend has taken in; only that backend can use it. */
 export interface WeightHandle {
   /** Output features. */
@@ -66,6 +99,23 @@ export interface MatmulBackend {
     out?: Float32Array,
     rowRange?: [number, number],
   ): Float32Array;
+  /**
+   * Activation × activation product for the attention core, in float32:
+   * `out[i, j] = alpha · Σ_p a[i, p] · b'[p, j]` for `i < m`, `j < n`,
+   * `p < k`, where `b'` is `b` or, with `transposeB`, `bᵀ`. Every operand
+   * is a strided view, so one head's slice of a `[T, heads · headDim]`
+   * projection is passed without a copy:
+   *
+   * - scores of query head `h` (KV head `g`): `a` = Q at `h · d` with
+   *   stride `H · d`, `b` = K at `g · d` with stride `KV · d`,
+   *   `transposeB: true`, `out` = a `[T, S]` block, `alpha` = the scaling;
+   * - its output: `a` = the probabilities `[T, S]`, `b` = V at `g · d` with
+   *   stride `KV · d`, `transposeB: false`, `out` = the attention output at
+   *   `h · d` with stride `H · d`.
+   *
+   * `out` must not overlap `a` or `b`. Synchronous, like every call here.
+   */
+  matmul(op: MatmulOp): void;
   /** Frees a weight. */
   release(weight: WeightHandle): void;
   /** Frees everything, workers included. */

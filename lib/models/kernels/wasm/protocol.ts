@@ -1,0 +1,96 @@
+/**
+ * What the calling thread and the kernel workers share: the compiled
+ * module, the control block's layout, and how one thread's instance of a
+ * memory shard is set up. Internal to the WebAssembly backend.
+ *
+ * @module
+ */
+
+import { SGEMM_WASM_BASE64 } from "./sgemm_wasm.ts";
+
+/** The exports of sgemm.c. */
+export interface SgemmExports {
+  gemm(
+    x: number,
+    lda: number,
+    m: number,
+    w: number,
+    dt: number,
+    k: number,
+    q0: number,
+    q1: number,
+    out: number,
+    ldc: number,
+    cb: number,
+    ce: number,
+    bias: number,
+    alpha: number,
+    scratch: number,
+  ): void;
+  gemm_scratch_bytes(k: number): number;
+  pack(
+    src: number,
+    es: number,
+    r0: number,
+    nrows: number,
+    rows: number,
+    k: number,
+    dst: number,
+  ): void;
+  pack_act(
+    b: number,
+    ldb: number,
+    n: number,
+    k: number,
+    trans: number,
+    dst: number,
+  ): void;
+  __stack_pointer: WebAssembly.Global;
+}
+
+let compiled: WebAssembly.Module | undefined;
+
+/** The kernels' module, compiled once per thread. */
+export function sgemmModule(): WebAssembly.Module {
+  compiled ??= new WebAssembly.Module(
+    (Uint8Array as unknown as { fromBase64(s: string): Uint8Array })
+      .fromBase64(SGEMM_WASM_BASE64) as Uint8Array<ArrayBuffer>,
+  );
+  return compiled;
+}
+
+/** Bytes of stack each thread's instance gets (the kernels use about 1 KiB). */
+export const STACK_BYTES = 64 * 1024;
+/** Bytes of packing scratch each thread gets per shard (gemm_scratch_bytes is at most 256 KiB + 24·k). */
+export const SCRATCH_BYTES = 1024 * 1024;
+/** Int32 slots of the control block per worker. */
+export const SLOT = 32;
+/** Slot indices inside one worker's block. */
+export const C = {
+  seq: 0,
+  done: 1,
+  cmd: 2,
+  shard: 3,
+  args: 4,
+  shards: 31,
+} as const;
+/** Commands. */
+export const CMD = { gemm: 1, yield: 2, exit: 3 } as const;
+/** Args of a gemm command: the 15 parameters of sgemm.c's gemm, alpha as float bits at index 13. */
+export const GEMM_ARGS = 15;
+
+/**
+ * Instantiates the kernels on a shard's memory for one thread, with the
+ * thread's own stack (at `stackTop`, growing down).
+ */
+export function instantiateShard(
+  memory: WebAssembly.Memory,
+  stackTop: number,
+): SgemmExports {
+  const instance = new WebAssembly.Instance(sgemmModule(), {
+    env: { memory },
+  });
+  const ex = instance.exports as unknown as SgemmExports;
+  ex.__stack_pointer.value = stackTop;
+  return ex;
+}
