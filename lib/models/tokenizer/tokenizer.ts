@@ -35,8 +35,13 @@ export interface ModelTokenizer {
   /**
    * Renders the chat template and tokenizes it without adding special
    * tokens again (the template writes `<bos>` itself), as HF and vLLM do.
+   * `addGenerationPrompt: false` leaves off the header of the model's turn
+   * (as `POST /tokenize` may ask).
    */
-  encodeChat(messages: readonly TemplateMessage[]): number[];
+  encodeChat(
+    messages: readonly TemplateMessage[],
+    options?: { addGenerationPrompt?: boolean },
+  ): number[];
   /** Hashes of the files. */
   readonly provenance: TokenizerProvenance;
 }
@@ -124,13 +129,16 @@ export function createModelTokenizer(
     tokenText: (id) => decodeKeep([id]),
     labels: (ids) => tokenLabels({ decode: decodeKeep }, ids),
     chatTemplate,
-    encodeChat(messages) {
+    encodeChat(messages, chatOptions = {}) {
       if (!chatTemplate) {
         throw new Error(
           "Cannot apply a chat template: the checkpoint has none (no chat_template in tokenizer_config.json, no chat_template.jinja); send a plain completion prompt instead",
         );
       }
-      const text = chatTemplate.render(messages, true);
+      const text = chatTemplate.render(
+        messages,
+        chatOptions.addGenerationPrompt ?? true,
+      );
       return Array.from(tok.encode(text, { add_special_tokens: false }).ids);
     },
     provenance: options.provenance,

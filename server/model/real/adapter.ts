@@ -15,6 +15,7 @@ import type {
   GenerateResult,
   GenerationSteps,
   ModelInput,
+  RenderChatOptions,
 } from "../types.ts";
 
 /**
@@ -41,21 +42,56 @@ export function realDemoModel(
     maxPositions: info.maxPositions,
     layerMeta: info.layerMeta,
     provenance,
+    ...tokenizerParts(tokenizer, info.name ?? "model"),
+    generate(input, options): GenerateResult {
+      const run = start(input, options);
+      while (!run.step()) { /* one prefill chunk or one token per step */ }
+      return run.result();
+    },
+    start,
+  };
+}
+
+/**
+ * The tokenizer's side of a {@linkcode DemoModel} (`tokenize`,
+ * `renderChat`, `tokenText`, `decode`), so the HTTP thread can answer
+ * `POST /tokenize` and size prompts while the weights live in the worker.
+ *
+ * @example
+ * ```ts ignore
+ * const parts = tokenizerParts(await loadTokenizer(dir), "gemma");
+ * parts.tokenize("Hello", false);
+ * ```
+ *
+ * @param tokenizer The checkpoint's tokenizer (`loadTokenizer`).
+ * @param name The served name, for errors.
+ * @returns The four members.
+ */
+export function tokenizerParts(
+  tokenizer: ModelTokenizer,
+  name: string,
+): Pick<DemoModel, "tokenize" | "renderChat" | "tokenText" | "decode"> {
+  return {
     tokenize: (text, addSpecialTokens) =>
       tokenizer.encode(text, addSpecialTokens),
-    renderChat(messages: ChatMessage[]): ModelInput {
+    renderChat(
+      messages: ChatMessage[],
+      options: RenderChatOptions = {},
+    ): ModelInput {
       const plain = messages.map((m) => ({
         role: m.role,
         content: m.parts.map((p) => {
           if (p.type !== "text") {
             throw new RangeError(
-              `Cannot read messages: ${info.name} is a text model and takes no images; send text parts only`,
+              `Cannot read messages: ${name} is a text model and takes no images; send text parts only`,
             );
           }
           return p.text;
         }).join(""),
       }));
-      const ids = tokenizer.encodeChat(plain);
+      const ids = tokenizer.encodeChat(plain, {
+        addGenerationPrompt: options.addGenerationPrompt ?? true,
+      });
       return {
         ids: Int32Array.from(ids),
         patches: new Map(),
@@ -64,12 +100,6 @@ export function realDemoModel(
     },
     tokenText: (id) => tokenizer.tokenText(id),
     decode: (ids) => tokenizer.decode(ids, true),
-    generate(input, options): GenerateResult {
-      const run = start(input, options);
-      while (!run.step()) { /* one prefill chunk or one token per step */ }
-      return run.result();
-    },
-    start,
   };
 }
 
@@ -139,12 +169,10 @@ function convert(
     const layer = r.attention[l];
     if (!layer) continue;
     const data = layer.scores.data;
-    attention.set(
-      l,
-      data instanceof Float32Array
-        ? data
-        : Float32Array.from(data as ArrayLike<number>),
-    );
+    const full = data instanceof Float32Array
+      ? data
+      : Float32Array.from(data as ArrayLike<number>);
+    attention.set(l, keepRows(full, layer.scores.shape, options.captureRows));
   }
   return {
     tokens: r.tokens,
@@ -160,4 +188,22 @@ function convert(
     ),
     attention,
   };
+}
+
+/**
+ * The query rows `attn_capture_prefix` asked for, `[rows, H, T]` with rows
+ * `max(0, min(end, T) - start)`, as the demo model returns them; the whole
+ * capture when no range was asked. A view, not a copy: the rows of a
+ * `[T, H, T]` capture are contiguous.
+ */
+function keepRows(
+  data: Float32Array,
+  shape: readonly number[],
+  rows: GenerateOptions["captureRows"],
+): Float32Array {
+  if (!rows) return data;
+  const [t, h, k] = shape;
+  const start = Math.min(rows.start, t);
+  const end = Math.max(start, Math.min(rows.end, t));
+  return data.subarray(start * h * k, end * h * k);
 }

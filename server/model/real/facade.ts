@@ -1,8 +1,9 @@
 /**
  * What the HTTP thread knows of a real checkpoint while its worker loads
  * it: the name, layer and head counts and context length from `config.json`
- * (the handler validates requests with them). Tokenizing happens in the
- * worker.
+ * (the handler validates requests with them), and the checkpoint's
+ * tokenizer, loaded here too so that `POST /tokenize` answers on the HTTP
+ * thread without a round trip to a worker busy generating.
  *
  * @module
  */
@@ -10,7 +11,9 @@
 import { basename, join } from "node:path";
 import { parseModelConfig } from "../../../lib/models/config.ts";
 import { resolveCheckpoint } from "../../../lib/models/hub/resolve.ts";
+import { loadTokenizer } from "../../../lib/models/tokenizer/tokenizer.ts";
 import type { DemoModel } from "../types.ts";
+import { tokenizerParts } from "./adapter.ts";
 
 /**
  * Resolves a checkpoint (downloading to the HF cache if missing) and reads
@@ -18,8 +21,8 @@ import type { DemoModel } from "../types.ts";
  *
  * @param pathOrId A folder or a hub id.
  * @param options The served name, download progress.
- * @returns The resolved folder and a model whose tokenizer calls throw (the
- *   worker holds the tokenizer).
+ * @returns The resolved folder and a model that tokenizes but does not
+ *   generate (the worker holds the weights).
  */
 export async function realModelFacade(
   pathOrId: string,
@@ -55,7 +58,7 @@ export async function realModelFacade(
   const name = options.name ?? found.repoId ?? basename(found.dir);
   const inWorker = (): never => {
     throw new Error(
-      `Cannot tokenize on the HTTP thread: ${name}'s tokenizer lives in the model worker; send the request to the server`,
+      `Cannot generate on the HTTP thread: ${name}'s weights live in the model worker; send the request to the server`,
     );
   };
   return {
@@ -65,9 +68,7 @@ export async function realModelFacade(
       numLayers: config.numLayers,
       numHeads: config.numHeads,
       maxPositions: config.maxPositions,
-      renderChat: inWorker,
-      tokenText: inWorker,
-      decode: inWorker,
+      ...tokenizerParts(await loadTokenizer(found.dir), name),
       generate: inWorker,
     },
   };

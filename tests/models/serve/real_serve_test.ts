@@ -187,6 +187,78 @@ Deno.test("startDemoServer({ model: DIR }) refuses a prompt past the context wit
   assert.equal(body.prompt_logprobs[0], null);
 });
 
+Deno.test("startDemoServer({ model: DIR }) speaks the extended wire for a real model: layer_meta with its sliding layers, attn_capture_prefix rows equal to a full capture's, /tokenize counts, provenance and the ablation echo", async () => {
+  const dir = await gemmaDir();
+  await using server = await startDemoServer({
+    model: dir,
+    maxQueuedTokens: 100_000,
+  });
+  await server.ready;
+  const messages = [{ role: "user", content: "Agent: Zyx, Codename: Kite." }];
+  const ask = async (extra: Record<string, unknown>) => {
+    const r = await fetch(`${server.baseUrl}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        model: server.model,
+        messages,
+        max_tokens: 3,
+        temperature: 0,
+        attn_capture: 1,
+        attn_capture_layers: "all",
+        ...extra,
+      }),
+    });
+    assert.equal(r.status, 200);
+    return await r.json();
+  };
+  const full = await ask({});
+  const kinds = full.attn_capture_data.map((e: { layer_meta: unknown }) =>
+    e.layer_meta
+  );
+  assert.ok(
+    kinds.some((m: { attention: string }) =>
+      m.attention === "sliding_attention"
+    ),
+    JSON.stringify(kinds),
+  );
+  assert.ok(
+    kinds.some((m: { attention: string }) => m.attention === "full_attention"),
+  );
+  const fullLayers = (await extractAttentionFromResponse(full))!;
+  for (const [l, layer] of Object.entries(fullLayers)) {
+    assert.equal(layer.layerMeta?.attention, kinds[Number(l)].attention);
+  }
+  // Rows 5.. only, as vLLM's fork takes them.
+  const part = await ask({ vllm_xargs: { attn_capture_prefix: "5:" } });
+  const partLayers = (await extractAttentionFromResponse(part))!;
+  const t = fullLayers[0].scores.shape[2];
+  for (const [l, layer] of Object.entries(partLayers)) {
+    const [rows, h, k] = layer.scores.shape;
+    assert.equal(rows, t - 5);
+    assert.equal(k, t);
+    assert.deepEqual(
+      Array.from(layer.scores.data),
+      Array.from(
+        fullLayers[Number(l)].scores.data.subarray(5 * h * k, t * h * k),
+      ),
+      `layer ${l}`,
+    );
+  }
+  const tokenized = await (await fetch(
+    `${server.baseUrl.replace(/\/v1$/, "")}/tokenize`,
+    {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: server.model, messages }),
+    },
+  )).json();
+  assert.equal(tokenized.count, full.usage.prompt_tokens);
+  assert.equal(typeof full.provenance, "object");
+  const ablated = await ask({ attn_ablate_heads: [[1, 0]] });
+  assert.deepEqual(ablated.attn_ablate_heads, [[1, 0]]);
+});
+
 Deno.test("loadRealServerModel: ablating a head leaves its and earlier layers' attention bit-identical and changes later ones", async () => {
   const dir = await gemmaDir();
   const model = await loadRealServerModel(dir, { threads: 1 });
