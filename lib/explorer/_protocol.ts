@@ -71,4 +71,11 @@ export interface ExplorerMeta {
   initial: { layer: number; query: number };
   /** What was reduced, in words; `""` when every head is at full resolution. */
   reduced: string;
+  /** `"light"`, `"dark"` or `"auto"` (follow the host). */
+  theme: "light" | "dark" | "auto";
+  /**
+   * Per layer: the sliding window (0 on full layers), KV heads, and whether
+   * attention is causal.
+   */
+  arch: { window: number; kvHeads: number; causal: boolean }[];
 }
