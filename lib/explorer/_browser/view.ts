@@ -16,12 +16,15 @@ import {
 } from "../../charts/_scale.ts";
 import type { ExplorerMeta } from "../_protocol.ts";
 import { Capture, type Combine } from "./data.ts";
+import { bindKeys } from "./keys.ts";
+import { resolveScheme } from "./theme.ts";
 
 const MARK = "#e0115f";
 /** Canvas side in CSS pixels; the matrix is drawn at most this many cells a side. */
 const SIDE = 520;
 const THUMB = 44;
-const MASKED: [number, number, number] = [238, 238, 238];
+/** Masked cells' colour, from the theme's `--ax-masked` at mount. */
+let MASKED: [number, number, number] = [238, 238, 238];
 
 function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -56,6 +59,16 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
   const tokenLut = lutBytes(meta.lut.tokens);
   const nHeads = meta.layers[0].heads.length;
   const { tq, tk, keyOffset, labels } = meta;
+  // The theme first, so every colour read below is the host's.
+  root.dataset.themeOption = meta.theme ?? "auto";
+  root.dataset.theme = resolveScheme(root, meta.theme ?? "auto");
+  const masked = getComputedStyle(root).getPropertyValue("--ax-masked")
+    .trim().match(/^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i);
+  if (masked) {
+    MASKED = [1, 2, 3].map((i) => parseInt(masked[i], 16)) as typeof MASKED;
+  }
+  const arch = (li: number) =>
+    meta.arch?.[li] ?? { window: 0, kvHeads: nHeads, causal: true };
 
   // ---- state
   let layer = meta.initial.layer;
@@ -78,14 +91,35 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
   );
   layerSel.value = String(layer);
   const chips = el("span", { class: "ax-chips" });
+  // Grouped-query attention: query heads that share a KV head sit together.
+  const kvHeads = arch(layer).kvHeads;
+  const perGroup = nHeads / kvHeads;
+  const groups = Array.from({ length: kvHeads }, (_, g) => {
+    if (kvHeads === nHeads) return chips;
+    const box = el("span", {
+      class: "ax-kv",
+      "data-kv-group": String(g),
+      title: `KV head ${g}: query heads ${g * perGroup} to ${
+        (g + 1) * perGroup - 1
+      } share it`,
+    });
+    chips.append(box);
+    return box;
+  });
   const chipEls = Array.from({ length: nHeads }, (_, h) => {
+    const g = Math.floor(h / perGroup);
     const b = el("button", {
       class: "ax-chip",
       "data-head": String(h),
-      title: `head ${h}: click toggles, double-click shows it alone`,
+      "data-kv-group": String(g),
+      title:
+        `head ${h} (KV head ${g}): click toggles, double-click shows it alone`,
     }, String(h));
-    b.style.setProperty("--hue", String((h * 360) / nHeads));
-    chips.append(b);
+    b.style.setProperty(
+      "--hue",
+      String((g * 360) / kvHeads + (h % perGroup) * 8),
+    );
+    groups[g].append(b);
     return b;
   });
   const combineSel = el("select", {
@@ -161,7 +195,7 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
   }
   legend.append(
     document.createTextNode(
-      "· hover a token, click to pin, shift-click to add, click again or Escape to clear",
+      "· hover a token, click to pin, shift-click to add · keys: arrows move the query, [ and ] change layer, Escape clears",
     ),
   );
 
@@ -286,7 +320,7 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
         bg = `rgb(${rgb[0]},${rgb[1]},${rgb[2]})`;
         // Dark shades need light text to stay readable (as the static view).
         const lum = 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2];
-        fg = lum < 120 ? "white" : "";
+        fg = lum < 120 ? "white" : "#111";
       }
       const flags = (sel.has(p) ? 1 : 0) | (pinned.has(p) ? 2 : 0);
       const last = shown[p];
@@ -332,8 +366,14 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
     grid = new Float32Array(gridRows * gridCols).fill(NaN);
     const colBin = binMap(c1 - c0, gridCols);
     const row = new Float64Array(c1 - c0);
+    const { window, causal } = arch(layer);
     for (let r = r0; r < r1; r++) {
       cap.row(layer, heads, combine, r, row, c0, c1);
+      if (window > 0) {
+        // Keys outside the sliding window are masked, not zero attention.
+        const first = meta.queryPositions[r] - window + 1 - keyOffset - c0;
+        for (let j = 0; j < Math.min(first, row.length); j++) row[j] = NaN;
+      }
       poolRowMax(
         row,
         0,
@@ -342,7 +382,7 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
         grid,
         Math.floor(((r - r0) * gridRows) / (r1 - r0)) * gridCols,
         colBin,
-        meta.queryPositions[r] + 1 - keyOffset - c0,
+        causal ? meta.queryPositions[r] + 1 - keyOffset - c0 : Infinity,
       );
     }
   }
@@ -417,17 +457,29 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
     ctx.drawImage(image, 0, 0, SIDE, h);
     const x = (c: number) => ((c - c0) / (c1 - c0)) * SIDE;
     const y = (r: number) => ((r - r0) / (r1 - r0)) * h;
-    // The causal diagonal: key position = query position.
-    ctx.strokeStyle = "rgba(0,0,0,0.35)";
+    // The causal diagonal (key position = query position), and a sliding
+    // window's far edge, dashed.
+    const { window, causal } = arch(layer);
+    const edge = (shift: number) => {
+      ctx.beginPath();
+      const step = Math.max(1, Math.floor((r1 - r0) / 64));
+      for (let r = r0; r <= r1; r += step) {
+        const rr = Math.min(r, tq - 1);
+        const c = meta.queryPositions[rr] + 1 - keyOffset - shift;
+        if (r === r0) ctx.moveTo(x(c), y(r));
+        else ctx.lineTo(x(c), y(r));
+      }
+      ctx.stroke();
+    };
+    ctx.strokeStyle = "rgba(127,127,127,0.6)";
     ctx.lineWidth = 1;
-    ctx.beginPath();
-    for (let r = r0; r <= r1; r += Math.max(1, Math.floor((r1 - r0) / 64))) {
-      const rr = Math.min(r, tq - 1);
-      const c = meta.queryPositions[rr] + 1 - keyOffset;
-      if (r === r0) ctx.moveTo(x(c), y(r));
-      else ctx.lineTo(x(c), y(r));
+    if (causal) edge(0);
+    if (window > 0) {
+      ctx.setLineDash([4, 3]);
+      ctx.strokeStyle = MARK;
+      edge(window);
+      ctx.setLineDash([]);
     }
-    ctx.stroke();
     // Selected tokens: their rows (query) or columns (received).
     ctx.strokeStyle = MARK;
     ctx.lineWidth = 1.5;
@@ -478,9 +530,15 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
       meta.hasLabels
         ? `${JSON.stringify(labels[p] ?? "").slice(1, -1)} ${p}`
         : String(p);
-    const future = kPos > qPos;
+    const { window: win, causal: isCausal } = arch(layer);
+    const future = isCausal && kPos > qPos;
+    const outside = win > 0 && kPos <= qPos - win;
     tip.textContent = `q ${name(qPos)} → k ${name(kPos)}: ${
-      future ? "masked (future)" : fmt(value)
+      future
+        ? "masked (future)"
+        : outside
+        ? `masked (outside the ${win}-key window)`
+        : fmt(value)
     }${missing ? " (below the top-k kept for a reduced head: ≤ shown)" : ""}`;
     tip.dataset.query = String(qPos);
     tip.dataset.key = String(kPos);
@@ -576,6 +634,9 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
     root.dataset.heads = heads.join(",");
     root.dataset.mode = mode;
     root.dataset.combine = combine;
+    root.dataset.window = arch(layer).window ? String(arch(layer).window) : "";
+    root.dataset.causal = arch(layer).causal ? "1" : "0";
+    root.dataset.query = String(selection()[selection().length - 1]);
     root.dataset.zoom = `${zoom.r0},${zoom.r1},${zoom.c0},${zoom.c1}`;
     modeBtn.textContent = mode === "query"
       ? "shading: query row"
@@ -641,11 +702,29 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
     if (!pins.length) hover = p;
     refreshSelection();
   });
-  root.addEventListener("keydown", (ev) => {
-    if (ev.key === "Escape" && pins.length) {
-      pins = [];
+  bindKeys(root, {
+    moveQuery(delta) {
+      const sel = selection();
+      const at = sel[sel.length - 1];
+      let row = cap.rowOf[at] ?? -1;
+      if (row < 0) row = delta > 0 ? -1 : tq;
+      row = Math.max(0, Math.min(tq - 1, row + delta));
+      pins = [meta.queryPositions[row]];
+      mode = "query";
       refreshSelection();
-    }
+    },
+    stepLayer(delta) {
+      const next = Math.max(0, Math.min(meta.layers.length - 1, layer + delta));
+      if (next === layer) return;
+      layer = next;
+      layerSel.value = String(layer);
+      refreshAll();
+    },
+    clear() {
+      pins = [];
+      hover = null;
+      refreshSelection();
+    },
   });
   layerSel.addEventListener("change", () => {
     layer = Number(layerSel.value);
