@@ -20,7 +20,7 @@ ${E}[data-theme=dark]{${DARK}}
 @media (prefers-color-scheme:dark){${E}[data-theme=auto]{${DARK}}}
 ${E}{font-family:system-ui,sans-serif;font-size:13px;color:var(--ax-fg);background:var(--ax-bg);max-width:1180px;outline:none;padding:6px 8px;border-radius:6px;color-scheme:light}
 ${E}[data-theme=dark]{color-scheme:dark}
-${E}[data-theme-option=auto]{background:transparent;color:var(--jp-ui-font-color1,var(--vscode-editor-foreground,var(--ax-fg)))}
+${E}[data-theme-host]{background:transparent;color:var(--jp-ui-font-color1,var(--vscode-editor-foreground,var(--ax-fg)))}
 ${E}:focus-visible{box-shadow:0 0 0 2px var(--ax-accent)}
 ${E} .ax-bar{display:flex;flex-wrap:wrap;gap:6px;align-items:center;margin:4px 0}
 ${E} button,${E} select,${E} input{font:inherit;font-size:12px;color:var(--ax-fg);background:var(--ax-ctl);border:1px solid var(--ax-border);border-radius:5px;padding:2px 7px;height:24px;box-sizing:border-box}

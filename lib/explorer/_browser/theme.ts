@@ -27,26 +27,30 @@ export function luminance(r: number, g: number, b: number): number {
   return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
 }
 
-/** The scheme for `option` in the page around `root`. */
+/**
+ * The scheme for `option` in the page around `root`, and whether a host
+ * (VS Code, JupyterLab, an opaque background) decided it: then the explorer
+ * lets the host's background show through instead of painting its own.
+ */
 export function resolveScheme(
   root: HTMLElement,
   option: "light" | "dark" | "auto",
-): Scheme {
-  if (option !== "auto") return option;
+): { scheme: Scheme; host: boolean } {
+  if (option !== "auto") return { scheme: option, host: false };
   const body = document.body;
-  if (body.classList.contains("vscode-dark")) return "dark";
-  if (body.classList.contains("vscode-high-contrast")) return "dark";
-  if (body.classList.contains("vscode-light")) return "light";
+  const host = (scheme: Scheme) => ({ scheme, host: true });
+  if (body.classList.contains("vscode-dark")) return host("dark");
+  if (body.classList.contains("vscode-high-contrast")) return host("dark");
+  if (body.classList.contains("vscode-light")) return host("light");
   const jp = body.dataset.jpThemeLight;
-  if (jp === "false") return "dark";
-  if (jp === "true") return "light";
+  if (jp === "false") return host("dark");
+  if (jp === "true") return host("light");
   for (let e = root.parentElement; e; e = e.parentElement) {
     const c = parseRgb(getComputedStyle(e).backgroundColor);
     if (c && c[3] > 0.5) {
-      return luminance(c[0], c[1], c[2]) < 0.2 ? "dark" : "light";
+      return host(luminance(c[0], c[1], c[2]) < 0.2 ? "dark" : "light");
     }
   }
-  return globalThis.matchMedia?.("(prefers-color-scheme: dark)").matches
-    ? "dark"
-    : "light";
+  const dark = globalThis.matchMedia?.("(prefers-color-scheme: dark)").matches;
+  return { scheme: dark ? "dark" : "light", host: false };
 }

@@ -61,7 +61,9 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
   const { tq, tk, keyOffset, labels } = meta;
   // The theme first, so every colour read below is the host's.
   root.dataset.themeOption = meta.theme ?? "auto";
-  root.dataset.theme = resolveScheme(root, meta.theme ?? "auto");
+  const scheme = resolveScheme(root, meta.theme ?? "auto");
+  root.dataset.theme = scheme.scheme;
+  if (scheme.host) root.dataset.themeHost = "1";
   const masked = getComputedStyle(root).getPropertyValue("--ax-masked")
     .trim().match(/^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i);
   if (masked) {
