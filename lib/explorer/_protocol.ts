@@ -78,4 +78,13 @@ export interface ExplorerMeta {
    * attention is causal.
    */
   arch: { window: number; kvHeads: number; causal: boolean }[];
+  /**
+   * Compare mode: capture b's packing (its blob sits in `.ax-blob-b`), the
+   * two names, and the diverging colour table for a - b.
+   */
+  compare?: {
+    packing: Pick<ExplorerMeta, "layers" | "pooled" | "topK" | "idxBytes">;
+    names: { a: string; b: string };
+    lut: string;
+  };
 }

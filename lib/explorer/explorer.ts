@@ -24,6 +24,7 @@ import { packLayers } from "./_payload.ts";
 import type { ExplorerMeta } from "./_protocol.ts";
 import { EXPLORER_CSS } from "./_style.ts";
 import { resolveLayerMeta } from "./_layer_meta.ts";
+import { compareLayers, packCompare } from "./_compare.ts";
 import { inlineScript, scriptJson } from "./_safe.ts";
 
 /** What {@linkcode explore} takes: a capture in either shape, or one layer. */
@@ -76,6 +77,12 @@ export interface ExploreOptions {
    * @default {undefined} each layer's `layerMeta` (else a full, causal layer with one KV head per query head)
    */
   layerMeta?: LayerMeta | readonly LayerMeta[];
+  /**
+   * Capture b, of the same tokens (same layers, shapes and positions): the
+   * page opens on the difference a - b and toggles between a, b and a - b.
+   * @default {undefined} no comparison
+   */
+  compare?: ExploreSource;
 }
 
 /** Sizes of a rendered explorer. */
@@ -106,6 +113,7 @@ export class Explorer {
     Pick<ExploreOptions, "maxBytes" | "topK" | "title" | "theme">
   >;
   #layerMeta: (LayerMeta | null)[];
+  #compare: AttentionLayer[] | null;
   #initialLayer: number;
   #initialQuery: number;
   #html: Promise<{ html: string; stats: ExplorerStats }> | null = null;
@@ -134,6 +142,9 @@ export class Explorer {
       );
     }
     this.#layerMeta = resolveLayerMeta(layers, options.layerMeta);
+    this.#compare = options.compare === undefined
+      ? null
+      : compareLayers(layers, options.compare);
     const li = options.layer === undefined
       ? layers.length - 1
       : layers.findIndex((l) => l.layer === options.layer);
@@ -196,8 +207,17 @@ export class Explorer {
         }; raise maxBytes`,
       );
     }
+    // Compare mode: a and b share the budget.
+    const share = this.#compare ? Math.floor(budget / 2) : budget;
+    const compared = this.#compare
+      ? packCompare(this.#compare, {
+        budget: share,
+        topK: this.#options.topK,
+        pooledSize: POOLED_SIZE,
+      })
+      : null;
     const packed = packLayers(this.#layers, {
-      budget,
+      budget: share,
       topK: this.#options.topK,
       pooledSize: POOLED_SIZE,
     });
@@ -241,6 +261,7 @@ export class Explorer {
       initial: { layer: this.#initialLayer, query: this.#initialQuery },
       reduced,
       theme: this.#options.theme,
+      ...(compared ? { compare: compared.spec } : {}),
       arch: this.#layerMeta.map((m) => ({
         window: m?.attention === "sliding_attention" ? m.slidingWindow! : 0,
         kvHeads: m?.numKeyValueHeads ?? heads,
@@ -254,13 +275,19 @@ export class Explorer {
     const html =
       `<div class="attnscope-explorer" data-layer="${layer.layer}" data-heads="${
         Array.from({ length: heads }, (_, h) => h).join(",")
-      }" data-mode="query" data-theme="${this.#options.theme}" data-window="${
+      }" data-mode="query"${
+        compared ? ' data-compare="1"' : ""
+      } data-theme="${this.#options.theme}" data-window="${
         arch0.window || ""
       }" data-causal="${
         arch0.causal ? 1 : 0
       }">${css}${header}${fallback}<script type="application/json" class="ax-meta">${
         scriptJson(meta)
-      }</script><script type="application/octet-stream" class="ax-blob">${packed.blob.toBase64()}</script>${script}</div>`;
+      }</script><script type="application/octet-stream" class="ax-blob">${packed.blob.toBase64()}</script>${
+        compared
+          ? `<script type="application/octet-stream" class="ax-blob-b">${compared.blob}</script>`
+          : ""
+      }${script}</div>`;
     return {
       html,
       stats: {
