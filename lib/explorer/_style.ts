@@ -34,7 +34,14 @@ ${E} .ax-chip[aria-pressed=true]{background:var(--ax-ctl-on);box-shadow:inset 0 
 ${E} .ax-filters input[type=number]{width:60px}
 ${E} .ax-note{color:var(--ax-note);font-size:12px;margin:2px 0}
 ${E} .ax-main{display:flex;gap:14px;align-items:flex-start;flex-wrap:wrap}
-${E} .ax-canvas-wrap{position:relative;width:520px}
+${E} .ax-canvas-wrap{position:relative;width:520px;margin:0 0 66px 66px}
+${E} .ax-axis{position:absolute;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:10px;line-height:11px;color:var(--ax-muted);pointer-events:none}
+${E} .ax-axis-q{left:-66px;top:0;width:62px}
+${E} .ax-axis-q span{position:absolute;right:0;transform:translateY(-50%);white-space:pre;max-width:62px;overflow:hidden}
+${E} .ax-axis-k{left:0;height:62px}
+${E} .ax-axis-k span{position:absolute;top:0;writing-mode:vertical-rl;transform:translateX(-50%);white-space:pre;max-height:62px;overflow:hidden}
+${E} .ax-ramp{display:flex;align-items:center;gap:2px;font-size:11px;color:var(--ax-muted);margin:0 0 8px 66px}
+${E} .ax-ramp canvas{width:160px;height:10px;image-rendering:pixelated;border:1px solid var(--ax-border)}
 ${E} .ax-matrix{display:block;border:1px solid var(--ax-border);cursor:crosshair;image-rendering:pixelated}
 ${E} .ax-tip{position:absolute;pointer-events:none;background:rgba(20,20,20,.92);color:white;padding:2px 6px;border-radius:3px;font-size:12px;white-space:nowrap;z-index:2}
 ${E} .ax-band{position:absolute;pointer-events:none;border:1px dashed ${MARK_COLOR};background:rgba(224,17,95,.08)}

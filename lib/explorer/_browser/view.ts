@@ -16,8 +16,16 @@ import {
 } from "../../charts/_scale.ts";
 import type { ExplorerMeta } from "../_protocol.ts";
 import { Capture, type Combine } from "./data.ts";
+import {
+  type CaptureView,
+  Compared,
+  loadCompared,
+  sideToggle,
+  spread,
+} from "./compare.ts";
 import { bindKeys } from "./keys.ts";
 import { resolveScheme } from "./theme.ts";
+import { createAxes, createLegend } from "./matrix_axes.ts";
 
 const MARK = "#e0115f";
 /** Canvas side in CSS pixels; the matrix is drawn at most this many cells a side. */
@@ -50,10 +58,14 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
     root.querySelector(".ax-meta")!.textContent!,
   );
   const t0 = performance.now();
-  const cap = await Capture.load(
+  // Compare mode: `cap` shows capture a, b, or a - b (signed).
+  const cap: CaptureView = await loadCompared(
+    root,
     meta,
-    root.querySelector(".ax-blob")!.textContent!,
+    await Capture.load(meta, root.querySelector(".ax-blob")!.textContent!),
   );
+  const diffLut = meta.compare ? lutBytes(meta.compare.lut) : null;
+  const signed = () => cap instanceof Compared && cap.signed;
   const tDecoded = performance.now();
   const matrixLut = lutBytes(meta.lut.matrix);
   const tokenLut = lutBytes(meta.lut.tokens);
@@ -135,6 +147,13 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
     title: "shade by the row (query) or the column (received)",
   });
   bar.append(layerSel, el("span", {}, " heads "), chips, combineSel, modeBtn);
+  if (cap instanceof Compared) {
+    root.dataset.side = cap.side;
+    bar.append(sideToggle(cap, meta.compare!.names, () => {
+      root.dataset.side = cap.side;
+      refreshAll();
+    }));
+  }
 
   const filters = el("div", { class: "ax-bar ax-filters" });
   const thrIn = el("input", {
@@ -180,8 +199,10 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
   const wrap = el("div", { class: "ax-canvas-wrap" });
   const band = el("div", { class: "ax-band" });
   wrap.append(canvas, band, tip);
+  const axes = createAxes(wrap);
+  const ramp = createLegend();
   const thumbs = el("div", { class: "ax-thumbs" });
-  left.append(wrap, thumbs);
+  left.append(wrap, ramp.el, thumbs);
   const text = el("div", { class: "ax-text" });
   main.append(left, text);
 
@@ -307,7 +328,10 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
       all = Math.max(all, w);
       if (!(sinkOut && p === 0)) top = Math.max(top, w);
     }
-    const colors = lutColorizer(tokenLut, 0, top > 0 ? top : (all || 1));
+    const tokenTop = signed() ? spread(weights) : top > 0 ? top : (all || 1);
+    const colors = signed()
+      ? lutColorizer(diffLut!, -tokenTop, tokenTop)
+      : lutColorizer(tokenLut, 0, tokenTop);
     const rgb = new Uint8Array(4);
     const sel = new Set(selection());
     const pinned = new Set(pins);
@@ -316,8 +340,10 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
     for (let p = 0; p < tokenEls.length; p++) {
       const w = weights[p];
       let weight = "", bg = "", fg = "";
-      if (!Number.isNaN(w)) {
-        weight = fmt(w);
+      if (!Number.isNaN(w)) weight = fmt(w);
+      // Below 2% of the scale a token keeps the page's own background (a
+      // near-white shade would be a glaring slab on a dark theme).
+      if (!Number.isNaN(w) && Math.abs(w) >= 0.02 * tokenTop) {
         colors.put(w, rgb, 0);
         bg = `rgb(${rgb[0]},${rgb[1]},${rgb[2]})`;
         // Dark shades need light text to stay readable (as the static view).
@@ -402,7 +428,11 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
     for (const v of grid) if (v > max) max = v;
     // Saturate at the 99.5th percentile, as the static heatmap does.
     const q = quantile(shown, 0.995);
-    const colors = lutColorizer(matrixLut, 0, q > 0 ? q : (max || 1));
+    const [lo, hi] = signed()
+      ? [-spread(shown, 0.995), spread(shown, 0.995)]
+      : [0, q > 0 ? q : (max || 1)];
+    const colors = lutColorizer(signed() ? diffLut! : matrixLut, lo, hi);
+    ramp.update(colors, lo, hi, max);
     image.width = gridCols;
     image.height = gridRows;
     const ctx = image.getContext("2d")!;
@@ -498,7 +528,19 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
         }
       }
     }
+    axes.update(
+      { r0, r1, c0, c1, width: SIDE, height: h },
+      (r) => meta.queryPositions[r],
+      (c) => keyOffset + c,
+      axisLabel,
+    );
   }
+
+  /** A token for an axis: its text when a cell has room, else its position. */
+  const axisLabel = (p: number, room: number) =>
+    meta.hasLabels && room >= 11
+      ? JSON.stringify(labels[p] ?? "").slice(1, -1).slice(0, 10)
+      : String(p);
 
   function cellAt(ev: MouseEvent): { r: number; c: number } {
     const rect = canvas.getBoundingClientRect();
