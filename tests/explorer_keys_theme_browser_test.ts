@@ -232,3 +232,50 @@ for (const [label, options, bodyAttrs, scheme, want] of CASES) {
     },
   });
 }
+
+Deno.test({
+  ...OPTS,
+  name:
+    "explore() matrix has token axes that follow the zoom and a legend naming the saturation point",
+  async fn() {
+    const capture = explorerCapture(40, 2, 1);
+    await withPage(await explore(capture).toHTML(), async (page) => {
+      const axis = () =>
+        page.$$eval(
+          ".ax-axis-k span",
+          (s) => s.map((e) => (e as HTMLElement).title),
+        );
+      const whole = await axis();
+      assert.equal(whole[0], "key 0");
+      assert.ok(whole.length >= 10, `${whole.length} key ticks`);
+      const sat = await page.$eval(
+        ".ax-ramp",
+        (e) => (e as HTMLElement).dataset.saturation,
+      );
+      assert.ok(Number(sat) > 0 && Number(sat) <= 1, `saturation ${sat}`);
+      assert.match(
+        (await page.$eval(".ax-ramp", (e) => e.textContent))!,
+        /saturation|largest cell/,
+      );
+      // Zoom into the lower right corner by dragging: the axes follow.
+      const box = (await (await page.$(".ax-matrix"))!.boundingBox())!;
+      await page.mouse.move(box.x + box.width * 0.8, box.y + box.height * 0.8);
+      await page.mouse.down();
+      await page.mouse.move(box.x + box.width - 2, box.y + box.height - 2, {
+        steps: 4,
+      });
+      await page.mouse.up();
+      const zoomed = await axis();
+      assert.ok(Number(zoomed[0].slice(4)) >= 30, `first key ${zoomed[0]}`);
+      // Few enough columns: the ticks carry the token text.
+      const texts = await page.$$eval(
+        ".ax-axis-k span",
+        (s) => s.map((e) => e.textContent),
+      );
+      assert.ok(
+        texts.some((t) => /cat|sat|mat/.test(t!)),
+        `texts ${texts.join("|")}`,
+      );
+    });
+  },
+});
