@@ -156,9 +156,13 @@ export function sideToggle(
   box.title = "compare: show a, b, or the difference a - b";
   const buttons: HTMLButtonElement[] = [];
   const sync = () =>
-    buttons.forEach((b) =>
-      b.setAttribute("aria-pressed", String(b.dataset.side === compared.side))
-    );
+    buttons.forEach((b) => {
+      const on = b.dataset.side === compared.side;
+      b.setAttribute("aria-pressed", String(on));
+      // Inline, so the pressed side shows whatever the theme's buttons are.
+      b.style.fontWeight = on ? "700" : "";
+      b.style.boxShadow = on ? "inset 0 -3px 0 currentColor" : "";
+    });
   for (
     const [side, label] of [
       ["a", names.a],

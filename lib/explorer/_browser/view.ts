@@ -638,7 +638,12 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
   }
 
   function drawThumb(li: number, h: number): void {
-    const g = cap.pooledGrid(li, [h], "mean");
+    // Compare mode: the thumbnails are capture a's (the overview to pick from).
+    const g = (cap instanceof Compared ? cap.a : cap).pooledGrid(
+      li,
+      [h],
+      "mean",
+    );
     const { rows, cols } = meta.pooled;
     const small = new Float32Array(THUMB * THUMB).fill(NaN);
     const n = Math.min(THUMB, rows), m = Math.min(THUMB, cols);
