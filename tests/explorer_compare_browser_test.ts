@@ -50,6 +50,14 @@ Deno.test("explore() in compare mode embeds b beside a and marks the root", asyn
   assert.doesNotMatch(alone, /class="ax-blob-b"/);
 });
 
+Deno.test("explore() in compare mode keeps both captures within maxBytes", async () => {
+  const a = explorerCapture(300, 2, 1, { seed: 3 });
+  const b = explorerCapture(300, 2, 1, { seed: 4 });
+  const stats = await explore(a, { compare: b, maxBytes: 600_000 }).stats();
+  assert.ok(stats.bytes <= 600_000, `${stats.bytes} bytes`);
+  assert.ok(stats.reducedHeads >= 1, "the budget forced reduced heads");
+});
+
 function weights(page: Page): Promise<(number | null)[]> {
   return page.$$eval(
     ".ax-app .ax-tok",

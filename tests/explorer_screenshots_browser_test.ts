@@ -1,8 +1,9 @@
 /// <reference lib="dom" />
 /**
  * Photographs the explorer of the needle capture in Debian's Chromium
- * (npm:puppeteer-core), light and dark, into docs/ for the README, and
- * checks both pictures have ink and the dark one a dark background.
+ * (npm:puppeteer-core), light and dark, and compare mode on two synthetic
+ * captures, into docs/ for the README, and checks every picture has ink and
+ * the background its theme's luminance.
  * Skipped with the reason where Chromium is missing; under `CI=true` that
  * fails.
  */
@@ -14,6 +15,7 @@ import { decodePng } from "../scripts/_png.ts";
 import { inkIn } from "../scripts/render_notebook.ts";
 import { explore } from "../lib/explorer/explorer.ts";
 import { loadCapture } from "../lib/sources/files/capture_file.ts";
+import { explorerCapture } from "./_explorer_fixtures.ts";
 
 const CI = Deno.env.get("CI") === "true";
 const chromium = await findChromium();
@@ -28,7 +30,7 @@ const HOST = { light: "#ffffff", dark: "#1d1f24" } as const;
 
 Deno.test({
   name:
-    "explore() of the needle capture is photographed light and dark into docs/",
+    "explore() of the needle capture is photographed light and dark, and compare mode, into docs/",
   ignore: !chromium.ok && !CI,
   sanitizeOps: false,
   sanitizeResources: false,
@@ -41,11 +43,23 @@ Deno.test({
       args: ["--no-sandbox", "--disable-gpu", "--no-first-run"],
     });
     try {
-      for (const theme of ["light", "dark"] as const) {
-        const html = await explore(capture, {
-          theme,
-          title: `Needle study: attention explorer (${theme})`,
-        }).toHTML();
+      const shots = [
+        ["light", "light"],
+        ["dark", "dark"],
+        ["compare", "light"],
+      ] as const;
+      for (const [name, theme] of shots) {
+        // Compare mode: two seeded synthetic captures of the same 40 tokens.
+        const html = await (name === "compare"
+          ? explore(explorerCapture(40, 4, 2, { seed: 1 }), {
+            compare: explorerCapture(40, 4, 2, { seed: 5 }),
+            theme,
+            title: "Compare mode: a - b of two synthetic captures",
+          })
+          : explore(capture, {
+            theme,
+            title: `Needle study: attention explorer (${theme})`,
+          })).toHTML();
         const path = await Deno.makeTempFile({ suffix: ".html" });
         await Deno.writeTextFile(
           path,
@@ -56,7 +70,8 @@ Deno.test({
         const page = await browser.newPage();
         await page.setViewport({ width: 1240, height: 1000 });
         const errors: string[] = [];
-        page.on("pageerror", (e) => errors.push(String(e)));
+        page.on("pageerror", (e) =>
+          errors.push(String(e)));
         await page.goto(`file://${path}`, { waitUntil: "load" });
         await page.waitForFunction(
           () => {
@@ -78,10 +93,10 @@ Deno.test({
         );
         const root = (await page.$(".attnscope-explorer"))!;
         const shot = await root.screenshot({ type: "png" });
-        await Deno.writeFile(new URL(`explorer-${theme}.png`, DOCS), shot);
+        await Deno.writeFile(new URL(`explorer-${name}.png`, DOCS), shot);
         const image = decodePng(shot);
         const whole = { x: 0, y: 0, width: image.width, height: image.height };
-        assert.ok(inkIn(image, whole) > 0.02, `${theme} picture has ink`);
+        assert.ok(inkIn(image, whole) > 0.02, `${name} picture has ink`);
         // The top-left corner is the explorer's own background.
         const px = image.rgba.subarray(0, 3);
         const lum = (0.2126 * px[0] + 0.7152 * px[1] + 0.0722 * px[2]) / 255;
