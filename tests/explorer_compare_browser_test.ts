@@ -176,6 +176,21 @@ Deno.test({
         await (await page.$('.ax-app .ax-tok[data-index="10"]'))!.hover();
         assertClose(await weights(page), diff(10), "a - b at 10 again");
       });
+      await t.step(
+        "explore() compare received mode shades by the column difference",
+        async () => {
+          await page.click(".ax-mode");
+          assert.equal((await data()).mode, "received");
+          await (await page.$('.ax-app .ax-tok[data-index="5"]'))!.hover();
+          const col = (s: typeof sa, r: number) =>
+            heads.reduce((acc, h) => acc + s.get(r, h, 5), 0) / heads.length;
+          const want = Array.from(
+            { length: T },
+            (_, r) => col(sa, r) - col(sb, r),
+          );
+          assertClose(await weights(page), want, "received a - b of key 5");
+        },
+      );
       assert.deepEqual(errors, []);
     } finally {
       await browser.close();
