@@ -52,6 +52,16 @@ function lutBytes(b64: string): Uint8Array {
 
 const fmt = (w: number) => w.toFixed(4);
 
+/** An RGBA colour table back to front. */
+function reverseLut(lut: Uint8Array): Uint8Array {
+  const out = new Uint8Array(lut.length);
+  const n = lut.length / 4;
+  for (let i = 0; i < n; i++) {
+    out.set(lut.subarray(i * 4, i * 4 + 4), (n - 1 - i) * 4);
+  }
+  return out;
+}
+
 /** Mounts the explorer whose header and blob sit inside `root`. */
 export async function mountExplorer(root: HTMLElement): Promise<void> {
   const meta: ExplorerMeta = JSON.parse(
@@ -69,6 +79,9 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
   const tDecoded = performance.now();
   const matrixLut = lutBytes(meta.lut.matrix);
   const tokenLut = lutBytes(meta.lut.tokens);
+  // On a dark theme the token scale runs the other way (dark navy for little
+  // attention, light for much), so weak tokens stay near the panel colour.
+  const tokenLutDark = reverseLut(tokenLut);
   const nHeads = meta.layers[0].heads.length;
   const { tq, tk, keyOffset, labels } = meta;
   // The theme first, so every colour read below is the host's.
@@ -331,7 +344,11 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
     const tokenTop = signed() ? spread(weights) : top > 0 ? top : (all || 1);
     const colors = signed()
       ? lutColorizer(diffLut!, -tokenTop, tokenTop)
-      : lutColorizer(tokenLut, 0, tokenTop);
+      : lutColorizer(
+        root.dataset.theme === "dark" ? tokenLutDark : tokenLut,
+        0,
+        tokenTop,
+      );
     const rgb = new Uint8Array(4);
     const sel = new Set(selection());
     const pinned = new Set(pins);
