@@ -212,6 +212,23 @@ Deno.test({
           assert.notDeepEqual(inside, future);
         },
       );
+
+      await t.step(
+        "explore() token shading masks keys outside the window of the query (no data-weight), keeps the rest",
+        async () => {
+          await (await page.$('.ax-app .ax-tok[data-index="15"]'))!.hover();
+          const has = await page.$$eval(
+            ".ax-app .ax-tok",
+            (es) =>
+              es.map((e) => (e as HTMLElement).dataset.weight !== undefined),
+          );
+          assert.deepEqual(
+            has.slice(0, 16),
+            Array.from({ length: 16 }, (_, k) => k >= 11),
+            "keys 0..10 masked, 11..15 shaded",
+          );
+        },
+      );
       assert.deepEqual(errors, []);
     } finally {
       await browser.close();

@@ -317,6 +317,19 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
         if (p < weights.length) weights[p] = sum[r];
       }
     }
+    // A sliding window: a (query, key) pair outside every selected pair's
+    // window is masked (no data-weight, no shade), not zero attention.
+    const win = arch(layer).window;
+    if (win > 0) {
+      for (let p = 0; p < weights.length; p++) {
+        if (Number.isNaN(weights[p])) continue;
+        const seen = sel.some((s) => {
+          const [q, k] = mode === "query" ? [s, p] : [p, s];
+          return k > q - win;
+        });
+        if (!seen) weights[p] = NaN;
+      }
+    }
     // Filters: weak weights hidden by threshold and by top-k.
     let cut = threshold;
     if (topN > 0) {
