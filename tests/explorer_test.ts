@@ -143,7 +143,7 @@ Deno.test("Explorer displays itself in Jupyter and saves .html, .svg and .png", 
   const bundle = await view[JUPYTER_DISPLAY]();
   assert.match(
     String(bundle["text/html"]),
-    /^<div class="attnscope-explorer" data-layer="0" data-heads="0,1" data-mode="query">/,
+    /^<div class="attnscope-explorer" data-layer="0" data-heads="0,1" data-mode="query" data-theme="auto" data-window="" data-causal="1">/,
   );
   assert.equal(bundle["text/plain"], "Explorer: 1 layer x 2 heads, T=16");
   const dir = await Deno.makeTempDir();

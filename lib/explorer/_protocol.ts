@@ -71,4 +71,20 @@ export interface ExplorerMeta {
   initial: { layer: number; query: number };
   /** What was reduced, in words; `""` when every head is at full resolution. */
   reduced: string;
+  /** `"light"`, `"dark"` or `"auto"` (follow the host). */
+  theme: "light" | "dark" | "auto";
+  /**
+   * Per layer: the sliding window (0 on full layers), KV heads, and whether
+   * attention is causal.
+   */
+  arch: { window: number; kvHeads: number; causal: boolean }[];
+  /**
+   * Compare mode: capture b's packing (its blob sits in `.ax-blob-b`), the
+   * two names, and the diverging colour table for a - b.
+   */
+  compare?: {
+    packing: Pick<ExplorerMeta, "layers" | "pooled" | "topK" | "idxBytes">;
+    names: { a: string; b: string };
+    lut: string;
+  };
 }

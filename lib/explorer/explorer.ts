@@ -9,6 +9,7 @@
  */
 
 import { AttentionLayer } from "../data/layer.ts";
+import type { LayerMeta } from "../data/layer_meta.ts";
 import { type CaptureLike, normalizeCapture } from "../data/capture_input.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
 import { writeFileAtomic } from "../atomic_write.ts";
@@ -22,6 +23,9 @@ import { EXPLORER_BUNDLE } from "./_bundle.ts";
 import { packLayers } from "./_payload.ts";
 import type { ExplorerMeta } from "./_protocol.ts";
 import { EXPLORER_CSS } from "./_style.ts";
+import { resolveLayerMeta } from "./_layer_meta.ts";
+import { compareLayers, packCompare } from "./_compare.ts";
+import { inlineScript, scriptJson } from "./_safe.ts";
 
 /** What {@linkcode explore} takes: a capture in either shape, or one layer. */
 export type ExploreSource = CaptureLike | AttentionLayer;
@@ -59,6 +63,26 @@ export interface ExploreOptions {
    * @default {"Attention explorer"}
    */
   title?: string;
+  /**
+   * Colours: `"light"`, `"dark"`, or `"auto"`, which follows the host
+   * (JupyterLab's `--jp-*` and VS Code's `--vscode-*` variables, else the
+   * page's `prefers-color-scheme`).
+   * @default {"auto"}
+   */
+  theme?: "light" | "dark" | "auto";
+  /**
+   * The architecture of the layers, for sources that do not carry it
+   * (files): one for every layer, or one per layer in the capture's order.
+   * A layer's own `layerMeta` wins over this.
+   * @default {undefined} each layer's `layerMeta` (else a full, causal layer with one KV head per query head)
+   */
+  layerMeta?: LayerMeta | readonly LayerMeta[];
+  /**
+   * Capture b, of the same tokens (same layers, shapes and positions): the
+   * page opens on the difference a - b and toggles between a, b and a - b.
+   * @default {undefined} no comparison
+   */
+  compare?: ExploreSource;
 }
 
 /** Sizes of a rendered explorer. */
@@ -85,7 +109,11 @@ export class Explorer {
   #layers: AttentionLayer[];
   #labels: string[];
   #hasLabels: boolean;
-  #options: Required<Pick<ExploreOptions, "maxBytes" | "topK" | "title">>;
+  #options: Required<
+    Pick<ExploreOptions, "maxBytes" | "topK" | "title" | "theme">
+  >;
+  #layerMeta: (LayerMeta | null)[];
+  #compare: AttentionLayer[] | null;
   #initialLayer: number;
   #initialQuery: number;
   #html: Promise<{ html: string; stats: ExplorerStats }> | null = null;
@@ -104,7 +132,19 @@ export class Explorer {
       maxBytes: options.maxBytes ?? 8 * MIB,
       topK: options.topK ?? 32,
       title: options.title ?? "Attention explorer",
+      theme: options.theme ?? "auto",
     };
+    if (!["light", "dark", "auto"].includes(this.#options.theme)) {
+      throw new TypeError(
+        `Cannot explore with theme ${
+          JSON.stringify(this.#options.theme)
+        }: unknown theme; use "light", "dark" or "auto"`,
+      );
+    }
+    this.#layerMeta = resolveLayerMeta(layers, options.layerMeta);
+    this.#compare = options.compare === undefined
+      ? null
+      : compareLayers(layers, options.compare);
     const li = options.layer === undefined
       ? layers.length - 1
       : layers.findIndex((l) => l.layer === options.layer);
@@ -155,10 +195,8 @@ export class Explorer {
         pngDataUrl(heatmapPng)
       }" style="display:block;max-width:100%">${text}</div>`;
     const css = `<style>${EXPLORER_CSS}</style>`;
-    const script = `<script>${
-      EXPLORER_BUNDLE.replaceAll("</script", "<\\/script")
-    }</script>`;
-    const labelsJson = JSON.stringify(this.#labels);
+    const script = `<script>${inlineScript(EXPLORER_BUNDLE)}</script>`;
+    const labelsJson = scriptJson(this.#labels);
     const overhead = fallback.length + css.length + script.length +
       labelsJson.length * 1.2 + 4096;
     const budget = Math.floor(((this.#options.maxBytes - overhead) * 3) / 4);
@@ -169,8 +207,17 @@ export class Explorer {
         }; raise maxBytes`,
       );
     }
+    // Compare mode: a and b share the budget.
+    const share = this.#compare ? Math.floor(budget / 2) : budget;
+    const compared = this.#compare
+      ? packCompare(this.#compare, {
+        budget: share,
+        topK: this.#options.topK,
+        pooledSize: POOLED_SIZE,
+      })
+      : null;
     const packed = packLayers(this.#layers, {
-      budget,
+      budget: share,
       topK: this.#options.topK,
       pooledSize: POOLED_SIZE,
     });
@@ -213,16 +260,34 @@ export class Explorer {
       },
       initial: { layer: this.#initialLayer, query: this.#initialQuery },
       reduced,
+      theme: this.#options.theme,
+      ...(compared ? { compare: compared.spec } : {}),
+      arch: this.#layerMeta.map((m) => ({
+        window: m?.attention === "sliding_attention" ? m.slidingWindow! : 0,
+        kvHeads: m?.numKeyValueHeads ?? heads,
+        causal: m?.causal ?? true,
+      })),
     };
+    const arch0 = meta.arch[this.#initialLayer];
     const header = `<div style="font-weight:bold;font-size:15px;margin:2px 0">${
       escapeXml(this.#options.title)
     }</div>`;
     const html =
       `<div class="attnscope-explorer" data-layer="${layer.layer}" data-heads="${
         Array.from({ length: heads }, (_, h) => h).join(",")
-      }" data-mode="query">${css}${header}${fallback}<script type="application/json" class="ax-meta">${
-        JSON.stringify(meta).replaceAll("</", "<\\/")
-      }</script><script type="application/octet-stream" class="ax-blob">${packed.blob.toBase64()}</script>${script}</div>`;
+      }" data-mode="query"${
+        compared ? ' data-compare="1"' : ""
+      } data-theme="${this.#options.theme}" data-window="${
+        arch0.window || ""
+      }" data-causal="${
+        arch0.causal ? 1 : 0
+      }">${css}${header}${fallback}<script type="application/json" class="ax-meta">${
+        scriptJson(meta)
+      }</script><script type="application/octet-stream" class="ax-blob">${packed.blob.toBase64()}</script>${
+        compared
+          ? `<script type="application/octet-stream" class="ax-blob-b">${compared.blob}</script>`
+          : ""
+      }${script}</div>`;
     return {
       html,
       stats: {
@@ -247,6 +312,7 @@ export class Explorer {
    * ```ts
    * import { explore } from "./explorer.ts";
    * import { AttentionLayer } from "../data/layer.ts";
+import type { LayerMeta } from "../data/layer_meta.ts";
    * import { AttentionScores } from "../data/scores.ts";
    * import { TokenMeta } from "../data/token_meta.ts";
    * import assert from "node:assert/strict";
@@ -275,6 +341,7 @@ export class Explorer {
    * ```ts
    * import { explore } from "./explorer.ts";
    * import { AttentionLayer } from "../data/layer.ts";
+import type { LayerMeta } from "../data/layer_meta.ts";
    * import { AttentionScores } from "../data/scores.ts";
    * import { TokenMeta } from "../data/token_meta.ts";
    * import assert from "node:assert/strict";
@@ -302,6 +369,7 @@ export class Explorer {
    * ```ts
    * import { explore } from "./explorer.ts";
    * import { AttentionLayer } from "../data/layer.ts";
+import type { LayerMeta } from "../data/layer_meta.ts";
    * import { AttentionScores } from "../data/scores.ts";
    * import { TokenMeta } from "../data/token_meta.ts";
    * import assert from "node:assert/strict";
@@ -331,6 +399,7 @@ export class Explorer {
    * ```ts
    * import { explore } from "./explorer.ts";
    * import { AttentionLayer } from "../data/layer.ts";
+import type { LayerMeta } from "../data/layer_meta.ts";
    * import { AttentionScores } from "../data/scores.ts";
    * import { TokenMeta } from "../data/token_meta.ts";
    * import assert from "node:assert/strict";
@@ -358,6 +427,7 @@ export class Explorer {
    * ```ts
    * import { explore } from "./explorer.ts";
    * import { AttentionLayer } from "../data/layer.ts";
+import type { LayerMeta } from "../data/layer_meta.ts";
    * import { AttentionScores } from "../data/scores.ts";
    * import { TokenMeta } from "../data/token_meta.ts";
    * import assert from "node:assert/strict";
@@ -388,6 +458,7 @@ export class Explorer {
    * ```ts
    * import { explore } from "./explorer.ts";
    * import { AttentionLayer } from "../data/layer.ts";
+import type { LayerMeta } from "../data/layer_meta.ts";
    * import { AttentionScores } from "../data/scores.ts";
    * import { TokenMeta } from "../data/token_meta.ts";
    * import assert from "node:assert/strict";
@@ -429,6 +500,7 @@ export class Explorer {
    * ```ts
    * import { explore } from "./explorer.ts";
    * import { AttentionLayer } from "../data/layer.ts";
+import type { LayerMeta } from "../data/layer_meta.ts";
    * import { AttentionScores } from "../data/scores.ts";
    * import { TokenMeta } from "../data/token_meta.ts";
    * import assert from "node:assert/strict";
@@ -461,6 +533,7 @@ export class Explorer {
    * import { explore } from "./explorer.ts";
    * import { JUPYTER_DISPLAY } from "../jupyter.ts";
    * import { AttentionLayer } from "../data/layer.ts";
+import type { LayerMeta } from "../data/layer_meta.ts";
    * import { AttentionScores } from "../data/scores.ts";
    * import { TokenMeta } from "../data/token_meta.ts";
    * import assert from "node:assert/strict";

@@ -16,12 +16,23 @@ import {
 } from "../../charts/_scale.ts";
 import type { ExplorerMeta } from "../_protocol.ts";
 import { Capture, type Combine } from "./data.ts";
+import {
+  type CaptureView,
+  Compared,
+  loadCompared,
+  sideToggle,
+  spread,
+} from "./compare.ts";
+import { bindKeys } from "./keys.ts";
+import { resolveScheme } from "./theme.ts";
+import { createAxes, createLegend } from "./matrix_axes.ts";
 
 const MARK = "#e0115f";
 /** Canvas side in CSS pixels; the matrix is drawn at most this many cells a side. */
 const SIDE = 520;
 const THUMB = 44;
-const MASKED: [number, number, number] = [238, 238, 238];
+/** Masked cells' colour, from the theme's `--ax-masked` at mount. */
+let MASKED: [number, number, number] = [238, 238, 238];
 
 function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -41,21 +52,50 @@ function lutBytes(b64: string): Uint8Array {
 
 const fmt = (w: number) => w.toFixed(4);
 
+/** An RGBA colour table back to front. */
+function reverseLut(lut: Uint8Array): Uint8Array {
+  const out = new Uint8Array(lut.length);
+  const n = lut.length / 4;
+  for (let i = 0; i < n; i++) {
+    out.set(lut.subarray(i * 4, i * 4 + 4), (n - 1 - i) * 4);
+  }
+  return out;
+}
+
 /** Mounts the explorer whose header and blob sit inside `root`. */
 export async function mountExplorer(root: HTMLElement): Promise<void> {
   const meta: ExplorerMeta = JSON.parse(
     root.querySelector(".ax-meta")!.textContent!,
   );
   const t0 = performance.now();
-  const cap = await Capture.load(
+  // Compare mode: `cap` shows capture a, b, or a - b (signed).
+  const cap: CaptureView = await loadCompared(
+    root,
     meta,
-    root.querySelector(".ax-blob")!.textContent!,
+    await Capture.load(meta, root.querySelector(".ax-blob")!.textContent!),
   );
+  const diffLut = meta.compare ? lutBytes(meta.compare.lut) : null;
+  const signed = () => cap instanceof Compared && cap.signed;
   const tDecoded = performance.now();
   const matrixLut = lutBytes(meta.lut.matrix);
   const tokenLut = lutBytes(meta.lut.tokens);
+  // On a dark theme the token scale runs the other way (dark navy for little
+  // attention, light for much), so weak tokens stay near the panel colour.
+  const tokenLutDark = reverseLut(tokenLut);
   const nHeads = meta.layers[0].heads.length;
   const { tq, tk, keyOffset, labels } = meta;
+  // The theme first, so every colour read below is the host's.
+  root.dataset.themeOption = meta.theme ?? "auto";
+  const scheme = resolveScheme(root, meta.theme ?? "auto");
+  root.dataset.theme = scheme.scheme;
+  if (scheme.host) root.dataset.themeHost = "1";
+  const masked = getComputedStyle(root).getPropertyValue("--ax-masked")
+    .trim().match(/^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i);
+  if (masked) {
+    MASKED = [1, 2, 3].map((i) => parseInt(masked[i], 16)) as typeof MASKED;
+  }
+  const arch = (li: number) =>
+    meta.arch?.[li] ?? { window: 0, kvHeads: nHeads, causal: true };
 
   // ---- state
   let layer = meta.initial.layer;
@@ -78,14 +118,35 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
   );
   layerSel.value = String(layer);
   const chips = el("span", { class: "ax-chips" });
+  // Grouped-query attention: query heads that share a KV head sit together.
+  const kvHeads = arch(layer).kvHeads;
+  const perGroup = nHeads / kvHeads;
+  const groups = Array.from({ length: kvHeads }, (_, g) => {
+    if (kvHeads === nHeads) return chips;
+    const box = el("span", {
+      class: "ax-kv",
+      "data-kv-group": String(g),
+      title: `KV head ${g}: query heads ${g * perGroup} to ${
+        (g + 1) * perGroup - 1
+      } share it`,
+    });
+    chips.append(box);
+    return box;
+  });
   const chipEls = Array.from({ length: nHeads }, (_, h) => {
+    const g = Math.floor(h / perGroup);
     const b = el("button", {
       class: "ax-chip",
       "data-head": String(h),
-      title: `head ${h}: click toggles, double-click shows it alone`,
+      "data-kv-group": String(g),
+      title:
+        `head ${h} (KV head ${g}): click toggles, double-click shows it alone`,
     }, String(h));
-    b.style.setProperty("--hue", String((h * 360) / nHeads));
-    chips.append(b);
+    b.style.setProperty(
+      "--hue",
+      String((g * 360) / kvHeads + (h % perGroup) * 8),
+    );
+    groups[g].append(b);
     return b;
   });
   const combineSel = el("select", {
@@ -99,6 +160,13 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
     title: "shade by the row (query) or the column (received)",
   });
   bar.append(layerSel, el("span", {}, " heads "), chips, combineSel, modeBtn);
+  if (cap instanceof Compared) {
+    root.dataset.side = cap.side;
+    bar.append(sideToggle(cap, meta.compare!.names, () => {
+      root.dataset.side = cap.side;
+      refreshAll();
+    }));
+  }
 
   const filters = el("div", { class: "ax-bar ax-filters" });
   const thrIn = el("input", {
@@ -144,8 +212,10 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
   const wrap = el("div", { class: "ax-canvas-wrap" });
   const band = el("div", { class: "ax-band" });
   wrap.append(canvas, band, tip);
+  const axes = createAxes(wrap);
+  const ramp = createLegend();
   const thumbs = el("div", { class: "ax-thumbs" });
-  left.append(wrap, thumbs);
+  left.append(wrap, ramp.el, thumbs);
   const text = el("div", { class: "ax-text" });
   main.append(left, text);
 
@@ -161,7 +231,7 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
   }
   legend.append(
     document.createTextNode(
-      "· hover a token, click to pin, shift-click to add, click again or Escape to clear",
+      "· hover a token, click to pin, shift-click to add · keys: arrows move the query, [ and ] change layer, Escape clears",
     ),
   );
 
@@ -247,6 +317,19 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
         if (p < weights.length) weights[p] = sum[r];
       }
     }
+    // A sliding window: a (query, key) pair outside every selected pair's
+    // window is masked (no data-weight, no shade), not zero attention.
+    const win = arch(layer).window;
+    if (win > 0) {
+      for (let p = 0; p < weights.length; p++) {
+        if (Number.isNaN(weights[p])) continue;
+        const seen = sel.some((s) => {
+          const [q, k] = mode === "query" ? [s, p] : [p, s];
+          return k > q - win;
+        });
+        if (!seen) weights[p] = NaN;
+      }
+    }
     // Filters: weak weights hidden by threshold and by top-k.
     let cut = threshold;
     if (topN > 0) {
@@ -271,7 +354,14 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
       all = Math.max(all, w);
       if (!(sinkOut && p === 0)) top = Math.max(top, w);
     }
-    const colors = lutColorizer(tokenLut, 0, top > 0 ? top : (all || 1));
+    const tokenTop = signed() ? spread(weights) : top > 0 ? top : (all || 1);
+    const colors = signed()
+      ? lutColorizer(diffLut!, -tokenTop, tokenTop)
+      : lutColorizer(
+        root.dataset.theme === "dark" ? tokenLutDark : tokenLut,
+        0,
+        tokenTop,
+      );
     const rgb = new Uint8Array(4);
     const sel = new Set(selection());
     const pinned = new Set(pins);
@@ -280,13 +370,15 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
     for (let p = 0; p < tokenEls.length; p++) {
       const w = weights[p];
       let weight = "", bg = "", fg = "";
-      if (!Number.isNaN(w)) {
-        weight = fmt(w);
+      if (!Number.isNaN(w)) weight = fmt(w);
+      // Below 2% of the scale a token keeps the page's own background (a
+      // near-white shade would be a glaring slab on a dark theme).
+      if (!Number.isNaN(w) && Math.abs(w) >= 0.02 * tokenTop) {
         colors.put(w, rgb, 0);
         bg = `rgb(${rgb[0]},${rgb[1]},${rgb[2]})`;
         // Dark shades need light text to stay readable (as the static view).
         const lum = 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2];
-        fg = lum < 120 ? "white" : "";
+        fg = lum < 120 ? "white" : "#111";
       }
       const flags = (sel.has(p) ? 1 : 0) | (pinned.has(p) ? 2 : 0);
       const last = shown[p];
@@ -332,8 +424,14 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
     grid = new Float32Array(gridRows * gridCols).fill(NaN);
     const colBin = binMap(c1 - c0, gridCols);
     const row = new Float64Array(c1 - c0);
+    const { window, causal } = arch(layer);
     for (let r = r0; r < r1; r++) {
       cap.row(layer, heads, combine, r, row, c0, c1);
+      if (window > 0) {
+        // Keys outside the sliding window are masked, not zero attention.
+        const first = meta.queryPositions[r] - window + 1 - keyOffset - c0;
+        for (let j = 0; j < Math.min(first, row.length); j++) row[j] = NaN;
+      }
       poolRowMax(
         row,
         0,
@@ -342,7 +440,7 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
         grid,
         Math.floor(((r - r0) * gridRows) / (r1 - r0)) * gridCols,
         colBin,
-        meta.queryPositions[r] + 1 - keyOffset - c0,
+        causal ? meta.queryPositions[r] + 1 - keyOffset - c0 : Infinity,
       );
     }
   }
@@ -360,7 +458,11 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
     for (const v of grid) if (v > max) max = v;
     // Saturate at the 99.5th percentile, as the static heatmap does.
     const q = quantile(shown, 0.995);
-    const colors = lutColorizer(matrixLut, 0, q > 0 ? q : (max || 1));
+    const [lo, hi] = signed()
+      ? [-spread(shown, 0.995), spread(shown, 0.995)]
+      : [0, q > 0 ? q : (max || 1)];
+    const colors = lutColorizer(signed() ? diffLut! : matrixLut, lo, hi);
+    ramp.update(colors, lo, hi, max);
     image.width = gridCols;
     image.height = gridRows;
     const ctx = image.getContext("2d")!;
@@ -417,17 +519,29 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
     ctx.drawImage(image, 0, 0, SIDE, h);
     const x = (c: number) => ((c - c0) / (c1 - c0)) * SIDE;
     const y = (r: number) => ((r - r0) / (r1 - r0)) * h;
-    // The causal diagonal: key position = query position.
-    ctx.strokeStyle = "rgba(0,0,0,0.35)";
+    // The causal diagonal (key position = query position), and a sliding
+    // window's far edge, dashed.
+    const { window, causal } = arch(layer);
+    const edge = (shift: number) => {
+      ctx.beginPath();
+      const step = Math.max(1, Math.floor((r1 - r0) / 64));
+      for (let r = r0; r <= r1; r += step) {
+        const rr = Math.min(r, tq - 1);
+        const c = meta.queryPositions[rr] + 1 - keyOffset - shift;
+        if (r === r0) ctx.moveTo(x(c), y(r));
+        else ctx.lineTo(x(c), y(r));
+      }
+      ctx.stroke();
+    };
+    ctx.strokeStyle = "rgba(127,127,127,0.6)";
     ctx.lineWidth = 1;
-    ctx.beginPath();
-    for (let r = r0; r <= r1; r += Math.max(1, Math.floor((r1 - r0) / 64))) {
-      const rr = Math.min(r, tq - 1);
-      const c = meta.queryPositions[rr] + 1 - keyOffset;
-      if (r === r0) ctx.moveTo(x(c), y(r));
-      else ctx.lineTo(x(c), y(r));
+    if (causal) edge(0);
+    if (window > 0) {
+      ctx.setLineDash([4, 3]);
+      ctx.strokeStyle = MARK;
+      edge(window);
+      ctx.setLineDash([]);
     }
-    ctx.stroke();
     // Selected tokens: their rows (query) or columns (received).
     ctx.strokeStyle = MARK;
     ctx.lineWidth = 1.5;
@@ -444,7 +558,19 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
         }
       }
     }
+    axes.update(
+      { r0, r1, c0, c1, width: SIDE, height: h },
+      (r) => meta.queryPositions[r],
+      (c) => keyOffset + c,
+      axisLabel,
+    );
   }
+
+  /** A token for an axis: its text when a cell has room, else its position. */
+  const axisLabel = (p: number, room: number) =>
+    meta.hasLabels && room >= 11
+      ? JSON.stringify(labels[p] ?? "").slice(1, -1).slice(0, 10)
+      : String(p);
 
   function cellAt(ev: MouseEvent): { r: number; c: number } {
     const rect = canvas.getBoundingClientRect();
@@ -478,9 +604,15 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
       meta.hasLabels
         ? `${JSON.stringify(labels[p] ?? "").slice(1, -1)} ${p}`
         : String(p);
-    const future = kPos > qPos;
+    const { window: win, causal: isCausal } = arch(layer);
+    const future = isCausal && kPos > qPos;
+    const outside = win > 0 && kPos <= qPos - win;
     tip.textContent = `q ${name(qPos)} → k ${name(kPos)}: ${
-      future ? "masked (future)" : fmt(value)
+      future
+        ? "masked (future)"
+        : outside
+        ? `masked (outside the ${win}-key window)`
+        : fmt(value)
     }${missing ? " (below the top-k kept for a reduced head: ≤ shown)" : ""}`;
     tip.dataset.query = String(qPos);
     tip.dataset.key = String(kPos);
@@ -536,7 +668,12 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
   }
 
   function drawThumb(li: number, h: number): void {
-    const g = cap.pooledGrid(li, [h], "mean");
+    // Compare mode: the thumbnails are capture a's (the overview to pick from).
+    const g = (cap instanceof Compared ? cap.a : cap).pooledGrid(
+      li,
+      [h],
+      "mean",
+    );
     const { rows, cols } = meta.pooled;
     const small = new Float32Array(THUMB * THUMB).fill(NaN);
     const n = Math.min(THUMB, rows), m = Math.min(THUMB, cols);
@@ -576,6 +713,9 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
     root.dataset.heads = heads.join(",");
     root.dataset.mode = mode;
     root.dataset.combine = combine;
+    root.dataset.window = arch(layer).window ? String(arch(layer).window) : "";
+    root.dataset.causal = arch(layer).causal ? "1" : "0";
+    root.dataset.query = String(selection()[selection().length - 1]);
     root.dataset.zoom = `${zoom.r0},${zoom.r1},${zoom.c0},${zoom.c1}`;
     modeBtn.textContent = mode === "query"
       ? "shading: query row"
@@ -641,11 +781,29 @@ export async function mountExplorer(root: HTMLElement): Promise<void> {
     if (!pins.length) hover = p;
     refreshSelection();
   });
-  root.addEventListener("keydown", (ev) => {
-    if (ev.key === "Escape" && pins.length) {
-      pins = [];
+  bindKeys(root, {
+    moveQuery(delta) {
+      const sel = selection();
+      const at = sel[sel.length - 1];
+      let row = cap.rowOf[at] ?? -1;
+      if (row < 0) row = delta > 0 ? -1 : tq;
+      row = Math.max(0, Math.min(tq - 1, row + delta));
+      pins = [meta.queryPositions[row]];
+      mode = "query";
       refreshSelection();
-    }
+    },
+    stepLayer(delta) {
+      const next = Math.max(0, Math.min(meta.layers.length - 1, layer + delta));
+      if (next === layer) return;
+      layer = next;
+      layerSel.value = String(layer);
+      refreshAll();
+    },
+    clear() {
+      pins = [];
+      hover = null;
+      refreshSelection();
+    },
   });
   layerSel.addEventListener("change", () => {
     layer = Number(layerSel.value);
