@@ -46,7 +46,7 @@ if (Deno.args[0] === "--child") {
     capture += l.scores.data.byteLength;
   }
   console.log(JSON.stringify({
-    backend: "",
+    backend: which || "default",
     beforeMiB: before / 1024,
     loadPeakMiB: (loaded - before) / 1024,
     peakMiB: (peak - before) / 1024,
