@@ -12,7 +12,7 @@
  * @module
  */
 
-import OpenAI from "openai";
+import OpenAI from "npm:openai@^7.57.0";
 import { readAttentionStream } from "../sources/vllm/extract.ts";
 import type { AttentionCapture } from "../data/layer.ts";
 import type { ScoresDType } from "../data/scores.ts";
