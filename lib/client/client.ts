@@ -287,6 +287,7 @@ export async function captureAttention(
       maxBytes: options.maxBytes,
       signal,
       onProgress,
+      since: start,
       // Without capture, whatever attention a server sends is not decoded.
       ...(capture ? {} : { layers: [] }),
       onChunk: options.keepBody || file
