@@ -10,17 +10,24 @@
 
 import { DecodePool } from "../lib/sources/vllm/decode.ts";
 
-/** `[start, end]` of each `"data"` string's characters in a body. */
-export function dataSpans(body: Uint8Array): [number, number][] {
+/**
+ * `[start, end, inflated size]` of each `"data"` string's characters in a
+ * bench body (its size from the `"shape"` that follows, as the bench data
+ * writes it).
+ */
+export function dataSpans(body: Uint8Array): [number, number, number][] {
   const key = new TextEncoder().encode('"data"');
-  const spans: [number, number][] = [];
+  const spans: [number, number, number][] = [];
   let at = 0;
   for (;;) {
     at = indexOf(body, key, at);
     if (at < 0) return spans;
     const open = body.indexOf(0x22, at + key.length);
     const close = body.indexOf(0x22, open + 1);
-    spans.push([open + 1, close]);
+    const shape = /^, "shape": \[(\d+), (\d+), (\d+)\]/.exec(
+      new TextDecoder().decode(body.subarray(close + 1, close + 64)),
+    )!;
+    spans.push([open + 1, close, 2 * +shape[1] * +shape[2] * +shape[3]]);
     at = close + 1;
   }
 }
@@ -38,9 +45,9 @@ function indexOf(hay: Uint8Array, needle: Uint8Array, from: number): number {
 /** Workers holding one body, inflating its layers on request. */
 export class FloorPool {
   #workers: Worker[];
-  #spans: [number, number][];
+  #spans: [number, number, number][];
 
-  private constructor(workers: Worker[], spans: [number, number][]) {
+  private constructor(workers: Worker[], spans: [number, number, number][]) {
     this.#workers = workers;
     this.#spans = spans;
   }

@@ -22,6 +22,7 @@ const { values } = parseArgs({
     layers: { type: "string", default: "3,9" },
     runs: { type: "string", default: "5" },
     t: { type: "string", default: "4096" },
+    warmup: { type: "string", default: "1" },
   },
 });
 const runs = Number(values.runs);
@@ -44,7 +45,7 @@ for (const layers of values.layers.split(",").map(Number)) {
     float16: [] as number[],
   };
   try {
-    for (let run = -1; run < runs; run++) {
+    for (let run = -Number(values.warmup); run < runs; run++) {
       const t0 = performance.now();
       await floor.run();
       const t1 = performance.now();
@@ -52,7 +53,7 @@ for (const layers of values.layers.split(",").map(Number)) {
       const t2 = performance.now();
       await extractAttentionFromResponse(body, { dtype: "float16", pool });
       const t3 = performance.now();
-      // Run -1 warms up.
+      // Runs below 0 warm up.
       if (run < 0) continue;
       times.floor.push(t1 - t0);
       times.float32.push(t2 - t1);
