@@ -71,7 +71,10 @@ export class ProgressTracker {
    * @param onProgress Where events go (nothing when `undefined`).
    * @param options The byte total and the layer count, when known; the
    *   phase to start in (`"receiving"` for a file read, `"decoding"` for a
-   *   computation; by default `"waiting"`).
+   *   computation; by default `"waiting"`); `since`, the `performance.now()`
+   *   at which the work began when it began before this tracker (a request
+   *   that waited for its headers), so that `elapsedMs` goes on counting
+   *   from there instead of restarting (by default now).
    * @default options {}
    */
   constructor(
@@ -80,9 +83,18 @@ export class ProgressTracker {
       totalBytes?: number | null;
       layersTotal?: number;
       phase?: ProgressPhase;
+      since?: number;
     } = {},
   ) {
     this.#on = onProgress;
+    if (options.since !== undefined) {
+      if (!Number.isFinite(options.since)) {
+        throw new RangeError(
+          `Cannot track progress: since ${options.since} is not a finite performance.now() time; pass the performance.now() at which the work began, or leave it out`,
+        );
+      }
+      this.#start = Math.min(options.since, this.#start);
+    }
     this.#event = {
       phase: options.phase ?? "waiting",
       bytes: 0,
@@ -171,7 +183,11 @@ export class ProgressTracker {
 
   #emit(): void {
     if (!this.#on) return;
-    this.#event.elapsedMs = performance.now() - this.#start;
+    // Never backwards within a phase (nor across phases).
+    this.#event.elapsedMs = Math.max(
+      this.#event.elapsedMs,
+      performance.now() - this.#start,
+    );
     this.#on({ ...this.#event });
   }
 }

@@ -88,7 +88,7 @@ async function open(
         [...document.querySelectorAll(".attnscope-explorer")].every((r) =>
           (r as HTMLElement).dataset.ready || (r as HTMLElement).dataset.error
         ),
-      { timeout: 15000 },
+      { timeout: 60_000 },
     );
   }
   return { page, requests, errors };

@@ -2,14 +2,20 @@
  * Interrupting a slow capture in Deno's Jupyter kernel (2.9.6), through
  * jupyter_client, as found:
  *
- * - `interrupt_mode: "message"`: the kernel survives with its state, but
- *   the awaited capture is not stopped: it runs to its end, and later than
- *   it would have (the interrupt stalls the event loop for a while). So
- *   `deno task kernel` keeps Jupyter's default (SIGINT).
+ * - `interrupt_mode: "message"`: the kernel survives with its state. The
+ *   awaited capture is not reliably stopped (it usually runs on to its end,
+ *   later than it would have; sometimes the interrupt lands on a later
+ *   cell instead). That is the kernel's limitation and its timing varies
+ *   with the machine, so the test asserts only what attnscope relies on:
+ *   the kernel and its state survive. `deno task kernel` keeps Jupyter's
+ *   default (SIGINT).
  * - SIGINT (the default kernelspec): the kernel process dies.
  *
  * What does stop a capture in the kernel is its `signal` (or `timeout`):
  * the last test aborts one from a timer in the cell itself.
+ *
+ * The helper's waits are generous (a cold DENO_DIR, a loaded 2-core
+ * machine) and each ends as soon as its reply comes.
  */
 
 import assert from "node:assert/strict";
@@ -55,10 +61,12 @@ interface Report {
   after_result?: string;
 }
 
+/** Runs SETUP, then `slow`, interrupts after `delay` seconds, then `after`. */
 async function interrupt(
   mode: "message" | "signal",
   slow: string,
   after: string,
+  delay = 1,
 ): Promise<Report> {
   const jupyter = await temporaryJupyter();
   try {
@@ -67,7 +75,7 @@ async function interrupt(
     if (mode === "message") spec.interrupt_mode = "message";
     await Deno.writeTextFile(specPath, JSON.stringify(spec));
     const out = await new Deno.Command(python.ok ? python.path : "python3", {
-      args: [HELPER, "interrupt", TESTS, SETUP, slow, after, "1"],
+      args: [HELPER, "interrupt", TESTS, SETUP, slow, after, String(delay)],
       env: jupyter.env,
       stdout: "piped",
       stderr: "piped",
@@ -81,21 +89,29 @@ async function interrupt(
 
 Deno.test({
   name:
-    "Jupyter interrupt by message during captureAttention(): the kernel keeps its state, the capture is not stopped",
+    "Jupyter interrupt by message during captureAttention(): the kernel survives and keeps its state",
   ignore: !python.ok && !CI,
   async fn() {
     const report = await interrupt(
       "message",
       SLOW,
-      "JSON.stringify([kept + 1, outcome, seconds > 3.5])",
+      "JSON.stringify([kept + 1, typeof outcome])",
     );
-    assert.equal(report.interrupt_mode, "message");
-    assert.equal(report.setup, "ok");
-    assert.equal(report.slow_reply?.status, "ok");
-    assert.equal(report.alive, true);
-    assert.equal(report.after_status, "ok");
-    // State kept; the capture ran to its end, no sooner than the link allows.
-    assert.equal(report.after_result, `'[42,"completed 1729",true]'`);
+    const why = JSON.stringify(report);
+    assert.equal(report.interrupt_mode, "message", why);
+    assert.equal(report.setup, "ok", why);
+    // The interrupted cell ends (with a reply), and the kernel goes on.
+    assert.ok(report.slow_reply !== null, why);
+    assert.equal(report.alive, true, why);
+    assert.equal(report.after_status, "ok", why);
+    // The state from before the interrupt is still there. Whether the
+    // capture ran on (outcome set) or the interrupt cut its cell is the
+    // kernel's business; either way outcome is a string or undefined.
+    assert.match(
+      report.after_result ?? "",
+      /^'\[42,"(string|undefined)"\]'$/,
+      why,
+    );
   },
 });
 
@@ -105,8 +121,10 @@ Deno.test({
   ignore: !python.ok && !CI,
   async fn() {
     const report = await interrupt("signal", SLOW, "kept + 1");
-    assert.equal(report.interrupt_mode, "signal");
-    assert.equal(report.alive, false);
+    const why = JSON.stringify(report);
+    assert.equal(report.interrupt_mode, "signal", why);
+    assert.equal(report.setup, "ok", why);
+    assert.equal(report.alive, false, why);
   },
 });
 
@@ -115,17 +133,21 @@ Deno.test({
     "captureAttention() with a signal aborted from a timer stops in the kernel, which goes on",
   ignore: !python.ok && !CI,
   async fn() {
-    // The same harness; the interrupt comes after the abort (at 1 s) and
-    // the cell has already finished by then.
+    // The same harness; the abort fires at 0.5 s, well before the 4 s link
+    // would end, and the interrupt comes at 5 s, after the cell has ended.
     const report = await interrupt(
       "message",
       SLOW.replace(
         "{ baseUrl: replay.baseUrl, prompt }",
         "{ baseUrl: replay.baseUrl, prompt, signal: AbortSignal.timeout(500) }",
       ),
-      "JSON.stringify([kept + 1, outcome, seconds < 2])",
+      "JSON.stringify([kept + 1, outcome, seconds < 3.5])",
+      5,
     );
-    assert.equal(report.alive, true);
-    assert.equal(report.after_result, `'[42,"TimeoutError",true]'`);
+    const why = JSON.stringify(report);
+    assert.equal(report.setup, "ok", why);
+    assert.equal(report.alive, true, why);
+    // Stopped by the signal, before the link's 4 s were up.
+    assert.equal(report.after_result, `'[42,"TimeoutError",true]'`, why);
   },
 });

@@ -5,7 +5,7 @@
  * @module
  */
 
-import * as Plot from "@observablehq/plot";
+import * as Plot from "npm:@observablehq/plot@^0.6.17";
 import { parseCssColor } from "../canvas.ts";
 import { encodePng, pngDataUrl } from "../png.ts";
 import { type Colorizer, LUT_SIZE, lutColorizer } from "./_scale.ts";

@@ -7,8 +7,8 @@
  * @module
  */
 
-import * as Plot from "@observablehq/plot";
-import { parseHTML } from "linkedom";
+import * as Plot from "npm:@observablehq/plot@^0.6.17";
+import { parseHTML } from "npm:linkedom@^0.18.15";
 import { type PatchableDocument, withCanvas } from "../canvas.ts";
 import { writeFileAtomic } from "../atomic_write.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { initWasm, Resvg } from "@resvg/resvg-wasm";
+import { initWasm, Resvg } from "npm:@resvg/resvg-wasm@^2.6.2";
 import { warn } from "../warn.ts";
 
 /** Options for {@linkcode rasterizeSvg}. */
@@ -113,7 +113,9 @@ export async function rasterizeSvg(
 
 async function loadWasm(): Promise<void> {
   // The .wasm sits beside the package's JS in Deno's npm cache.
-  const url = import.meta.resolve("@resvg/resvg-wasm/index_bg.wasm");
+  const url = import.meta.resolve(
+    "npm:@resvg/resvg-wasm@^2.6.2/index_bg.wasm",
+  );
   const bytes = url.startsWith("file:")
     ? await Deno.readFile(new URL(url))
     : new Uint8Array(await (await fetch(url)).arrayBuffer());

@@ -6,7 +6,7 @@
  * @module
  */
 
-import * as Plot from "@observablehq/plot";
+import * as Plot from "npm:@observablehq/plot@^0.6.17";
 import type { AttentionCapture, AttentionLayer } from "../data/layer.ts";
 import { colorizer, gridPng, quantile } from "./_colorize.ts";
 import {

@@ -7,7 +7,7 @@
  * @module
  */
 
-import * as Plot from "@observablehq/plot";
+import * as Plot from "npm:@observablehq/plot@^0.6.17";
 import { colorizer, gridPng, quantile } from "./_colorize.ts";
 import type { TokenMeta } from "../data/token_meta.ts";
 import {

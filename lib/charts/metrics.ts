@@ -8,7 +8,7 @@
  * @module
  */
 
-import * as Plot from "@observablehq/plot";
+import * as Plot from "npm:@observablehq/plot@^0.6.17";
 import type { CaptureComparison } from "../analysis/compare.ts";
 import type { InductionProbeResult } from "../client/induction_probe.ts";
 import { JUPYTER_DISPLAY, registerRenderer } from "../jupyter.ts";

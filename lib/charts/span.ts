@@ -6,7 +6,7 @@
  * @module
  */
 
-import * as Plot from "@observablehq/plot";
+import * as Plot from "npm:@observablehq/plot@^0.6.17";
 import type { HeadMass, SpanAttention } from "../analysis/span.ts";
 import { JUPYTER_DISPLAY, registerRenderer } from "../jupyter.ts";
 import { Figure, plotBlock, plotDocument, rampLegend } from "./_figure.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type * as Plot from "@observablehq/plot";
+import type * as Plot from "npm:@observablehq/plot@^0.6.17";
 import type { TokenMeta } from "../data/token_meta.ts";
 import { colorizer, quantile } from "./_colorize.ts";
 import {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import * as Plot from "@observablehq/plot";
+import * as Plot from "npm:@observablehq/plot@^0.6.17";
 import type { AttentionScores } from "../data/scores.ts";
 import type { TokenMeta, TokenType } from "../data/token_meta.ts";
 import {

@@ -12,7 +12,7 @@
  * @module
  */
 
-import OpenAI from "openai";
+import OpenAI from "npm:openai@^7.57.0";
 import { readAttentionStream } from "../sources/vllm/extract.ts";
 import type { AttentionCapture } from "../data/layer.ts";
 import type { ScoresDType } from "../data/scores.ts";
@@ -325,6 +325,7 @@ export async function captureAttention(
       maxBytes: options.maxBytes,
       signal,
       onProgress,
+      since: start,
       // Without capture, whatever attention a server sends is not decoded.
       ...(capture ? {} : { layers: [] }),
       onChunk: options.keepBody || file

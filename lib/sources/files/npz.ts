@@ -24,7 +24,7 @@ import {
   type UnzipDecoderConstructor,
   type UnzipFile,
   UnzipPassThrough,
-} from "fflate";
+} from "npm:fflate@^0.8.3";
 import { deflateDecoder } from "./_zlib_inflate.ts";
 import type { ByteSource } from "./_byte_source.ts";
 

@@ -575,6 +575,13 @@ export interface StreamExtractOptions extends ExtractOptions {
    */
   onProgress?: OnProgress;
   /**
+   * The `performance.now()` at which the work began, when earlier than this
+   * call (a client that reported `waiting` while the headers came): the
+   * progress clock goes on from there instead of restarting.
+   * @default {undefined} now
+   */
+  since?: number;
+  /**
    * The body's size, for progress.
    * @default {undefined} a `Response`'s `Content-Length`, else unknown
    */
@@ -654,6 +661,7 @@ export async function readAttentionStream(
   if (signal?.aborted) throw abortError(signal);
   const tracker = new ProgressTracker(options.onProgress, {
     totalBytes: total,
+    since: options.since,
   });
   const workersAllowed = (options.workers ?? 1) > 0 &&
     decodeWorkersPermitted();
