@@ -7,7 +7,7 @@
  * @module
  */
 
-import { Template } from "@huggingface/jinja";
+import { Template } from "npm:@huggingface/jinja@^0.5.13";
 
 /** One message as chat templates take it. */
 export interface TemplateMessage {

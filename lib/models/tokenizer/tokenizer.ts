@@ -6,7 +6,7 @@
  */
 
 import { join } from "node:path";
-import { Tokenizer } from "@huggingface/tokenizers";
+import { Tokenizer } from "npm:@huggingface/tokenizers@^0.2.0";
 import { tokenLabels } from "./labels.ts";
 import { ChatTemplate, type TemplateMessage } from "./template.ts";
 
