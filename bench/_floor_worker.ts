@@ -16,7 +16,7 @@ let body: Uint8Array | null = null;
 const latin1 = new TextDecoder("latin1");
 
 self.onmessage = (
-  event: MessageEvent<SharedArrayBuffer | [number, number]>,
+  event: MessageEvent<SharedArrayBuffer | [number, number, number]>,
 ) => {
   const data = event.data;
   if (data instanceof SharedArrayBuffer) {
