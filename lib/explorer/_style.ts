@@ -58,7 +58,7 @@ ${E} .ax-key.ax-t-l{border-left:8px solid ${TOKEN_TYPE_COLORS.language}}
 ${E} .ax-key.ax-t-v{border-left:8px solid ${TOKEN_TYPE_COLORS.vision}}
 ${E} .ax-key.ax-t-g{border-left:8px solid ${TOKEN_TYPE_COLORS.generated}}
 ${E} .ax-legend,${E} .ax-status,${E} .ax-sub{color:var(--ax-muted);font-size:12px;margin:4px 0}
-${E} .ax-thumb-grid{display:grid;gap:2px;align-items:center;font-size:10px;color:var(--ax-muted)}
+${E} .ax-thumb-grid{display:grid;gap:2px;align-items:center;justify-content:start;font-size:10px;color:var(--ax-muted)}
 ${E} .ax-thumb{width:44px;height:44px;cursor:pointer;border:1px solid var(--ax-border);image-rendering:pixelated}
 ${E} .ax-thumb.ax-on{border-color:${MARK_COLOR}}
 `.trim();
