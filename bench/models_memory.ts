@@ -5,7 +5,11 @@
  * layers; the rest extrapolates per layer). Each measurement runs in a
  * fresh Deno process so the high-water mark is its own.
  *
- *     deno task bench:models-memory [--layers-4b N] [--skip-4b]
+ *     deno task bench:models-memory [--layers-4b N] [--skip-4b] [--whole] [--both]
+ *
+ * `--whole` also measures the default (wasm) backend with whole-tensor
+ * uploads (the load path before streaming); `--both` also the reference
+ * backend, which keeps the arrays it is given.
  *
  * @module
  */
@@ -13,6 +17,8 @@
 import { join } from "node:path";
 import { createReferenceBackend } from "../lib/models/kernels/reference.ts";
 import { loadModel } from "../lib/models/load_model.ts";
+import type { MatmulBackend } from "../lib/models/kernels/backend.ts";
+import { createWasmBackend } from "../lib/models/kernels/wasm/backend.ts";
 
 const TORCH = new URL("../tests/models/torch/", import.meta.url).pathname;
 
@@ -21,13 +27,32 @@ function rssKiB(field: "VmRSS" | "VmHWM"): number {
   return Number(status.match(new RegExp(`${field}:\\s+(\\d+)`))![1]);
 }
 
+/**
+ * The same backend without `uploadStreamed`, so the engine reads each
+ * tensor whole into an array and `upload`s it: the load path before
+ * streamed uploads, measured beside the current one.
+ */
+function wholeTensorUploads(backend: MatmulBackend): MatmulBackend {
+  return new Proxy(backend, {
+    get(target, key) {
+      if (key === "uploadStreamed") return undefined;
+      const v = Reflect.get(target, key, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+}
+
 if (Deno.args[0] === "--child") {
   const [, dir, prompt, gen, which] = Deno.args;
   const before = rssKiB("VmRSS");
   const t0 = performance.now();
   const model = await loadModel(
     dir,
-    which === "reference" ? { backend: createReferenceBackend() } : {},
+    which === "reference"
+      ? { backend: createReferenceBackend() }
+      : which === "wasm-whole"
+      ? { backend: wholeTensorUploads(await createWasmBackend()) }
+      : {},
   );
   const loaded = rssKiB("VmHWM");
   const ids = Array.from(
@@ -59,9 +84,11 @@ if (Deno.args[0] === "--child") {
 }
 
 const args = Deno.args;
-const backends = args.includes("--reference")
-  ? ["reference"]
-  : ["default", ...(args.includes("--both") ? ["reference"] : [])];
+const backends = args.includes("--reference") ? ["reference"] : [
+  "default",
+  ...(args.includes("--whole") ? ["wasm-whole"] : []),
+  ...(args.includes("--both") ? ["reference"] : []),
+];
 const layers4b = Number(args[args.indexOf("--layers-4b") + 1] || 0) || 2;
 const root = await Deno.makeTempDir({ prefix: "attnscope-memory-" });
 const shapes = [

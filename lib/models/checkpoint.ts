@@ -227,14 +227,7 @@ export class Checkpoint {
   ): Promise<
     { dtype: WeightDtype; shape: number[]; data: Float32Array | Uint16Array }
   > {
-    const t = this.tensors.get(name);
-    if (!t) fail(`tensor ${name} is missing from the checkpoint`);
-    const dtype = WEIGHT_DTYPES[t.entry.dtype];
-    if (!dtype) {
-      fail(
-        `tensor ${name} is ${t.entry.dtype}; weights must be BF16, F16 or F32, so convert the checkpoint`,
-      );
-    }
+    const { t, dtype } = this.#tensor(name);
     const count = t.entry.shape.reduce((a, b) => a * b, 1);
     const data = dtype === "float32"
       ? new Float32Array(count)
@@ -247,6 +240,55 @@ export class Checkpoint {
       t.file,
     );
     return { dtype, shape: t.entry.shape, data };
+  }
+
+  /**
+   * Streams one tensor's bytes at stored width through one reused buffer,
+   * so no whole-tensor copy exists.
+   *
+   * @param name The tensor's name.
+   * @param chunkBytes Bytes per chunk (the last may be shorter).
+   * @param onChunk Takes each chunk, in order; the buffer is reused after it returns.
+   * @returns The tensor's dtype.
+   */
+  async readChunks(
+    name: string,
+    chunkBytes: number,
+    onChunk: (bytes: Uint8Array) => void,
+  ): Promise<WeightDtype> {
+    const { t, dtype } = this.#tensor(name);
+    const file = this.#files.get(t.file)!;
+    const total = t.entry.length;
+    const buf = new Uint8Array(Math.min(chunkBytes, total));
+    for (let done = 0; done < total; done += chunkBytes) {
+      const n = Math.min(chunkBytes, total - done);
+      const view = buf.subarray(0, n);
+      await readInto(file, t.entry.start + done, view, t.file);
+      onChunk(view);
+    }
+    return dtype;
+  }
+
+  /**
+   * A tensor's stored dtype as a weight dtype.
+   *
+   * @param name The tensor's name.
+   * @throws {Error} `Cannot load model: ...` when it is missing or not BF16, F16 or F32.
+   */
+  dtypeOf(name: string): WeightDtype {
+    return this.#tensor(name).dtype;
+  }
+
+  #tensor(name: string): { t: CheckpointTensor; dtype: WeightDtype } {
+    const t = this.tensors.get(name);
+    if (!t) fail(`tensor ${name} is missing from the checkpoint`);
+    const dtype = WEIGHT_DTYPES[t.entry.dtype];
+    if (!dtype) {
+      fail(
+        `tensor ${name} is ${t.entry.dtype}; weights must be BF16, F16 or F32, so convert the checkpoint`,
+      );
+    }
+    return { t, dtype };
   }
 
   /**

@@ -143,7 +143,7 @@ export async function loadWeights(
   const kv = config.numKeyValueHeads;
   const inter = config.intermediateSize;
 
-  const read = async (name: string, shape: number[]) => {
+  const check = (name: string, shape: number[]) => {
     const t = ckpt.tensors.get(name);
     if (!t) {
       fail(
@@ -160,6 +160,10 @@ export async function loadWeights(
         }]; check config.json (hidden_size, heads, head_dim, vocab_size...) against the weights`,
       );
     }
+    return t;
+  };
+  const read = async (name: string, shape: number[]) => {
+    const t = check(name, shape);
     const r = await ckpt.read(name);
     loaded += t.entry.length;
     onProgress?.(loaded, total);
@@ -192,11 +196,57 @@ export async function loadWeights(
     cols: number,
     bias: string | null,
   ): Promise<WeightHandle> => {
+    if (backend.uploadStreamed) {
+      const b = bias ? await vector(bias, rows) : null;
+      const h = await streamed(name, rows, cols, b);
+      handles.push(h);
+      return h;
+    }
     const r = await read(name, [rows, cols]);
     const b = bias ? await vector(bias, rows) : null;
     const h = backend.upload({ rows, cols, dtype: r.dtype, data: r.data }, b);
     handles.push(h);
     return h;
+  };
+  // Straight from the file into the backend, a few MiB of rows at a time
+  // through one reused buffer, so no whole-tensor array exists.
+  const streamed = async (
+    name: string,
+    rows: number,
+    cols: number,
+    bias: Float32Array | null,
+  ): Promise<WeightHandle> => {
+    const t = check(name, [rows, cols]);
+    const dtype = ckpt.dtypeOf(name);
+    const writer = backend.uploadStreamed!({ rows, cols, dtype }, bias);
+    try {
+      const es = dtype === "float32" ? 4 : 2;
+      await ckpt.readChunks(
+        name,
+        writer.chunkRows * cols * es,
+        (chunk) => writer.write(chunk),
+      );
+      const h = writer.finish();
+      loaded += t.entry.length;
+      onProgress?.(loaded, total);
+      return h;
+    } catch (error) {
+      writer.abort();
+      throw error;
+    }
+  };
+  type Embed = { dtype: WeightDtype; data: Float32Array | Uint16Array | null };
+  // A tied head on a backend that copies (and can take rows streamed) is
+  // read once, into the backend, at the end; the engine keeps no copy and
+  // reads embedding rows back through the head.
+  const ownHead = heads.find((n) => ckpt.tensors.has(n));
+  const streamTied = (config.tieWordEmbeddings || !ownHead) &&
+    backend.uploadStreamed !== undefined &&
+    !(backend instanceof ReferenceBackend);
+  const readEmbed = async (name: string): Promise<Embed> => {
+    if (!streamTied) return await read(name, [config.vocabSize, d]);
+    check(name, [config.vocabSize, d]);
+    return { dtype: ckpt.dtypeOf(name), data: null };
   };
   // GPT-2's Conv1D keeps [in, out]: transpose into nn.Linear's [out, in],
   // at stored width, one tensor at a time; `parts` splits c_attn into q, k, v.
@@ -233,7 +283,8 @@ export async function loadWeights(
   try {
     const layers: LayerWeights[] = [];
     if (config.family === "gpt2") {
-      const embed = await read(body + "wte.weight", [config.vocabSize, d]);
+      const embedName = body + "wte.weight";
+      const embed = await readEmbed(embedName);
       const pos = await read(body + "wpe.weight", [config.maxPositions, d]);
       for (let i = 0; i < config.numLayers; i++) {
         const p = `${body}h.${i}.`;
@@ -260,7 +311,7 @@ export async function loadWeights(
         });
       }
       const finalNorm = await norm(body + "ln_f", d);
-      const head = await tiedOrOwnHead(embed);
+      const head = await tiedOrOwnHead(embedName, embed);
       return {
         embed: embedOf(embed),
         positionEmbed: pos,
@@ -271,10 +322,8 @@ export async function loadWeights(
         handles,
       };
     }
-    const embed = await read(body + "embed_tokens.weight", [
-      config.vocabSize,
-      d,
-    ]);
+    const embedName = body + "embed_tokens.weight";
+    const embed = await readEmbed(embedName);
     for (let i = 0; i < config.numLayers; i++) {
       const p = `${body}layers.${i}.`;
       const a = p + "self_attn.";
@@ -354,7 +403,7 @@ export async function loadWeights(
       });
     }
     const finalNorm = await norm(body + "norm", d);
-    const head = await tiedOrOwnHead(embed);
+    const head = await tiedOrOwnHead(embedName, embed);
     return {
       embed: embedOf(embed),
       positionEmbed: null,
@@ -372,17 +421,16 @@ export async function loadWeights(
   // The reference backend keeps the array it is given (no copy), so the
   // engine may share it; any other backend copies, so the engine drops its
   // own copy of a tied matrix and reads rows back through the head.
-  function embedOf(
-    embed: { dtype: WeightDtype; data: Float32Array | Uint16Array },
-  ): ModelWeights["embed"] {
+  function embedOf(embed: Embed): ModelWeights["embed"] {
     const copied = headIsEmbed && !(backend instanceof ReferenceBackend);
     return copied ? { dtype: embed.dtype, data: null } : embed;
   }
 
   async function tiedOrOwnHead(
-    embed: { dtype: WeightDtype; data: Float32Array | Uint16Array },
+    embedName: string,
+    embed: Embed,
   ): Promise<WeightHandle> {
-    const own = heads.find((n) => ckpt.tensors.has(n));
+    const own = ownHead;
     if (config.tieWordEmbeddings || !own) {
       if (!config.tieWordEmbeddings) {
         fail(
@@ -392,6 +440,11 @@ export async function loadWeights(
         );
       }
       headIsEmbed = true;
+      if (!embed.data) {
+        const h = await streamed(embedName, config.vocabSize, d, null);
+        handles.push(h);
+        return h;
+      }
       const h = backend.upload({
         rows: config.vocabSize,
         cols: d,

@@ -72,6 +72,39 @@ export interface WeightHandle {
   readonly dtype: WeightDtype;
 }
 
+/** A weight's shape and element type, without its elements. */
+export interface WeightShape {
+  /** Output features. */
+  rows: number;
+  /** Input features. */
+  cols: number;
+  /** Element type of the rows to come. */
+  dtype: WeightDtype;
+}
+
+/**
+ * Takes a weight in row chunks, from {@linkcode MatmulBackend.uploadStreamed},
+ * so the caller can read it from a file through one small reused buffer
+ * instead of holding the whole tensor.
+ */
+export interface WeightWriter {
+  /**
+   * Rows per {@linkcode WeightWriter.write} (a multiple of 8): every chunk
+   * but the last carries exactly this many rows, the last the rest.
+   */
+  readonly chunkRows: number;
+  /**
+   * Takes the next chunk: whole rows, row-major, at stored width, as raw
+   * little-endian bytes. The writer copies them; the caller may reuse
+   * `bytes` once this returns.
+   */
+  write(bytes: Uint8Array): void;
+  /** Ends the upload once every row has been written. */
+  finish(): WeightHandle;
+  /** Gives up the upload, freeing what it took. */
+  abort(): void;
+}
+
 /** Multiplies activations by weights. Every call is synchronous and exact in float32. */
 export interface MatmulBackend {
   /** A short name for benches and errors, e.g. `"reference"` or `"wasm-simd x2"`. */
@@ -81,6 +114,15 @@ export interface MatmulBackend {
    * the kernels allow. The caller may drop `weight.data` afterwards.
    */
   upload(weight: MatrixWeight, bias?: Float32Array | null): WeightHandle;
+  /**
+   * Like {@linkcode MatmulBackend.upload}, but the rows come in chunks
+   * through the returned writer. Optional: a backend that keeps the arrays
+   * it is given (the reference) has no use for it.
+   */
+  uploadStreamed?(
+    shape: WeightShape,
+    bias?: Float32Array | null,
+  ): WeightWriter;
   /**
    * `out[m, rows] = x[m, cols] · Wᵀ + bias`, with float32 accumulation.
    *

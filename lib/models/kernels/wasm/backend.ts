@@ -22,6 +22,8 @@ import type {
   MatrixWeight,
   WeightDtype,
   WeightHandle,
+  WeightShape,
+  WeightWriter,
 } from "../backend.ts";
 import {
   C,
@@ -149,6 +151,16 @@ class WasmWeight implements WeightHandle {
   ) {}
 }
 
+/** Bytes per element of a supported dtype; throws for any other. */
+function checkDtype(dtype: WeightDtype): number {
+  if (!(dtype in DT)) {
+    throw new TypeError(
+      `Cannot upload weight: dtype ${dtype} is not supported; use float32, bfloat16 or float16`,
+    );
+  }
+  return dtype === "float32" ? 4 : 2;
+}
+
 /** Splits panels [0, n) into `parts` contiguous ranges. */
 function split(n: number, parts: number): [number, number][] {
   const out: [number, number][] = [];
@@ -235,18 +247,39 @@ class WasmBackend implements MatmulBackend {
   upload(weight: MatrixWeight, bias?: Float32Array | null): WeightHandle {
     this.#alive();
     const { rows, cols, dtype, data } = weight;
-    if (!(dtype in DT)) {
-      throw new TypeError(
-        `Cannot upload weight: dtype ${dtype} is not supported; use float32, bfloat16 or float16`,
-      );
-    }
-    const es = dtype === "float32" ? 4 : 2;
+    const es = checkDtype(dtype);
     if (
       data.length !== rows * cols ||
       (es === 4) !== (data instanceof Float32Array)
     ) {
       throw new TypeError(
         `Cannot upload weight: ${data.length} elements of ${data.constructor.name} for a ${rows}x${cols} ${dtype} matrix; pass rows*cols elements (Float32Array for float32, Uint16Array for 16-bit)`,
+      );
+    }
+    // Pack through the staging buffer, a few panels at a time, so no
+    // second full copy of the weight exists.
+    const writer = this.uploadStreamed({ rows, cols, dtype }, bias);
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const step = writer.chunkRows * cols * es;
+    for (let b = 0; b < bytes.length; b += step) {
+      writer.write(bytes.subarray(b, Math.min(bytes.length, b + step)));
+    }
+    return writer.finish();
+  }
+
+  uploadStreamed(
+    shape: WeightShape,
+    bias?: Float32Array | null,
+  ): WeightWriter {
+    this.#alive();
+    const { rows, cols, dtype } = shape;
+    const es = checkDtype(dtype);
+    if (
+      !Number.isInteger(rows) || !Number.isInteger(cols) || rows <= 0 ||
+      cols <= 0
+    ) {
+      throw new TypeError(
+        `Cannot upload weight: shape ${rows}x${cols} is not two positive integers; pass rows and cols of the matrix`,
       );
     }
     if (bias && bias.length !== rows) {
@@ -256,6 +289,67 @@ class WasmBackend implements MatmulBackend {
     }
     const panels = Math.ceil(rows / 8);
     const bytes = panels * 8 * cols * es + (bias ? panels * 8 * 4 : 0);
+    const { shard, ptr } = this.#place(bytes);
+    const rowBytes = cols * es;
+    const chunkRows = Math.max(8, Math.floor((2 << 20) / rowBytes / 8) * 8);
+    let r0 = 0;
+    let open = true;
+    const alive = () => {
+      if (!open) {
+        throw new Error(
+          "Cannot upload weight: this writer has already finished or been aborted; start a new upload",
+        );
+      }
+      this.#alive();
+    };
+    return {
+      chunkRows,
+      write(chunk: Uint8Array): void {
+        alive();
+        const n = Math.min(chunkRows, rows - r0);
+        if (chunk.length !== n * rowBytes) {
+          throw new RangeError(
+            `Cannot upload weight: got ${chunk.length} bytes where rows ${r0}..${
+              r0 + n
+            } of ${rowBytes} bytes each were due; write chunkRows whole rows per call (the rest in the last)`,
+          );
+        }
+        const staging = shard.ioBuffer(chunkRows * rowBytes);
+        new Uint8Array(shard.memory.buffer, staging, chunk.length).set(chunk);
+        shard.main.pack(staging, es, r0, n, rows, cols, ptr);
+        r0 += n;
+      },
+      finish(): WeightHandle {
+        alive();
+        if (r0 !== rows) {
+          throw new RangeError(
+            `Cannot upload weight: ${r0} of ${rows} rows were written; write every row before finish()`,
+          );
+        }
+        open = false;
+        let biasPtr = 0;
+        if (bias) {
+          biasPtr = ptr + panels * 8 * cols * es;
+          const view = new Float32Array(
+            shard.memory.buffer,
+            biasPtr,
+            panels * 8,
+          );
+          view.fill(0);
+          view.set(bias);
+        }
+        return new WasmWeight(rows, cols, dtype, shard, ptr, bytes, biasPtr);
+      },
+      abort(): void {
+        if (!open) return;
+        open = false;
+        shard.release(ptr, bytes);
+      },
+    };
+  }
+
+  /** Room for `bytes` of weight in some shard, starting a new one if need be. */
+  #place(bytes: number): { shard: Shard; ptr: number } {
     let shard = this.#shards[this.#shards.length - 1];
     let ptr = shard.alloc(bytes);
     if (ptr === null) {
@@ -276,32 +370,7 @@ class WasmBackend implements MatmulBackend {
         );
       }
     }
-    // Pack through the activation buffer, a few panels at a time, so no
-    // second full copy of the weight exists.
-    const chunkRows = Math.max(8, Math.floor((2 << 20) / (cols * es) / 8) * 8);
-    const staging = shard.ioBuffer(chunkRows * cols * es);
-    for (let r0 = 0; r0 < rows; r0 += chunkRows) {
-      const n = Math.min(chunkRows, rows - r0);
-      const buf = shard.memory.buffer;
-      if (es === 4) {
-        new Float32Array(buf, staging, n * cols).set(
-          (data as Float32Array).subarray(r0 * cols, (r0 + n) * cols),
-        );
-      } else {
-        new Uint16Array(buf, staging, n * cols).set(
-          (data as Uint16Array).subarray(r0 * cols, (r0 + n) * cols),
-        );
-      }
-      shard.main.pack(staging, es, r0, n, rows, cols, ptr);
-    }
-    let biasPtr = 0;
-    if (bias) {
-      biasPtr = ptr + panels * 8 * cols * es;
-      const view = new Float32Array(shard.memory.buffer, biasPtr, panels * 8);
-      view.fill(0);
-      view.set(bias);
-    }
-    return new WasmWeight(rows, cols, dtype, shard, ptr, bytes, biasPtr);
+    return { shard, ptr };
   }
 
   /** Runs gemm over panels [q0, q1), split between threads when big enough. */
