@@ -259,6 +259,44 @@ Deno.test("startDemoServer({ model: DIR }) speaks the extended wire for a real m
   assert.deepEqual(ablated.attn_ablate_heads, [[1, 0]]);
 });
 
+Deno.test("startDemoServer({ model: DIR }) streams a real model's reply (stream: true) as the same text and tokens as the plain reply, through the official openai client", async () => {
+  const dir = await gemmaDir();
+  await using server = await startDemoServer({
+    model: dir,
+    maxQueuedTokens: 100_000,
+  });
+  await server.ready;
+  const { default: OpenAI } = await import("npm:openai@^7.57.0");
+  const client = new OpenAI({ baseURL: server.baseUrl, apiKey: "none" });
+  const messages = [{ role: "user" as const, content: "Agent: Zyx." }];
+  const plain = await client.chat.completions.create({
+    model: server.model,
+    messages,
+    max_tokens: 6,
+    temperature: 0,
+  });
+  const stream = await client.chat.completions.create({
+    model: server.model,
+    messages,
+    max_tokens: 6,
+    temperature: 0,
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  let text = "";
+  let usage: { completion_tokens: number } | null = null;
+  let finish: string | null = null;
+  for await (const chunk of stream) {
+    text += chunk.choices[0]?.delta?.content ?? "";
+    finish = chunk.choices[0]?.finish_reason ?? finish;
+    if (chunk.usage) usage = chunk.usage;
+  }
+  assert.equal(text, plain.choices[0].message.content);
+  assert.equal(finish, plain.choices[0].finish_reason);
+  assert.ok((plain.usage?.completion_tokens ?? 0) >= 1, JSON.stringify(plain));
+  assert.equal(usage?.completion_tokens, plain.usage?.completion_tokens);
+});
+
 Deno.test("loadRealServerModel: ablating a head leaves its and earlier layers' attention bit-identical and changes later ones", async () => {
   const dir = await gemmaDir();
   const model = await loadRealServerModel(dir, { threads: 1 });
