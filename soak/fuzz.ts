@@ -552,7 +552,14 @@ function declaredLayers(c: Case): Map<number, unknown[]> | "not JSON" {
     const empty = data === undefined || data === null || data === "" ||
       shape === undefined || shape === null ||
       (Array.isArray(shape) && shape.length === 0);
-    if (empty || (wanted && !wanted.has(layer_idx as number))) continue;
+    // vLLM's empty slice of an attn_capture_prefix past the last row: the
+    // decoder skips such a layer with a warning.
+    const noRows = Array.isArray(shape) && shape.length === 3 &&
+      shape[0] === 0 &&
+      shape.slice(1).every((n) => Number.isInteger(n) && n > 0);
+    if (empty || noRows || (wanted && !wanted.has(layer_idx as number))) {
+      continue;
+    }
     if (out.has(layer_idx as number)) {
       out.set(layer_idx as number, ["duplicate"]);
     } else out.set(layer_idx as number, shape as unknown[]);
