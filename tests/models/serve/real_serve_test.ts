@@ -297,6 +297,38 @@ Deno.test("startDemoServer({ model: DIR }) streams a real model's reply (stream:
   assert.equal(usage?.completion_tokens, plain.usage?.completion_tokens);
 });
 
+Deno.test("`study --example needle --model DIR` runs the guide's needle study on a real checkpoint served in-process, printing every layer's view", async () => {
+  const dir = await gemmaDir();
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("../../../main.ts", import.meta.url).pathname,
+      "--example",
+      "needle",
+      "--model",
+      dir,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, stderr);
+  assert.match(
+    stdout,
+    /Needle-in-a-haystack \| model=gemma_rand_\S* layers=all/,
+  );
+  assert.match(stdout, /^Output: '.*' [✓✗]$/m);
+  // The random Gemma 3 has 4 layers: one view each, over the real
+  // tokenizer's prompt.
+  const headers = stdout.split("\n").filter((l) =>
+    /^── L\d+ \(T=\d+ H=\d+ prompt=\d+\) ──$/.test(l)
+  );
+  assert.equal(headers.length, 4, stdout);
+});
+
 Deno.test("loadRealServerModel: ablating a head leaves its and earlier layers' attention bit-identical and changes later ones", async () => {
   const dir = await gemmaDir();
   const model = await loadRealServerModel(dir, { threads: 1 });
