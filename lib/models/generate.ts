@@ -20,6 +20,7 @@ import type {
   ModelSteps,
   TokenLogprob,
 } from "./types.ts";
+import { seededRandom } from "../random.ts";
 
 /** Positions per prefill step. */
 export const PREFILL_CHUNK = 128;
@@ -28,18 +29,6 @@ const VOCAB_SLICE = 8192;
 
 function rangeError(what: string): never {
   throw new RangeError(`Cannot generate: ${what}`);
-}
-
-/** mulberry32: a small seeded generator for sampling. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Top `k` entries of `values` (by value, ties by lower id) as logprobs. */
@@ -191,7 +180,7 @@ export function startRun(
     model.lock.busy = false;
     throw error;
   }
-  const random = seeded(options.seed ?? 0);
+  const random = seededRandom(options.seed ?? 0);
   const tokens: number[] = [];
   const logits: Float32Array[] = [];
   const logprobs: ModelGenerateResult["logprobs"] = [];
