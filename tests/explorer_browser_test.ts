@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import { savePhoto } from "./_photos.ts";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { findChromium } from "../scripts/jupyter_env.ts";
 import { decodePng } from "../scripts/_png.ts";
@@ -25,7 +26,6 @@ if (!chromium.ok) {
   );
 }
 const ignore = !chromium.ok && !CI;
-const DOCS_PNG = new URL("../docs/explorer.png", import.meta.url);
 const NEEDLE = new URL("../notebooks/captures/needle.attn", import.meta.url);
 
 async function launch(): Promise<Browser> {
@@ -580,8 +580,7 @@ Deno.test({
       const root = (await page.$(".attnscope-explorer"))!;
       await root.$eval(".ax-chip", () => {}); // present
       const shot = await root.screenshot({ type: "png" });
-      await Deno.mkdir(new URL(".", DOCS_PNG), { recursive: true });
-      await Deno.writeFile(DOCS_PNG, shot);
+      await savePhoto("explorer.png", shot);
       const image = decodePng(shot);
       assert.ok(
         inkIn(image, { x: 0, y: 0, width: image.width, height: image.height }) >

@@ -2,13 +2,15 @@
 /**
  * Photographs the explorer of the needle capture in Debian's Chromium
  * (npm:puppeteer-core), light and dark, and compare mode on two synthetic
- * captures, into docs/ for the README, and checks every picture has ink and
- * the background its theme's luminance.
+ * captures, into .artifacts/photos/ (docs/ with ATTNSCOPE_UPDATE_DOCS=1),
+ * and checks every picture has ink and the background its theme's
+ * luminance.
  * Skipped with the reason where Chromium is missing; under `CI=true` that
  * fails.
  */
 
 import assert from "node:assert/strict";
+import { savePhoto } from "./_photos.ts";
 import puppeteer from "puppeteer-core";
 import { findChromium } from "../scripts/jupyter_env.ts";
 import { decodePng } from "../scripts/_png.ts";
@@ -25,12 +27,11 @@ if (!chromium.ok) {
   );
 }
 const NEEDLE = new URL("../notebooks/captures/needle.attn", import.meta.url);
-const DOCS = new URL("../docs/", import.meta.url);
 const HOST = { light: "#ffffff", dark: "#1d1f24" } as const;
 
 Deno.test({
   name:
-    "explore() of the needle capture is photographed light and dark, and compare mode, into docs/",
+    "explore() of the needle capture is photographed light and dark, and compare mode",
   ignore: !chromium.ok && !CI,
   sanitizeOps: false,
   sanitizeResources: false,
@@ -93,7 +94,7 @@ Deno.test({
         );
         const root = (await page.$(".attnscope-explorer"))!;
         const shot = await root.screenshot({ type: "png" });
-        await Deno.writeFile(new URL(`explorer-${name}.png`, DOCS), shot);
+        await savePhoto(`explorer-${name}.png`, shot);
         const image = decodePng(shot);
         const whole = { x: 0, y: 0, width: image.width, height: image.height };
         assert.ok(inkIn(image, whole) > 0.02, `${name} picture has ink`);

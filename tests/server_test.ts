@@ -17,6 +17,7 @@ import {
   NEEDLE_STUDY,
 } from "../lib/client/studies.ts";
 import { startDemoServer } from "../server/serve.ts";
+import { SEED_CLIENT_IMPORT } from "./_seed_client.ts";
 
 Deno.test("npm:openai lists the model, completes, keeps the raw body's attention and streams", async () => {
   await using server = await startDemoServer();
@@ -169,8 +170,8 @@ Deno.test("the guide's Python client code (urllib + its extract and analyzer) ag
     layers: "all",
     promptLogprobs: false,
   });
-  const script = `
-import base64, gzip, json, sys, urllib.request
+  const script =
+    `${SEED_CLIENT_IMPORT}import base64, gzip, json, sys, urllib.request
 import numpy as np
 base, model, prompt = sys.argv[1], sys.argv[2], sys.argv[3]
 req = urllib.request.Request(base + "/chat/completions", method="POST",
@@ -178,18 +179,6 @@ req = urllib.request.Request(base + "/chat/completions", method="POST",
     data=json.dumps({"model": model, "messages": [{"role": "user", "content": prompt}],
         "attn_capture": 1, "attn_capture_layers": "all", "temperature": 0, "logprobs": True}).encode())
 response = json.loads(urllib.request.urlopen(req).read())
-def extract_attention_from_response(response):
-    data = response.get("attn_capture_data", [])
-    if not data:
-        return None
-    out = {}
-    for item in data:
-        b64, shape = item.get("data"), item.get("shape")
-        if not (b64 and shape):
-            continue
-        scores = np.frombuffer(gzip.decompress(base64.b64decode(b64)), dtype=np.float16).astype(np.float32).reshape(shape)
-        out[item.get("layer_idx")] = {"scores": scores, "token_meta": item.get("token_meta", {})}
-    return out or None
 attn = extract_attention_from_response(response)
 result = {"text": response["choices"][0]["message"]["content"], "layers": {}}
 for li, layer in attn.items():

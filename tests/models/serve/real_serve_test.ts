@@ -6,6 +6,7 @@ import { startDemoServer } from "../../../server/serve.ts";
 import { loadRealServerModel } from "../../../server/model/real/load.ts";
 import { extractAttentionFromResponse } from "../../../lib/sources/vllm/extract.ts";
 import { makeGemmaCheckpoint } from "./gemma_checkpoint.ts";
+import { SEED_CLIENT_IMPORT } from "../../_seed_client.ts";
 
 let checkpoint: Promise<string> | null = null;
 function gemmaDir(): Promise<string> {
@@ -16,26 +17,13 @@ function gemmaDir(): Promise<string> {
   return checkpoint;
 }
 
-const SEED_CLIENT = `
-import base64, gzip, json, sys
+const SEED_CLIENT = `${SEED_CLIENT_IMPORT}import base64, gzip, json, sys
 import numpy as np
 import requests
 base, model = sys.argv[1], sys.argv[2]
 response = requests.post(base + "/chat/completions", json={
     "model": model, "messages": [{"role": "user", "content": "Agent: Zyx, Codename: 'Kite'. Agent: Zyx, Codename:"}],
     "attn_capture": 1, "attn_capture_layers": "all", "temperature": 0, "max_tokens": 4}).json()
-def extract_attention_from_response(response):
-    data = response.get("attn_capture_data", [])
-    if not data:
-        return None
-    out = {}
-    for item in data:
-        b64, shape = item.get("data"), item.get("shape")
-        if not (b64 and shape):
-            continue
-        scores = np.frombuffer(gzip.decompress(base64.b64decode(b64)), dtype=np.float16).astype(np.float32).reshape(shape)
-        out[item.get("layer_idx")] = {"scores": scores, "token_meta": item.get("token_meta", {})}
-    return out or None
 attn = extract_attention_from_response(response)
 result = {"layers": {}, "usage": response["usage"]}
 for li, layer in attn.items():
