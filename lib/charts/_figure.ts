@@ -13,6 +13,7 @@ import { type PatchableDocument, withCanvas } from "../canvas.ts";
 import { writeFileAtomic } from "../atomic_write.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
 import { type RasterizeOptions, rasterizeSvg } from "./_rasterize.ts";
+import { autoDarkStyle, chartPalette, type ChartTheme } from "./_theme.ts";
 
 /** The SVG namespace, written on every SVG root so viewers that load the SVG as an image accept it. */
 export const SVG_NS = "http://www.w3.org/2000/svg";
@@ -127,6 +128,13 @@ export interface FigureParts {
   caption?: string;
   /** For HTML-only figures (token text), the body; no SVG is made then. */
   html?: string;
+  /**
+   * Background, text and axis colours: `"light"`, `"dark"`, or `"auto"`
+   * (light, turning dark under `prefers-color-scheme: dark` where the SVG
+   * is shown inline in a browser).
+   * @default {"light"}
+   */
+  theme?: ChartTheme;
 }
 
 /** Options for {@linkcode Figure.toPNG} and {@linkcode Figure.save}. */
@@ -379,25 +387,29 @@ const FONT = "system-ui, sans-serif";
  * ```
  */
 export function composeSvg(parts: FigureParts): string {
+  const palette = chartPalette(parts.theme);
+  const auto = parts.theme === "auto";
   const body: string[] = [];
   let y = 0;
   let width = Math.max(
     parts.chart?.width ?? 0,
     ...(parts.legends ?? []).map((l) => l.width),
   );
-  const text = (s: string, size: number, weight: string, fill: string) => {
+  const text = (s: string, size: number, weight: string, muted: boolean) => {
     y += Math.round(size * 1.4);
     body.push(
       `<text x="0" y="${
         y - Math.round(size * 0.35)
-      }" font-size="${size}" font-weight="${weight}" fill="${fill}">${
+      }" font-size="${size}" font-weight="${weight}" fill="${
+        muted ? palette.muted : palette.text
+      }"${auto ? ` class="${muted ? "ax-mu" : "ax-fg"}"` : ""}>${
         escapeXml(s)
       }</text>`,
     );
     width = Math.max(width, estimateTextWidth(s, size));
   };
-  if (parts.title) text(parts.title, TITLE_SIZE, "bold", "#111");
-  if (parts.subtitle) text(parts.subtitle, SUBTITLE_SIZE, "normal", "#555");
+  if (parts.title) text(parts.title, TITLE_SIZE, "bold", false);
+  if (parts.subtitle) text(parts.subtitle, SUBTITLE_SIZE, "normal", true);
   if (parts.title || parts.subtitle) y += 4;
   const place = (block: FigureBlock) => {
     body.push(nestSvg(block.svg, 0, y, block.width, block.height));
@@ -408,14 +420,22 @@ export function composeSvg(parts: FigureParts): string {
   if (parts.caption) {
     y += 2;
     for (const line of parts.caption.split("\n")) {
-      text(line, CAPTION_SIZE, "normal", "#555");
+      text(line, CAPTION_SIZE, "normal", true);
     }
   }
   width = Math.ceil(width);
-  return `<svg xmlns="${SVG_NS}" xmlns:xlink="http://www.w3.org/1999/xlink" width="${width}" height="${y}" viewBox="0 0 ${width} ${y}" font-family="${FONT}" style="background:white;max-width:none"><rect width="${width}" height="${y}" fill="white"/>${
-    body.join("")
-  }</svg>`;
+  const cls = auto ? `attnscope-auto-${++autoCounter}` : "";
+  // The root's color is Plot's currentColor (axes, ticks, legend text).
+  return `<svg xmlns="${SVG_NS}" xmlns:xlink="http://www.w3.org/1999/xlink" width="${width}" height="${y}" viewBox="0 0 ${width} ${y}" font-family="${FONT}" color="${palette.text}"${
+    cls ? ` class="${cls}"` : ""
+  } style="background:${palette.background};color:${palette.text};max-width:none">${
+    cls ? autoDarkStyle(cls) : ""
+  }<rect width="${width}" height="${y}" fill="${palette.background}"${
+    auto ? ' class="ax-bg"' : ""
+  }/>${body.join("")}</svg>`;
 }
+
+let autoCounter = 0;
 
 /**
  * A Plot-rendered `<svg>` as a block for {@linkcode composeSvg}; Plot's
