@@ -73,8 +73,8 @@ export function chartPalette(theme: ChartTheme | undefined): ChartPalette {
  * For `"auto"`: a `<style>` for inside an SVG root with class `cls` that
  * repaints the light palette's background, text and muted colours dark
  * under `prefers-color-scheme: dark`. Elements opt in by the classes
- * `ax-bg` (fill: background), `ax-fg` (fill: text) and `ax-mu` (fill:
- * muted); the root's `color` (Plot's `currentColor`) follows too.
+ * `ax-bg` (fill: background), `ax-fg` (fill: text), `ax-mu` (fill:
+ * muted) and `ax-mark` (marked labels, lightened); the root's `color` (Plot's `currentColor`) follows too.
  *
  * @param cls The root's class.
  * @returns The style element's markup.
@@ -89,7 +89,7 @@ export function chartPalette(theme: ChartTheme | undefined): ChartPalette {
  */
 export function autoDarkStyle(cls: string): string {
   const d = DARK_PALETTE;
-  return `<style>@media (prefers-color-scheme:dark){svg.${cls}{color:${d.text};background:${d.background}!important}svg.${cls} .ax-bg{fill:${d.background}}svg.${cls} .ax-fg{fill:${d.text}}svg.${cls} .ax-mu{fill:${d.muted}}}</style>`;
+  return `<style>@media (prefers-color-scheme:dark){svg.${cls}{color:${d.text}!important;background:${d.background}!important}svg.${cls} .ax-bg{fill:${d.background}}svg.${cls} .ax-fg{fill:${d.text}}svg.${cls} .ax-mu{fill:${d.muted}}svg.${cls} .ax-mark{fill:#ff6fa0;color:#ff6fa0}}</style>`;
 }
 
 /**

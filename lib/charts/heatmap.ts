@@ -125,6 +125,8 @@ export interface HeatmapOptions extends PlotOptionsPassThrough {
 }
 
 const DEFAULT_WIDTH = 640;
+/** Marked labels on the dark background (the mark colour is 3.6:1 there). */
+const MARK_TEXT_DARK = "#ff6fa0";
 let hatchCounter = 0;
 
 /**
@@ -285,7 +287,13 @@ export function attentionHeatmap(
       label: null,
       ...extra,
     });
-  const markStyle = { color: MARK_COLOR, fontWeight: "bold" } as const;
+  // The mark's magenta is 3.6:1 on the dark background; its text lightens.
+  // (Under "auto" the class lets the dark scheme lighten it too.)
+  const markStyle = {
+    color: dark ? MARK_TEXT_DARK : MARK_COLOR,
+    fontWeight: "bold",
+    className: "ax-mark",
+  } as const;
   const highlight: Plot.Markish[] = [];
   // Outlines only where cells are big enough to frame; thin columns get
   // markers in the margin instead, so the marked data stays visible.

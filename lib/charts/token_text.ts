@@ -230,7 +230,7 @@ export function tokenTextImage(
     chart: shadedTextBlock(shading.tokens, {
       width,
       palette,
-      after: options.theme === "dark" ? "#8d93a1" : "#8a8a8a",
+      after: options.theme === "dark" ? "#8d93a1" : "#6e6e6e",
       mark: MARK_COLOR,
       vision: TOKEN_TYPE_COLORS.vision,
     }),
