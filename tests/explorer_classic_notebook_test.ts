@@ -218,13 +218,23 @@ Deno.test({
         headless: true,
         args: ["--no-sandbox", "--disable-gpu", "--no-first-run"],
       });
-      const page = await browser.newPage();
-      await page.setViewport({ width: 1200, height: 900 });
       const errors: string[] = [];
-      page.on("pageerror", (e) => errors.push(String(e)));
+      const newPage = async () => {
+        const page = await browser!.newPage();
+        await page.setViewport({ width: 1200, height: 900 });
+        page.on("pageerror", (e) => errors.push(String(e)));
+        // "Leave site?" prompts would block navigation.
+        page.on("dialog", (d) => void d.accept().catch(() => {}));
+        return page;
+      };
+      let page = await newPage();
 
       // 1. Untrusted: the static picture, as images.
       await openNotebook(page, nbUrl);
+      // No autosave: a save of the untrusted page would drop the signature.
+      await page.evaluate(() =>
+        (globalThis as any).Jupyter.notebook.set_autosave_interval(0)
+      );
       const untrusted = await page.$$eval(
         ".attnscope-explorer",
         (roots) =>
@@ -290,7 +300,7 @@ Deno.test({
         );
       }
 
-      await page.setViewport({ width: 1200, height: 900 });
+      await page.close({ runBeforeUnload: false });
 
       // 2. Trusted: sign it as `jupyter trust` does, and reload.
       const sign = await new Deno.Command("/usr/bin/python3", {
@@ -302,6 +312,7 @@ Deno.test({
         env,
       }).output();
       assert.ok(sign.success, new TextDecoder().decode(sign.stderr));
+      page = await newPage();
       await openNotebook(page, nbUrl);
       await page.waitForSelector(
         ".attnscope-explorer[data-mounted] .ax-tok",

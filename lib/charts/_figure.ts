@@ -324,6 +324,43 @@ export class Figure {
   }
 
   /**
+   * The figure as a PNG image that survives where SVG and styles are
+   * stripped: an untrusted notebook (classic or JupyterLab), GitHub's and
+   * nbviewer's renderers keep an `<img>` with a data URL, but turn inline
+   * SVG into a run of its tick labels. The summary is its alt text.
+   *
+   * @param options Scale (default 2, drawn at half size: sharp on
+   * high-density screens), background, fonts.
+   * @returns The image; it displays itself in Deno's Jupyter kernel.
+   * @throws {TypeError} When the figure is HTML only (use `tokenTextImage`
+   * for token text).
+   *
+   * @example
+   * ```ts
+   * import { Figure } from "./_figure.ts";
+   * import { JUPYTER_DISPLAY } from "../jupyter.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const f = new Figure({ kind: "k", summary: "A <chart>", chart: { svg: '<svg width="4" height="2"></svg>', width: 4, height: 2 } });
+   * const image = await f.asImage();
+   * const bundle = image[JUPYTER_DISPLAY]();
+   * assert.match(String(bundle["text/html"]), /^<img alt="A &lt;chart&gt;" width="4" height="2" src="data:image\/png;base64,/);
+   * assert.equal(typeof bundle["image/png"], "string");
+   * ```
+   */
+  async asImage(options: PngOptions = {}): Promise<FigureImage> {
+    const scale = options.scale ?? 2;
+    const png = await this.toPNG({ ...options, scale });
+    const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
+    return new FigureImage(
+      png,
+      this.#summary,
+      Math.round(view.getUint32(16) / scale),
+      Math.round(view.getUint32(20) / scale),
+    );
+  }
+
+  /**
    * The short summary (the `text/plain` entry).
    *
    * @returns The summary.
@@ -362,6 +399,100 @@ export class Figure {
     bundle["text/html"] = this.#html;
     if (this.#svg !== null) bundle["image/svg+xml"] = this.#svg;
     return bundle;
+  }
+}
+
+/**
+ * A figure as a PNG: what {@linkcode Figure.asImage} returns. Displays as
+ * an `<img>` (kept by every notebook sanitizer) with `image/png` beside it.
+ *
+ * @example
+ * ```ts
+ * import { FigureImage } from "./_figure.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const image = new FigureImage(new Uint8Array([137, 80]), "chart", 10, 5);
+ * assert.match(image.toHTML(), /width="10" height="5"/);
+ * assert.equal(String(image), "chart");
+ * ```
+ */
+export class FigureImage {
+  /** The PNG file's bytes. */
+  readonly png: Uint8Array;
+  #alt: string;
+  #width: number;
+  #height: number;
+
+  /**
+   * @param png The PNG file's bytes.
+   * @param alt Its text (alt text and `text/plain`).
+   * @param width Displayed width in CSS pixels.
+   * @param height Displayed height in CSS pixels.
+   */
+  constructor(png: Uint8Array, alt: string, width: number, height: number) {
+    this.png = png;
+    this.#alt = alt;
+    this.#width = width;
+    this.#height = height;
+  }
+
+  /**
+   * The `<img>` element, with the PNG as a data URL.
+   *
+   * @returns The markup.
+   *
+   * @example
+   * ```ts
+   * import { FigureImage } from "./_figure.ts";
+   * import assert from "node:assert/strict";
+   *
+   * assert.match(new FigureImage(new Uint8Array([1]), "a\"b", 1, 1).toHTML(), /alt="a&quot;b"/);
+   * ```
+   */
+  toHTML(): string {
+    return `<img alt="${
+      escapeXml(this.#alt)
+    }" width="${this.#width}" height="${this.#height}" src="data:image/png;base64,${this.png.toBase64()}">`;
+  }
+
+  /**
+   * The alt text.
+   *
+   * @returns The figure's summary.
+   *
+   * @example
+   * ```ts
+   * import { FigureImage } from "./_figure.ts";
+   * import assert from "node:assert/strict";
+   *
+   * assert.equal(new FigureImage(new Uint8Array(), "s", 1, 1).toString(), "s");
+   * ```
+   */
+  toString(): string {
+    return this.#alt;
+  }
+
+  /**
+   * The MIME bundle: `text/html` (the `<img>`), `image/png`, `text/plain`.
+   *
+   * @returns The bundle.
+   *
+   * @example
+   * ```ts
+   * import { FigureImage } from "./_figure.ts";
+   * import { JUPYTER_DISPLAY } from "../jupyter.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const bundle = new FigureImage(new Uint8Array([1]), "s", 1, 1)[JUPYTER_DISPLAY]();
+   * assert.deepEqual(Object.keys(bundle).sort(), ["image/png", "text/html", "text/plain"]);
+   * ```
+   */
+  [JUPYTER_DISPLAY](): MimeBundle {
+    return {
+      "text/plain": this.#alt,
+      "text/html": this.toHTML(),
+      "image/png": this.png.toBase64(),
+    };
   }
 }
 
