@@ -424,10 +424,20 @@ export class FigureImage {
   #height: number;
 
   /**
+   * Wraps a PNG; {@linkcode Figure.asImage} makes these.
+   *
    * @param png The PNG file's bytes.
    * @param alt Its text (alt text and `text/plain`).
    * @param width Displayed width in CSS pixels.
    * @param height Displayed height in CSS pixels.
+   *
+   * @example
+   * ```ts
+   * import { FigureImage } from "./_figure.ts";
+   * import assert from "node:assert/strict";
+   *
+   * assert.equal(new FigureImage(new Uint8Array([1, 2]), "s", 1, 1).png.length, 2);
+   * ```
    */
   constructor(png: Uint8Array, alt: string, width: number, height: number) {
     this.png = png;
