@@ -14,7 +14,9 @@
  *   live view, hover changes `data-weight`, and keys pressed inside the
  *   explorer (arrows, `[`, `]`, Escape, and command-mode letters a, b, x,
  *   j, k) neither add, delete nor move cells; the same keys outside do;
- * - executed in the kernel, the new output mounts too.
+ * - executed in the kernel, the new output mounts too;
+ * - a chart's `asImage()` output shows as a loaded image untrusted (its
+ *   inline-SVG output is reduced to its labels there, which is logged).
  *
  * Screenshots of the untrusted fallback (light and dark) go to
  * `.artifacts/`. Where Jupyter's notebook server or Chromium is missing the
@@ -27,6 +29,7 @@ import { findChromium, temporaryJupyter } from "../scripts/jupyter_env.ts";
 import { explore } from "../lib/explorer/explorer.ts";
 import { loadCapture } from "../lib/sources/files/capture_file.ts";
 import { JUPYTER_DISPLAY } from "../lib/jupyter.ts";
+import { attentionHeatmap } from "../lib/charts/heatmap.ts";
 
 const CI = Deno.env.get("CI") === "true";
 const NEEDLE = new URL("../notebooks/captures/needle.attn", import.meta.url);
@@ -75,6 +78,22 @@ async function writeNotebook(path: string): Promise<void> {
       data: await explore(capture, { theme })[JUPYTER_DISPLAY](),
     }],
   });
+  const figure = attentionHeatmap(Object.values(capture.attention).at(-1)!, {
+    labels: capture.labels ?? undefined,
+    width: 480,
+  });
+  const figureCell = (data: Record<string, unknown>, n: number) => ({
+    cell_type: "code",
+    execution_count: n,
+    metadata: {},
+    source: "// a chart",
+    outputs: [{
+      output_type: "execute_result",
+      execution_count: n,
+      metadata: {},
+      data,
+    }],
+  });
   const notebook = {
     nbformat: 4,
     nbformat_minor: 5,
@@ -97,6 +116,9 @@ async function writeNotebook(path: string): Promise<void> {
         outputs: [],
       },
       { cell_type: "markdown", metadata: {}, source: "The end." },
+      // A chart as inline SVG (what a Figure shows), then as an image.
+      figureCell(figure[JUPYTER_DISPLAY](), 3),
+      figureCell((await figure.asImage())[JUPYTER_DISPLAY](), 4),
     ].map((c, i) => ({ id: `cell-${i}`, ...c })),
   };
   await Deno.writeTextFile(path, JSON.stringify(notebook));
@@ -284,6 +306,28 @@ Deno.test({
         assert.match(byClass["ax-fb-text"].alt, /alpha: 1729/);
         assert.match(r.text, /needs scripts/);
       }
+      // Charts: inline SVG is stripped to its labels; asImage() survives.
+      const charts = await page.$$eval(
+        ".cell",
+        (cells) =>
+          cells.slice(4).map((c) => {
+            const out = c.querySelector<HTMLElement>(".output_subarea")!;
+            const img = out.querySelector("img");
+            return {
+              text: out.innerText,
+              svg: out.querySelectorAll("svg").length,
+              width: img?.naturalWidth ?? 0,
+              alt: img?.alt ?? "",
+            };
+          }),
+      );
+      console.log(
+        `untrusted Figure (inline SVG): ${charts[0].svg} svg left, text ${
+          JSON.stringify(charts[0].text.slice(0, 80))
+        }…`,
+      );
+      assert.ok(charts[1].width > 100, `asImage() loads: ${charts[1].width}`);
+      assert.match(charts[1].alt, /^Heatmap of layer/);
       await Deno.mkdir(ARTIFACTS, { recursive: true });
       // Room for whole outputs (the notebook scrolls inside a fixed-height
       // panel), and no MathJax loading message over them.
