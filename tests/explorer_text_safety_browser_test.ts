@@ -220,6 +220,9 @@ Deno.test({
           pwned: (globalThis as { __pwned?: unknown }).__pwned ?? null,
           scripts: document.scripts.length,
           images: fallback.querySelectorAll("img").length,
+          pictures:
+            fallback.querySelectorAll("img.ax-fb-heatmap, img.ax-fb-text")
+              .length,
           visible: fallback.getBoundingClientRect().height > 50,
         };
       });
@@ -227,9 +230,10 @@ Deno.test({
       assert.equal(state.scripts, 0);
       assert.equal(
         state.images,
-        1,
-        "only the heatmap picture, no injected img",
+        2,
+        "only the heatmap and token text pictures, no injected img",
       );
+      assert.equal(state.pictures, 2);
       assert.ok(state.visible, "the fallback shows");
       assert.ok(state.header.includes(TITLE), "the title reads back verbatim");
       for (const label of labels) {

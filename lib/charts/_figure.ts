@@ -13,6 +13,7 @@ import { type PatchableDocument, withCanvas } from "../canvas.ts";
 import { writeFileAtomic } from "../atomic_write.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
 import { type RasterizeOptions, rasterizeSvg } from "./_rasterize.ts";
+import { autoDarkStyle, chartPalette, type ChartTheme } from "./_theme.ts";
 
 /** The SVG namespace, written on every SVG root so viewers that load the SVG as an image accept it. */
 export const SVG_NS = "http://www.w3.org/2000/svg";
@@ -127,6 +128,13 @@ export interface FigureParts {
   caption?: string;
   /** For HTML-only figures (token text), the body; no SVG is made then. */
   html?: string;
+  /**
+   * Background, text and axis colours: `"light"`, `"dark"`, or `"auto"`
+   * (light, turning dark under `prefers-color-scheme: dark` where the SVG
+   * is shown inline in a browser).
+   * @default {"light"}
+   */
+  theme?: ChartTheme;
 }
 
 /** Options for {@linkcode Figure.toPNG} and {@linkcode Figure.save}. */
@@ -316,6 +324,43 @@ export class Figure {
   }
 
   /**
+   * The figure as a PNG image that survives where SVG and styles are
+   * stripped: an untrusted notebook (classic or JupyterLab), GitHub's and
+   * nbviewer's renderers keep an `<img>` with a data URL, but turn inline
+   * SVG into a run of its tick labels. The summary is its alt text.
+   *
+   * @param options Scale (default 2, drawn at half size: sharp on
+   * high-density screens), background, fonts.
+   * @returns The image; it displays itself in Deno's Jupyter kernel.
+   * @throws {TypeError} When the figure is HTML only (use `tokenTextImage`
+   * for token text).
+   *
+   * @example
+   * ```ts
+   * import { Figure } from "./_figure.ts";
+   * import { JUPYTER_DISPLAY } from "../jupyter.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const f = new Figure({ kind: "k", summary: "A <chart>", chart: { svg: '<svg width="4" height="2"></svg>', width: 4, height: 2 } });
+   * const image = await f.asImage();
+   * const bundle = image[JUPYTER_DISPLAY]();
+   * assert.match(String(bundle["text/html"]), /^<img alt="A &lt;chart&gt;" width="4" height="2" src="data:image\/png;base64,/);
+   * assert.equal(typeof bundle["image/png"], "string");
+   * ```
+   */
+  async asImage(options: PngOptions = {}): Promise<FigureImage> {
+    const scale = options.scale ?? 2;
+    const png = await this.toPNG({ ...options, scale });
+    const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
+    return new FigureImage(
+      png,
+      this.#summary,
+      Math.round(view.getUint32(16) / scale),
+      Math.round(view.getUint32(20) / scale),
+    );
+  }
+
+  /**
    * The short summary (the `text/plain` entry).
    *
    * @returns The summary.
@@ -357,6 +402,110 @@ export class Figure {
   }
 }
 
+/**
+ * A figure as a PNG: what {@linkcode Figure.asImage} returns. Displays as
+ * an `<img>` (kept by every notebook sanitizer) with `image/png` beside it.
+ *
+ * @example
+ * ```ts
+ * import { FigureImage } from "./_figure.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const image = new FigureImage(new Uint8Array([137, 80]), "chart", 10, 5);
+ * assert.match(image.toHTML(), /width="10" height="5"/);
+ * assert.equal(String(image), "chart");
+ * ```
+ */
+export class FigureImage {
+  /** The PNG file's bytes. */
+  readonly png: Uint8Array;
+  #alt: string;
+  #width: number;
+  #height: number;
+
+  /**
+   * Wraps a PNG; {@linkcode Figure.asImage} makes these.
+   *
+   * @param png The PNG file's bytes.
+   * @param alt Its text (alt text and `text/plain`).
+   * @param width Displayed width in CSS pixels.
+   * @param height Displayed height in CSS pixels.
+   *
+   * @example
+   * ```ts
+   * import { FigureImage } from "./_figure.ts";
+   * import assert from "node:assert/strict";
+   *
+   * assert.equal(new FigureImage(new Uint8Array([1, 2]), "s", 1, 1).png.length, 2);
+   * ```
+   */
+  constructor(png: Uint8Array, alt: string, width: number, height: number) {
+    this.png = png;
+    this.#alt = alt;
+    this.#width = width;
+    this.#height = height;
+  }
+
+  /**
+   * The `<img>` element, with the PNG as a data URL.
+   *
+   * @returns The markup.
+   *
+   * @example
+   * ```ts
+   * import { FigureImage } from "./_figure.ts";
+   * import assert from "node:assert/strict";
+   *
+   * assert.match(new FigureImage(new Uint8Array([1]), "a\"b", 1, 1).toHTML(), /alt="a&quot;b"/);
+   * ```
+   */
+  toHTML(): string {
+    return `<img alt="${
+      escapeXml(this.#alt)
+    }" width="${this.#width}" height="${this.#height}" src="data:image/png;base64,${this.png.toBase64()}">`;
+  }
+
+  /**
+   * The alt text.
+   *
+   * @returns The figure's summary.
+   *
+   * @example
+   * ```ts
+   * import { FigureImage } from "./_figure.ts";
+   * import assert from "node:assert/strict";
+   *
+   * assert.equal(new FigureImage(new Uint8Array(), "s", 1, 1).toString(), "s");
+   * ```
+   */
+  toString(): string {
+    return this.#alt;
+  }
+
+  /**
+   * The MIME bundle: `text/html` (the `<img>`), `image/png`, `text/plain`.
+   *
+   * @returns The bundle.
+   *
+   * @example
+   * ```ts
+   * import { FigureImage } from "./_figure.ts";
+   * import { JUPYTER_DISPLAY } from "../jupyter.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const bundle = new FigureImage(new Uint8Array([1]), "s", 1, 1)[JUPYTER_DISPLAY]();
+   * assert.deepEqual(Object.keys(bundle).sort(), ["image/png", "text/html", "text/plain"]);
+   * ```
+   */
+  [JUPYTER_DISPLAY](): MimeBundle {
+    return {
+      "text/plain": this.#alt,
+      "text/html": this.toHTML(),
+      "image/png": this.png.toBase64(),
+    };
+  }
+}
+
 const TITLE_SIZE = 16;
 const SUBTITLE_SIZE = 12;
 const CAPTION_SIZE = 11;
@@ -379,25 +528,29 @@ const FONT = "system-ui, sans-serif";
  * ```
  */
 export function composeSvg(parts: FigureParts): string {
+  const palette = chartPalette(parts.theme);
+  const auto = parts.theme === "auto";
   const body: string[] = [];
   let y = 0;
   let width = Math.max(
     parts.chart?.width ?? 0,
     ...(parts.legends ?? []).map((l) => l.width),
   );
-  const text = (s: string, size: number, weight: string, fill: string) => {
+  const text = (s: string, size: number, weight: string, muted: boolean) => {
     y += Math.round(size * 1.4);
     body.push(
       `<text x="0" y="${
         y - Math.round(size * 0.35)
-      }" font-size="${size}" font-weight="${weight}" fill="${fill}">${
+      }" font-size="${size}" font-weight="${weight}" fill="${
+        muted ? palette.muted : palette.text
+      }"${auto ? ` class="${muted ? "ax-mu" : "ax-fg"}"` : ""}>${
         escapeXml(s)
       }</text>`,
     );
     width = Math.max(width, estimateTextWidth(s, size));
   };
-  if (parts.title) text(parts.title, TITLE_SIZE, "bold", "#111");
-  if (parts.subtitle) text(parts.subtitle, SUBTITLE_SIZE, "normal", "#555");
+  if (parts.title) text(parts.title, TITLE_SIZE, "bold", false);
+  if (parts.subtitle) text(parts.subtitle, SUBTITLE_SIZE, "normal", true);
   if (parts.title || parts.subtitle) y += 4;
   const place = (block: FigureBlock) => {
     body.push(nestSvg(block.svg, 0, y, block.width, block.height));
@@ -408,14 +561,22 @@ export function composeSvg(parts: FigureParts): string {
   if (parts.caption) {
     y += 2;
     for (const line of parts.caption.split("\n")) {
-      text(line, CAPTION_SIZE, "normal", "#555");
+      text(line, CAPTION_SIZE, "normal", true);
     }
   }
   width = Math.ceil(width);
-  return `<svg xmlns="${SVG_NS}" xmlns:xlink="http://www.w3.org/1999/xlink" width="${width}" height="${y}" viewBox="0 0 ${width} ${y}" font-family="${FONT}" style="background:white;max-width:none"><rect width="${width}" height="${y}" fill="white"/>${
-    body.join("")
-  }</svg>`;
+  const cls = auto ? `attnscope-auto-${++autoCounter}` : "";
+  // The root's color is Plot's currentColor (axes, ticks, legend text).
+  return `<svg xmlns="${SVG_NS}" xmlns:xlink="http://www.w3.org/1999/xlink" width="${width}" height="${y}" viewBox="0 0 ${width} ${y}" font-family="${FONT}" color="${palette.text}"${
+    cls ? ` class="${cls}"` : ""
+  } style="background:${palette.background};color:${palette.text};max-width:none">${
+    cls ? autoDarkStyle(cls) : ""
+  }<rect width="${width}" height="${y}" fill="${palette.background}"${
+    auto ? ' class="ax-bg"' : ""
+  }/>${body.join("")}</svg>`;
 }
+
+let autoCounter = 0;
 
 /**
  * A Plot-rendered `<svg>` as a block for {@linkcode composeSvg}; Plot's

@@ -45,6 +45,16 @@ const FONT_CANDIDATES: readonly [string, string][] = [
   ["Helvetica.ttc", "Helvetica"],
 ];
 
+/** Monospace fonts (token text images), with their family names. */
+const MONO_CANDIDATES: readonly [string, string][] = [
+  ["DejaVuSansMono.ttf", "DejaVu Sans Mono"],
+  ["DejaVuSansMono-Bold.ttf", "DejaVu Sans Mono"],
+  ["LiberationMono-Regular.ttf", "Liberation Mono"],
+  ["LiberationMono-Bold.ttf", "Liberation Mono"],
+  ["NotoSansMono-Regular.ttf", "Noto Sans Mono"],
+  ["NotoSansMono-Bold.ttf", "Noto Sans Mono"],
+];
+
 const FONT_DIRS = [
   "/usr/share/fonts",
   "/usr/local/share/fonts",
@@ -54,7 +64,9 @@ const FONT_DIRS = [
 ];
 
 let ready: Promise<void> | null = null;
-let systemFonts: { buffers: Uint8Array[]; family: string | null } | null = null;
+let systemFonts:
+  | { buffers: Uint8Array[]; family: string | null; mono: string | null }
+  | null = null;
 
 /**
  * Rasterizes an SVG document to PNG.
@@ -100,6 +112,7 @@ export async function rasterizeSvg(
       loadSystemFonts: false,
       defaultFontFamily: family,
       sansSerifFamily: family,
+      ...(fonts.mono ? { monospaceFamily: fonts.mono } : {}),
     },
   });
   const image = resvg.render();
@@ -123,10 +136,10 @@ async function loadWasm(): Promise<void> {
 }
 
 async function findFonts(): Promise<
-  { buffers: Uint8Array[]; family: string | null }
+  { buffers: Uint8Array[]; family: string | null; mono: string | null }
 > {
   if (systemFonts) return systemFonts;
-  const wanted = new Map(FONT_CANDIDATES);
+  const wanted = new Map([...FONT_CANDIDATES, ...MONO_CANDIDATES]);
   const found = new Map<string, string>();
   const walk = async (dir: string, depth: number) => {
     if (depth > 4) return;
@@ -148,12 +161,17 @@ async function findFonts(): Promise<
   // The first family (in preference order) with any file found wins.
   const family = FONT_CANDIDATES.find(([file]) => found.has(file))?.[1] ??
     null;
-  const files = FONT_CANDIDATES.filter(([file, fam]) =>
-    fam === family && found.has(file)
-  ).map(([file]) => found.get(file)!);
+  const mono = MONO_CANDIDATES.find(([file]) => found.has(file))?.[1] ?? null;
+  const files = [
+    ...FONT_CANDIDATES.filter(([file, fam]) =>
+      fam === family && found.has(file)
+    ),
+    ...MONO_CANDIDATES.filter(([file, fam]) => fam === mono && found.has(file)),
+  ].map(([file]) => found.get(file)!);
   systemFonts = {
     buffers: await Promise.all(files.map((f) => Deno.readFile(f))),
     family,
+    mono,
   };
   return systemFonts;
 }

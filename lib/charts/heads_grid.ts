@@ -24,6 +24,7 @@ import {
 } from "./_grid.ts";
 import { formatWeight } from "./_tokens.ts";
 import { findingsNote } from "../data/check_capture.ts";
+import { chartPalette, type ChartTheme } from "./_theme.ts";
 
 /** Options for {@linkcode headsGrid}; other Plot options pass through. */
 export interface HeadsGridOptions extends PlotOptionsPassThrough {
@@ -89,6 +90,13 @@ export interface HeadsGridOptions extends PlotOptionsPassThrough {
    * @default {{}}
    */
   color?: ScaleOptionsPassThrough;
+  /**
+   * Background, text and axis colours, as `explore(x, { theme })` takes
+   * them (`"auto"`: light, dark under `prefers-color-scheme: dark` where
+   * shown as inline SVG).
+   * @default {"light"}
+   */
+  theme?: ChartTheme;
 }
 
 interface Tile {
@@ -146,8 +154,10 @@ export function headsGrid(
     caption,
     color: colorOptions = {},
     marks: extraMarks = [],
+    theme,
     ...plotOptions
   } = options;
+  chartPalette(theme);
   const all =
     (Symbol.iterator in Object(capture)
       ? [...(capture as Iterable<AttentionLayer>)]
@@ -341,6 +351,7 @@ export function headsGrid(
   const legendOn = (colorOptions as { legend?: unknown }).legend !== false;
   const layerWord = layers.length === 1 ? "layer" : "layers";
   return new Figure({
+    theme,
     kind: "heads grid",
     summary:
       `Heads grid: ${layers.length} ${layerWord} x ${columns.length} heads, ${size}`,

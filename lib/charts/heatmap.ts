@@ -31,6 +31,7 @@ import {
 } from "./_grid.ts";
 import { type AttentionSource, resolveSource } from "./_source.ts";
 import { findingsNote } from "../data/check_capture.ts";
+import { chartPalette, type ChartTheme } from "./_theme.ts";
 import {
   formatWeight,
   MARK_COLOR,
@@ -114,9 +115,18 @@ export interface HeatmapOptions extends PlotOptionsPassThrough {
    * @default {{}}
    */
   color?: ScaleOptionsPassThrough;
+  /**
+   * Background, text and axis colours, as `explore(x, { theme })` takes
+   * them (`"auto"`: light, dark under `prefers-color-scheme: dark` where
+   * shown as inline SVG).
+   * @default {"light"}
+   */
+  theme?: ChartTheme;
 }
 
 const DEFAULT_WIDTH = 640;
+/** Marked labels on the dark background (the mark colour is 3.6:1 there). */
+const MARK_TEXT_DARK = "#ff6fa0";
 let hatchCounter = 0;
 
 /**
@@ -157,8 +167,11 @@ export function attentionHeatmap(
     caption,
     color: colorOptions = {},
     marks: extraMarks = [],
+    theme,
     ...plotOptions
   } = options;
+  const dark = chartPalette(theme).background !== chartPalette("light")
+    .background;
   const src = resolveSource(source, tokenMeta, "a heatmap");
   const marked = markedSet(mark);
 
@@ -237,7 +250,9 @@ export function attentionHeatmap(
   const hatchId = `attnscope-masked-${++hatchCounter}`;
   const slot = { id: String(hatchCounter), markup: "" };
 
-  const body: Plot.Markish[] = [maskedBackground(hatchId, k0, k1, q0, qEnd)];
+  const body: Plot.Markish[] = [
+    maskedBackground(hatchId, k0, k1, q0, qEnd, dark),
+  ];
   if (mode === "cells") {
     body.push(...cellMark(grid, k0, labels, color, slot));
   } else {
@@ -272,7 +287,13 @@ export function attentionHeatmap(
       label: null,
       ...extra,
     });
-  const markStyle = { color: MARK_COLOR, fontWeight: "bold" } as const;
+  // The mark's magenta is 3.6:1 on the dark background; its text lightens.
+  // (Under "auto" the class lets the dark scheme lighten it too.)
+  const markStyle = {
+    color: dark ? MARK_TEXT_DARK : MARK_COLOR,
+    fontWeight: "bold",
+    className: "ax-mark",
+  } as const;
   const highlight: Plot.Markish[] = [];
   // Outlines only where cells are big enough to frame; thin columns get
   // markers in the margin instead, so the marked data stays visible.
@@ -373,6 +394,7 @@ export function attentionHeatmap(
     legends: legendOn ? [rampLegend(color)] : [],
     chart: spliced(plotBlock(node), slot),
     caption: caption ?? notes.join("\n"),
+    theme,
   });
 }
 
@@ -383,7 +405,9 @@ function maskedBackground(
   k1: number,
   q0: number,
   qEnd: number,
+  dark: boolean,
 ): Plot.RenderFunction {
+  const [paper, line] = dark ? ["#2a2c32", "#4a4e5a"] : ["#f5f5f5", "#cdcdcd"];
   return (_index, scales, _values, _dimensions, context) => {
     const doc = context.document;
     const g = doc.createElementNS(SVG_NS, "g");
@@ -393,7 +417,7 @@ function maskedBackground(
     const h = Math.abs((scales.y!(qEnd) as number) - (scales.y!(q0) as number));
     // linkedom parses this as HTML: every element needs a closing tag.
     g.innerHTML =
-      `<defs><pattern id="${id}" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#f5f5f5"></rect><rect x="0" y="0" width="1.5" height="6" fill="#cdcdcd"></rect></pattern></defs><rect x="${x}" y="${y}" width="${w}" height="${h}" fill="url(#${id})"></rect>`;
+      `<defs><pattern id="${id}" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="${paper}"></rect><rect x="0" y="0" width="1.5" height="6" fill="${line}"></rect></pattern></defs><rect x="${x}" y="${y}" width="${w}" height="${h}" fill="url(#${id})"></rect>`;
     return g as unknown as RenderedElement;
   };
 }

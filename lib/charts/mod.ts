@@ -5,7 +5,12 @@
  * - {@linkcode attentionHeatmap}: one layer, one head or the head mean.
  * - {@linkcode headsGrid}: every layer x head as small heatmaps.
  * - {@linkcode topTokensChart}: the keys a query attends to most.
- * - {@linkcode tokenTextView}: token text shaded by one query's attention.
+ * - {@linkcode tokenTextView}: token text shaded by one query's attention;
+ *   {@linkcode tokenTextImage}: the same as an SVG/PNG image.
+ *
+ * Every figure takes `theme` (`"light"`, `"dark"`, `"auto"`) where noted,
+ * and {@linkcode Figure.asImage} turns one into a PNG `<img>` that survives
+ * untrusted notebooks and GitHub.
  * - {@linkcode tokenTypeChart}: attention by token type per head.
  *
  * @example
@@ -23,6 +28,7 @@
 
 export {
   Figure,
+  FigureImage,
   type PlotOptionsPassThrough,
   type PngOptions,
   type ScaleOptionsPassThrough,
@@ -41,7 +47,13 @@ export {
 export { attentionHeatmap, type HeatmapOptions } from "./heatmap.ts";
 export { headsGrid, type HeadsGridOptions } from "./heads_grid.ts";
 export { topTokensChart, type TopTokensOptions } from "./top_tokens.ts";
-export { type TokenTextOptions, tokenTextView } from "./token_text.ts";
+export {
+  tokenTextImage,
+  type TokenTextImageOptions,
+  type TokenTextOptions,
+  tokenTextView,
+} from "./token_text.ts";
+export type { ChartTheme } from "./_theme.ts";
 export {
   attentionByTokenType,
   tokenTypeChart,

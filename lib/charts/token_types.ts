@@ -18,6 +18,7 @@ import {
 } from "./_figure.ts";
 import { type AttentionSource, resolveSource } from "./_source.ts";
 import { formatWeight, TOKEN_TYPE_COLORS } from "./_tokens.ts";
+import { chartPalette, type ChartTheme } from "./_theme.ts";
 
 /** One bar segment: how much of a query type's attention goes to a key type. */
 export interface TypeAttention {
@@ -136,6 +137,13 @@ export interface TokenTypeChartOptions extends PlotOptionsPassThrough {
    * @default {""}
    */
   caption?: string;
+  /**
+   * Background, text and axis colours, as `explore(x, { theme })` takes
+   * them (`"auto"`: light, dark under `prefers-color-scheme: dark` where
+   * shown as inline SVG).
+   * @default {"light"}
+   */
+  theme?: ChartTheme;
 }
 
 /**
@@ -169,8 +177,10 @@ export function tokenTypeChart(
     subtitle,
     caption,
     marks: extraMarks = [],
+    theme,
     ...plotOptions
   } = options;
+  chartPalette(theme);
   const src = resolveSource(source, tokenMeta, "attention by token type");
   if (!src.tokenMeta) {
     throw new TypeError(
@@ -245,6 +255,7 @@ export function tokenTypeChart(
   );
   const layerName = src.layer === null ? "" : `Layer ${src.layer} · `;
   return new Figure({
+    theme,
     kind: "token types",
     summary: `Attention by token type${
       src.layer === null ? "" : ` in layer ${src.layer}`

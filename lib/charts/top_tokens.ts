@@ -26,6 +26,7 @@ import {
   positionLabel,
   TOKEN_TYPE_COLORS,
 } from "./_tokens.ts";
+import { chartPalette, type ChartTheme } from "./_theme.ts";
 
 /** Options for {@linkcode topTokensChart}; other Plot options pass through. */
 export interface TopTokensOptions extends PlotOptionsPassThrough {
@@ -64,6 +65,13 @@ export interface TopTokensOptions extends PlotOptionsPassThrough {
    * @default {undefined}
    */
   layer?: number;
+  /**
+   * Background, text and axis colours, as `explore(x, { theme })` takes
+   * them (`"auto"`: light, dark under `prefers-color-scheme: dark` where
+   * shown as inline SVG).
+   * @default {"light"}
+   */
+  theme?: ChartTheme;
 }
 
 interface Bar {
@@ -118,8 +126,10 @@ export function topTokensChart(
     caption,
     layer,
     marks: extraMarks = [],
+    theme,
     ...plotOptions
   } = options;
+  chartPalette(theme);
   const list = isSingle(results) ? [results] : [...results];
   if (list.length === 0 || list.every((r) => r.length === 0)) {
     throw new TypeError(
@@ -293,6 +303,7 @@ export function topTokensChart(
   }: ${row}${list.length > 1 ? ` (+${list.length - 1} more panels)` : ""}`;
   const markedNames = [...marked].map((m) => positionLabel(m, labels, 24));
   return new Figure({
+    theme,
     kind: "top tokens",
     summary,
     title: title ??

@@ -1,7 +1,8 @@
 /**
  * A sanity report for a capture from any source, so that a wrong capture is
  * caught rather than drawn: rows that do not sum to 1, weight on future keys
- * (no causal mask applied), NaN or negative values, rows that are all zero,
+ * (no causal mask applied; not looked for in a capture declared
+ * non-causal), NaN or negative values, rows that are all zero,
  * and a layer whose heads are all identical (one head broadcast, or the
  * head axis mixed up).
  *
@@ -55,6 +56,13 @@ export interface CheckCaptureOptions {
    * @default {undefined}
    */
   sampleRows?: number;
+  /**
+   * Whether the attention is causal. A non-causal capture (an encoder, a
+   * bidirectional block such as Gemma 3's image tokens) may weigh keys
+   * after the query, so no `future-keys` finding is made for it.
+   * @default {undefined} each layer's `layerMeta.causal`, else `true`
+   */
+  causal?: boolean;
 }
 
 const DESCRIPTIONS: Record<FindingKind, string> = {
@@ -110,6 +118,24 @@ const recorded = new WeakMap<AttentionScores, CaptureFinding[]>();
  * assert.deepEqual(findings[0], []);
  * assert.deepEqual(findings[1].map((f) => f.kind), ["future-keys"]);
  * ```
+ *
+ * @example A bidirectional (encoder) capture may weigh later keys
+ * ```ts
+ * import { checkCapture } from "./check_capture.ts";
+ * import { AttentionLayer } from "./layer.ts";
+ * import { AttentionScores } from "./scores.ts";
+ * import { TokenMeta } from "./token_meta.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layer = new AttentionLayer({
+ *   layer: 0,
+ *   model: null,
+ *   scores: new AttentionScores(new Float32Array([0.5, 0.5, 0.5, 0.5]), [2, 1, 2]),
+ *   tokenMeta: TokenMeta.from({ prompt_len: 2, total_len: 2 }),
+ *   layerMeta: { attention: "full_attention", slidingWindow: null, numKeyValueHeads: 1, causal: false },
+ * });
+ * assert.deepEqual(checkCapture({ 0: layer })[0], []);
+ * ```
  */
 export function checkCapture(
   capture: CaptureLike,
@@ -118,7 +144,14 @@ export function checkCapture(
   const tolerance = options.tolerance ?? 0.01;
   const out: CaptureFindings = {};
   for (const layer of normalizeCapture(capture, "check capture").layers) {
-    const findings = checkScores(layer.scores, layer.layer, tolerance, options);
+    const causal = options.causal ?? layer.layerMeta?.causal ?? true;
+    const findings = checkScores(
+      layer.scores,
+      layer.layer,
+      tolerance,
+      causal,
+      options,
+    );
     recorded.set(layer.scores, findings);
     out[layer.layer] = findings;
   }
@@ -217,6 +250,7 @@ function checkScores(
   scores: AttentionScores,
   layer: number,
   tolerance: number,
+  causal: boolean,
   options: CheckCaptureOptions,
 ): CaptureFinding[] {
   const [tq, heads, tk] = scores.shape;
@@ -237,11 +271,14 @@ function checkScores(
   };
   const rows = sampledRows(tq, sample);
   for (const q of rows) {
-    // Keys at or before the query's own position are allowed.
-    const allowed = Math.max(
-      0,
-      Math.min(tk, scores.queryPositions[q] - scores.keyOffset + 1),
-    );
+    // Keys at or before the query's own position are allowed (every key
+    // when the attention is not causal).
+    const allowed = causal
+      ? Math.max(
+        0,
+        Math.min(tk, scores.queryPositions[q] - scores.keyOffset + 1),
+      )
+      : tk;
     for (let h = 0; h < heads; h++) {
       const base = (q * heads + h) * tk;
       // Two tight loops; NaN propagates into the sums, so it needs no test

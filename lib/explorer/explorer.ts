@@ -17,7 +17,7 @@ import { colorTable } from "../charts/_colorize.ts";
 import { escapeXml } from "../charts/_figure.ts";
 import type { Figure, PngOptions } from "../charts/_figure.ts";
 import { attentionHeatmap } from "../charts/heatmap.ts";
-import { tokenTextView } from "../charts/token_text.ts";
+import { tokenText, tokenTextImage } from "../charts/token_text.ts";
 import { pngDataUrl } from "../png.ts";
 import { EXPLORER_BUNDLE } from "./_bundle.ts";
 import { packLayers } from "./_payload.ts";
@@ -178,22 +178,66 @@ export class Explorer {
       labels: this.#hasLabels ? this.#labels : undefined,
       width: 560,
       mark: [this.#initialQuery],
+      theme: this.#staticTheme(),
     });
+  }
+
+  /** Static pictures cannot follow a host: "auto" draws light. */
+  #staticTheme(): "light" | "dark" {
+    return this.#options.theme === "dark" ? "dark" : "light";
+  }
+
+  /**
+   * The static picture for where scripts never run, in markup sanitizers
+   * keep (Jupyter's and GitHub's strip <svg>, <style> and style
+   * attributes): the heatmap and the shaded token text with its legend as
+   * PNG images, their text as alt text, and the token text again as plain
+   * text to copy. The live view removes it.
+   */
+  async #fallback(): Promise<string> {
+    const layer = this.#layers[this.#initialLayer];
+    const scores = layer.scores;
+    const theme = this.#staticTheme();
+    const title =
+      `Attention from query ${this.#initialQuery} (layer ${layer.layer}, head mean)`;
+    const [heatmapPng, textPng] = await Promise.all([
+      this.#heatmap().toPNG({ scale: 1 }),
+      tokenTextImage(layer, this.#labels, {
+        query: scores.queryPositions.indexOf(this.#initialQuery),
+        title,
+        theme,
+        width: 720,
+      }).toPNG({ scale: 1 }),
+    ]);
+    const plain = tokenText(this.#labels);
+    const short = [...plain].length > 600
+      ? [...plain].slice(0, 599).join("") + "…"
+      : plain;
+    const img = (alt: string, png: Uint8Array, cls: string) =>
+      `<img class="${cls}" alt="${escapeXml(alt)}" src="${
+        pngDataUrl(png)
+      }" style="display:block;max-width:100%;margin:4px 0">`;
+    return `<div class="ax-fallback"><p style="margin:4px 0;color:#8a4b00;font-size:13px">Static picture of the initial view. The interactive explorer needs scripts: run the notebook (or trust it), or open the saved .html in a browser.</p>${
+      img(
+        `attention heatmap, layer ${layer.layer}, head mean, query ${this.#initialQuery} marked`,
+        heatmapPng,
+        "ax-fb-heatmap",
+      )
+    }${
+      img(
+        `${title}, token text shaded by attention (legend: darker is more attention): ${short}`,
+        textPng,
+        "ax-fb-text",
+      )
+    }<details class="ax-fb-copy"><summary>Token text</summary><pre>${
+      escapeXml(plain)
+    }</pre></details></div>`;
   }
 
   async #render(): Promise<{ html: string; stats: ExplorerStats }> {
     const layer = this.#layers[this.#initialLayer];
     const scores = layer.scores;
-    const heatmapPng = await this.#heatmap().toPNG({ scale: 1 });
-    const text = tokenTextView(layer, this.#labels, {
-      query: scores.queryPositions.indexOf(this.#initialQuery),
-      title:
-        `Attention from query ${this.#initialQuery} (layer ${layer.layer}, head mean)`,
-    }).toHTML();
-    const fallback =
-      `<div class="ax-fallback"><p style="margin:4px 0;color:#8a4b00;font-size:13px">Static picture of the initial view. The interactive explorer needs scripts: run the notebook (or trust it), or open the saved .html in a browser.</p><img alt="attention heatmap, layer ${layer.layer}, head mean" src="${
-        pngDataUrl(heatmapPng)
-      }" style="display:block;max-width:100%">${text}</div>`;
+    const fallback = await this.#fallback();
     const css = `<style>${EXPLORER_CSS}</style>`;
     const script = `<script>${inlineScript(EXPLORER_BUNDLE)}</script>`;
     const labelsJson = scriptJson(this.#labels);
