@@ -1,7 +1,7 @@
 /// <reference lib="dom" />
 /**
  * The explorer in headless Chromium at T = 4096 (8 heads, 3 layers): first
- * paint after load, and how long a token hover, a pin and a head change take
+ * paint after load, and how long a token hover, a pin and a head change take (ready is also reported from navigation start, performance.timeOrigin, against the 1.5 s the issue asks at T = 4096)
  * to update the page, measured inside the page with `performance.now()`
  * through the DevTools protocol (npm:puppeteer-core, Debian's Chromium).
  *
@@ -28,11 +28,16 @@ const view = explore(capture);
 const path = await Deno.makeTempFile({ suffix: ".html" });
 await view.save(path);
 const stats = await view.stats();
+const kept = stats.reduced.match(/the (\d+) strongest keys/)?.[1];
 console.log(
   `T=${t}: ${
     (stats.bytes / 1024 / 1024).toFixed(2)
-  } MiB, ${stats.fullHeads} heads full, ${stats.reducedHeads} reduced`,
+  } MiB, ${stats.fullHeads} heads full, ${stats.reducedHeads} reduced${
+    kept ? ` (top ${kept} keys per row)` : ""
+  }`,
 );
+/** Ready within this long of navigation start at T = 4096 (issue 20). */
+const READY_MS = 1500;
 const browser = await puppeteer.launch({
   executablePath: chromium.path,
   headless: true,
@@ -88,8 +93,15 @@ try {
         mode,
       };
     });
+    const verdict = t === 4096
+      ? timings.sinceNavigation <= READY_MS
+        ? " [within 1.5 s]"
+        : " [OVER 1.5 s]"
+      : "";
     console.log(
-      `run ${run + 1}: ready ${timings.firstPaint.toFixed(0)} ms after load (${
+      `run ${run + 1}${verdict}: ready ${
+        timings.firstPaint.toFixed(0)
+      } ms after load (${
         timings.sinceNavigation.toFixed(0)
       } ms after navigation start; decode, DOM, draw: ${timings.phases} ms); hover ${
         timings.hover.toFixed(1)

@@ -220,6 +220,7 @@ export class Explorer {
       budget: share,
       topK: this.#options.topK,
       pooledSize: POOLED_SIZE,
+      causal: this.#layerMeta.map((m) => m?.causal ?? true),
     });
     const [tq, heads, tk] = scores.shape;
     const total = this.#layers.length * heads;

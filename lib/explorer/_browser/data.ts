@@ -9,7 +9,7 @@
 
 import { binMap, poolRowMax } from "../../charts/_scale.ts";
 import type { ExplorerMeta, Segment } from "../_protocol.ts";
-import { QUANT } from "../_protocol.ts";
+import { QUANT, TOP_QUANT } from "../_protocol.ts";
 
 /** How selected heads combine. */
 export type Combine = "mean" | "max";
@@ -20,6 +20,13 @@ interface Head {
   pooled?: Uint16Array;
   topIdx?: Uint16Array | Uint32Array;
   topVal?: Uint16Array;
+}
+
+/** `TOP_QUANT` steps back on the `QUANT` scale, in place. */
+function rescaleTop(a: Uint16Array): Uint16Array {
+  const f = QUANT / TOP_QUANT;
+  for (let i = 0; i < a.length; i++) a[i] = Math.round(a[i] * f);
+  return a;
 }
 
 function base64Bytes(text: string): Uint8Array {
@@ -77,8 +84,10 @@ export class Capture {
         Promise.all(layer.heads.map(async (b) => {
           const h: Head = {};
           if (b.full) h.full = await u16(b.full);
-          if (b.pooled) h.pooled = await u16(b.pooled);
-          if (b.topVal) h.topVal = await u16(b.topVal);
+          // Reduced heads' weights come in `TOP_QUANT` steps; the page
+          // holds every weight on one scale.
+          if (b.pooled) h.pooled = rescaleTop(await u16(b.pooled));
+          if (b.topVal) h.topVal = rescaleTop(await u16(b.topVal));
           if (b.topIdx) {
             const idx = meta.idxBytes === 2
               ? await u16(b.topIdx)
@@ -189,6 +198,7 @@ export class Capture {
     grid = new Float32Array(pooled.rows * pooled.cols).fill(NaN);
     const colBin = binMap(tk, pooled.cols);
     const full = this.heads[layer][h].full!;
+    const { causal } = this.arch(layer);
     for (let r = 0; r < tq; r++) {
       poolRowMax(
         full,
@@ -198,16 +208,39 @@ export class Capture {
         grid,
         Math.floor((r * pooled.rows) / tq) * pooled.cols,
         colBin,
-        queryPositions[r] + 1 - keyOffset,
+        causal ? queryPositions[r] + 1 - keyOffset : Infinity,
       );
     }
     this.#pooledFull.set(key, grid);
     return grid;
   }
 
+  /** The layer's sliding window (0: none) and whether it is causal. */
+  arch(layer: number): { window: number; causal: boolean } {
+    return this.meta.arch?.[layer] ?? { window: 0, causal: true };
+  }
+
+  /**
+   * Whether every (query, key) pair of an overview bin is masked for the
+   * layer: all in the future of a causal layer, or all outside its sliding
+   * window, as the main matrix masks single cells.
+   */
+  binMasked(layer: number, br: number, bc: number): boolean {
+    const { tq, tk, keyOffset, queryPositions, pooled } = this.meta;
+    const { window, causal } = this.arch(layer);
+    const { rows, cols } = pooled;
+    const firstRow = Math.floor((br * tq) / rows);
+    const lastRow = Math.min(tq - 1, Math.ceil(((br + 1) * tq) / rows) - 1);
+    const firstKey = keyOffset + Math.ceil((bc * tk) / cols);
+    const lastKey = keyOffset + Math.ceil(((bc + 1) * tk) / cols) - 1;
+    if (causal && firstKey > queryPositions[lastRow]) return true;
+    return window > 0 && lastKey <= queryPositions[firstRow] - window;
+  }
+
   /**
    * The whole layer as the overview grid: each head max-pooled, then the
-   * heads combined cell by cell. `NaN` marks bins entirely in the future.
+   * heads combined cell by cell. `NaN` marks masked bins (entirely in the
+   * future, or outside the sliding window), never zero attention.
    */
   pooledGrid(
     layer: number,
@@ -223,15 +256,10 @@ export class Capture {
       for (let i = 0; i < g.length; i++) g[i] = head.pooled![i] / QUANT;
       return g;
     });
-    const { tq, tk, keyOffset, queryPositions } = this.meta;
     for (let br = 0; br < rows; br++) {
-      // The latest query in this bin: keys past it are all masked.
-      const lastRow = Math.ceil(((br + 1) * tq) / rows) - 1;
-      const lastQ = queryPositions[Math.min(tq - 1, lastRow)];
       for (let bc = 0; bc < cols; bc++) {
-        const firstKey = keyOffset + Math.ceil((bc * tk) / cols);
         const i = br * cols + bc;
-        if (firstKey > lastQ) {
+        if (this.binMasked(layer, br, bc)) {
           out[i] = NaN;
           continue;
         }
