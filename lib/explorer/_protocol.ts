@@ -87,6 +87,11 @@ export interface ExplorerMeta {
    */
   arch: { window: number; kvHeads: number; causal: boolean }[];
   /**
+   * Cross-attention: the query tokens (one per row) and the key tokens (one
+   * per column), shown as two strips; `labels` is then unused.
+   */
+  cross?: { queryLabels: string[]; keyLabels: string[] };
+  /**
    * Compare mode: capture b's packing (its blob sits in `.ax-blob-b`), the
    * two names, and the diverging colour table for a - b.
    */
