@@ -91,3 +91,20 @@ Deno.test("Capture.cell() returns a reduced head's kept top-k weights within 5e-
   }
   assert.equal(kept, T * cap.meta.topK);
 });
+
+Deno.test("packLayers() keeps 32 keys per row at the T=4,096 page's bytes per row (61), where 16-bit weights kept 16", async () => {
+  // The 8 MiB page at T = 4,096 holds 24 heads in about 6 MB of blob:
+  // 61 bytes per head and query row. Here: 8 heads of T = 1,024.
+  const { syntheticLayer } = await import("./charts_fixtures.ts");
+  const layer = syntheticLayer({ tokens: 1024, heads: 8, layer: 2, seed: 1 });
+  const packed = packLayers([layer], {
+    budget: 1024 * 8 * 61,
+    topK: 32,
+    pooledSize: 512,
+  });
+  assert.equal(packed.reducedHeads, 8);
+  assert.equal(packed.topK, 32);
+  // The first paint inflates one layer's overviews: at most 2^19 cells.
+  assert.ok(8 * packed.pooled.rows * packed.pooled.cols <= 1 << 19);
+  assert.ok(packed.blob.length <= 1024 * 8 * 61, `${packed.blob.length}`);
+});

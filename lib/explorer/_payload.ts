@@ -14,6 +14,9 @@ import { binMap, poolRowMax } from "../charts/_scale.ts";
 import type { HeadBlock, Segment } from "./_protocol.ts";
 import { QUANT, TOP_QUANT } from "./_protocol.ts";
 
+/** Most overview cells of one layer's reduced heads, all heads together. */
+const MAX_LAYER_CELLS = 1 << 19;
+
 /** What {@linkcode packLayers} decided and made. */
 export interface Packed {
   /** The blob (compressed segments back to back). */
@@ -216,6 +219,12 @@ export function packLayers(
   // halve top-k and the overview until every head fits in that form.
   let topK = Math.min(options.topK, tk);
   let side = options.pooledSize;
+  // A page shows one layer first and inflates its heads then: at most
+  // MAX_LAYER_CELLS overview cells per layer keep that quick (T = 4,096,
+  // 8 heads: 256 x 256).
+  while (heads * Math.min(tq, side) * Math.min(tk, side) > MAX_LAYER_CELLS) {
+    side >>= 1;
+  }
   let rows = 0, cols = 0, reducedCost = 0;
   for (;;) {
     rows = Math.min(tq, side);
