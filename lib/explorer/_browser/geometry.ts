@@ -12,6 +12,7 @@ import type { ExplorerMeta } from "../_protocol.ts";
 
 /** One strip of tokens. */
 export interface Strip {
+  /** Token text. */
   labels: readonly string[];
   /** One letter per token (`l`, `v`, `g`, `u`). */
   types: string;
@@ -19,6 +20,7 @@ export interface Strip {
 
 /** The mapping between matrix cells and strip tokens. */
 export interface Geometry {
+  /** Whether queries and keys are different tokens (two strips). */
   cross: boolean;
   /** The query strip (the only strip in self attention). */
   queries: Strip;

@@ -29,6 +29,7 @@ export interface MatrixView {
   el: HTMLElement;
   /** The colour legend. */
   legend: HTMLElement;
+  /** The canvas (PNG export reads it). */
   canvas: HTMLCanvasElement;
   /** Recomputes the cells (layer, heads, combine, zoom, side changed). */
   rebuild(): void;

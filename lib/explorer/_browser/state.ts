@@ -10,9 +10,13 @@ import type { Combine } from "./data.ts";
 
 /** The part of the matrix shown: rows `[r0, r1)`, columns `[c0, c1)`. */
 export interface Zoom {
+  /** First row. */
   r0: number;
+  /** Row past the last. */
   r1: number;
+  /** First column. */
   c0: number;
+  /** Column past the last. */
   c1: number;
 }
 
@@ -22,6 +26,7 @@ export interface ViewState {
   layer: number;
   /** Selected heads, ascending. */
   heads: number[];
+  /** How heads combine. */
   combine: Combine;
   /** Shade by the query row, or by the attention a key column received. */
   mode: "query" | "received";
@@ -29,10 +34,13 @@ export interface ViewState {
   pins: number[];
   /** The hovered token, when nothing is pinned. */
   hover: number | null;
+  /** Weights below it are hidden. */
   threshold: number;
+  /** Per row, only the top n keep colour (0: all). */
   topN: number;
   /** Key 0 (the sink) left out of the colour scale. */
   sinkOut: boolean;
+  /** The part of the matrix shown. */
   zoom: Zoom;
 }
 
@@ -50,6 +58,7 @@ export class Store {
   /** The token shaded when nothing is hovered or pinned. */
   readonly initialQuery: number;
 
+  /** A store holding `state`; `initialQuery` is shaded when nothing is selected. */
   constructor(state: ViewState, initialQuery: number) {
     this.#state = state;
     this.initialQuery = initialQuery;

@@ -21,6 +21,7 @@ const THUMB = 44;
 
 /** The thumbnails of one explorer. */
 export interface Thumbs {
+  /** The thumbnails' box. */
   el: HTMLElement;
   /** Builds the grid and draws it in idle slices. */
   start(): void;

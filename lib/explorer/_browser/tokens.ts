@@ -113,7 +113,9 @@ class StripView {
 
 /** The token strip(s) of one explorer. */
 export interface TokenText {
+  /** The strip(s). */
   el: HTMLElement;
+  /** Reshades for the current state. */
   refresh(): void;
 }
 
