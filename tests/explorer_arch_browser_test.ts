@@ -236,3 +236,85 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "explore() reduced heads' overview and thumbnails mask keys outside a sliding window and the future, as the full matrix does",
+  ignore,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const t = 48;
+    const capture = explorerCapture(t, 4, 2, { seed: 9 });
+    const layerMeta = [SLIDING, BIDIRECTIONAL];
+    // The largest maxBytes at which every head is reduced (the page's own
+    // size moves with its markup, so it is found, not fixed).
+    const full = await explore(capture, { layerMeta }).stats();
+    let html = "";
+    for (let max = full.bytes; max > full.bytes / 4; max -= 500) {
+      try {
+        const view = explore(capture, { layerMeta, maxBytes: max, layer: 0 });
+        if ((await view.stats()).fullHeads === 0) {
+          html = await view.toHTML();
+          break;
+        }
+      } catch { /* too small for even the reduced form: keep looking */ }
+    }
+    assert.ok(html, "some maxBytes reduces every head");
+    const browser = await launch();
+    const { page, path, errors } = await openHtml(browser, html);
+    try {
+      const d = await rootData(page);
+      assert.equal(d.layer, "0");
+      assert.match(
+        await page.$eval(".ax-note", (e) => e.textContent!),
+        /^Reduced/,
+      );
+      const masked = await page.$eval(
+        ".attnscope-explorer",
+        (r) => getComputedStyle(r).getPropertyValue("--ax-masked").trim(),
+      );
+      const hex = (px: number[]) =>
+        `#${
+          px.slice(0, 3).map((v) => v.toString(16).padStart(2, "0")).join("")
+        }`;
+      /** Pixel at the centre of (row, col) of a canvas showing t x t cells. */
+      const pixel = (selector: string, row: number, col: number) =>
+        page.$eval(
+          selector,
+          (c, row, col, t) => {
+            const canvas = c as HTMLCanvasElement;
+            const x = Math.floor(
+              ((col as number) + 0.5) * canvas.width / (t as number),
+            );
+            const y = Math.floor(
+              ((row as number) + 0.5) * canvas.height / (t as number),
+            );
+            return [...canvas.getContext("2d")!.getImageData(x, y, 1, 1).data];
+          },
+          row,
+          col,
+          t,
+        );
+      // Row 40 sees keys 36..40: key 3 is outside the window, 45 in the future.
+      assert.equal(hex(await pixel(".ax-matrix", 40, 3)), masked, "outside");
+      assert.equal(hex(await pixel(".ax-matrix", 3, 45)), masked, "future");
+      assert.notEqual(hex(await pixel(".ax-matrix", 40, 39)), masked, "inside");
+      await page.waitForFunction(() =>
+        document.querySelectorAll(".ax-thumb").length === 8
+      );
+      await new Promise((r) => setTimeout(r, 500)); // drawn in idle slices
+      const thumb = '.ax-thumb[data-layer="0"][data-head="0"]';
+      assert.equal(hex(await pixel(thumb, 44, 2)), masked, "thumb outside");
+      assert.equal(hex(await pixel(thumb, 2, 44)), masked, "thumb future");
+      assert.notEqual(hex(await pixel(thumb, 44, 43)), masked, "thumb inside");
+      // The bidirectional layer's thumbnail: nothing masked.
+      const open = '.ax-thumb[data-layer="3"][data-head="0"]';
+      assert.notEqual(hex(await pixel(open, 2, 44)), masked, "no future mask");
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+      await Deno.remove(path);
+    }
+  },
+});

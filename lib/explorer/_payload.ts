@@ -12,7 +12,10 @@ import type { AttentionLayer } from "../data/layer.ts";
 import type { AttentionScores } from "../data/scores.ts";
 import { binMap, poolRowMax } from "../charts/_scale.ts";
 import type { HeadBlock, Segment } from "./_protocol.ts";
-import { QUANT } from "./_protocol.ts";
+import { QUANT, TOP_QUANT } from "./_protocol.ts";
+
+/** Most overview cells of one layer's reduced heads, all heads together. */
+const MAX_LAYER_CELLS = 1 << 19;
 
 /** What {@linkcode packLayers} decided and made. */
 export interface Packed {
@@ -40,6 +43,11 @@ export interface PackOptions {
   topK: number;
   /** Largest side of a pooled overview. */
   pooledSize: number;
+  /**
+   * Per layer, whether it is causal (future keys masked in its overview).
+   * @default {undefined} every layer causal
+   */
+  causal?: readonly boolean[];
 }
 
 /** One head's row `q` as float32 (a view when the scores are float32). */
@@ -48,8 +56,8 @@ function headRow(scores: AttentionScores, q: number, h: number): Float32Array {
   return r instanceof Float32Array ? r : Float32Array.from(r);
 }
 
-function quantize(v: number): number {
-  return v <= 0 ? 0 : v >= 1 ? QUANT : Math.round(v * QUANT);
+function quantize(v: number, steps = QUANT): number {
+  return v <= 0 ? 0 : v >= 1 ? steps : Math.round(v * steps);
 }
 
 /** The head's full matrix, quantized; `every` > 1 keeps every n-th row (a size sample). */
@@ -77,6 +85,7 @@ function reducedHead(
   cols: number,
   topK: number,
   idxBytes: 2 | 4,
+  causal = true,
 ): { pooled: Uint16Array; idx: Uint16Array | Uint32Array; val: Uint16Array } {
   const [tq, , tk] = scores.shape;
   const grid = new Float32Array(rows * cols).fill(NaN);
@@ -101,7 +110,7 @@ function reducedHead(
       grid,
       Math.floor((q * rows) / tq) * cols,
       colBin,
-      qPos + 1 - scores.keyOffset,
+      causal ? qPos + 1 - scores.keyOffset : Infinity,
     );
     // Top-k by insertion into a descending list: k is small.
     bestV.fill(-1);
@@ -133,12 +142,12 @@ function reducedHead(
     }
     for (let j = 0; j < topK; j++) {
       idx[q * topK + j] = bestK[j];
-      val[q * topK + j] = quantize(Math.max(0, bestV[j]));
+      val[q * topK + j] = quantize(Math.max(0, bestV[j]), TOP_QUANT);
     }
   }
   const pooled = new Uint16Array(rows * cols);
   for (let i = 0; i < grid.length; i++) {
-    pooled[i] = Number.isNaN(grid[i]) ? 0 : quantize(grid[i]);
+    pooled[i] = Number.isNaN(grid[i]) ? 0 : quantize(grid[i], TOP_QUANT);
   }
   deltaRows(idx, topK);
   return { pooled, idx, val };
@@ -210,6 +219,12 @@ export function packLayers(
   // halve top-k and the overview until every head fits in that form.
   let topK = Math.min(options.topK, tk);
   let side = options.pooledSize;
+  // A page shows one layer first and inflates its heads then: at most
+  // MAX_LAYER_CELLS overview cells per layer keep that quick (T = 4,096,
+  // 8 heads: 256 x 256).
+  while (heads * Math.min(tq, side) * Math.min(tk, side) > MAX_LAYER_CELLS) {
+    side >>= 1;
+  }
   let rows = 0, cols = 0, reducedCost = 0;
   for (;;) {
     rows = Math.min(tq, side);
@@ -245,8 +260,9 @@ export function packLayers(
   let stopFull = false;
   const out: { layer: number; heads: HeadBlock[] }[] = [];
   let n = 0;
-  for (const layer of layers) {
+  for (const [li, layer] of layers.entries()) {
     const blocks: HeadBlock[] = [];
+    const causal = options.causal?.[li] ?? true;
     for (let h = 0; h < heads; h++, n++) {
       const remainingReduced = (total - n - 1) * reducedCost * 1.1;
       if (!stopFull) {
@@ -259,7 +275,15 @@ export function packLayers(
         }
         stopFull = true;
       }
-      const r = reducedHead(layer.scores, h, rows, cols, topK, idxBytes);
+      const r = reducedHead(
+        layer.scores,
+        h,
+        rows,
+        cols,
+        topK,
+        idxBytes,
+        causal,
+      );
       const p = deflate(r.pooled), i = deflate(r.idx), v = deflate(r.val);
       if (used + p.length + i.length + v.length > options.budget) {
         throw new RangeError(

@@ -10,6 +10,14 @@
 export const QUANT = 65535;
 
 /**
+ * A reduced head's top-k weights and pooled overview are stored as
+ * `round(w * TOP_QUANT)` (0 to 1000, still in two byte planes, the high one
+ * nearly all zeros): error at most 5e-4, and about a fifth of the bytes of
+ * 16-bit weights, whose low bytes are noise deflate cannot shrink.
+ */
+export const TOP_QUANT = 1000;
+
+/**
  * A compressed segment of the blob: `[at, at + len)`, inflating to `raw`
  * bytes. 16-bit arrays are stored as two byte planes (every high byte, then
  * every low byte).
@@ -29,11 +37,11 @@ export interface HeadBlock {
   head: number;
   /** `Tq x Tk` quantized weights, when the head is at full resolution. */
   full?: Segment;
-  /** A max-pooled `rows x cols` overview, when reduced. */
+  /** A max-pooled `rows x cols` overview, when reduced (`TOP_QUANT` steps). */
   pooled?: Segment;
   /** Top-k key columns per query row, ascending; each row's first index, then differences. */
   topIdx?: Segment;
-  /** Their quantized weights. */
+  /** Their weights in `TOP_QUANT` steps. */
   topVal?: Segment;
 }
 
@@ -78,6 +86,11 @@ export interface ExplorerMeta {
    * attention is causal.
    */
   arch: { window: number; kvHeads: number; causal: boolean }[];
+  /**
+   * Cross-attention: the query tokens (one per row) and the key tokens (one
+   * per column), shown as two strips; `labels` is then unused.
+   */
+  cross?: { queryLabels: string[]; keyLabels: string[] };
   /**
    * Compare mode: capture b's packing (its blob sits in `.ax-blob-b`), the
    * two names, and the diverging colour table for a - b.

@@ -83,6 +83,18 @@ export interface ExploreOptions {
    * @default {undefined} no comparison
    */
   compare?: ExploreSource;
+  /**
+   * Cross-attention (query tokens that are not the key tokens, shape
+   * `[Tq, H, Tk]`): one label per query row; give `keyLabels` too. The page
+   * shows two strips, queries and keys, and no causal mask.
+   * @default {undefined} self attention (one strip, `labels`)
+   */
+  queryLabels?: readonly string[];
+  /**
+   * Cross-attention: one label per key column; give `queryLabels` too.
+   * @default {undefined} self attention
+   */
+  keyLabels?: readonly string[];
 }
 
 /** Sizes of a rendered explorer. */
@@ -116,6 +128,7 @@ export class Explorer {
   #compare: AttentionLayer[] | null;
   #initialLayer: number;
   #initialQuery: number;
+  #cross: { queryLabels: string[]; keyLabels: string[] } | null;
   #html: Promise<{ html: string; stats: ExplorerStats }> | null = null;
 
   /** @internal Use {@linkcode explore}. */
@@ -142,6 +155,7 @@ export class Explorer {
       );
     }
     this.#layerMeta = resolveLayerMeta(layers, options.layerMeta);
+    this.#cross = crossLabels(layers[0].scores.shape, options);
     this.#compare = options.compare === undefined
       ? null
       : compareLayers(layers, options.compare);
@@ -264,6 +278,7 @@ export class Explorer {
       budget: share,
       topK: this.#options.topK,
       pooledSize: POOLED_SIZE,
+      causal: this.#layerMeta.map((m) => !this.#cross && (m?.causal ?? true)),
     });
     const [tq, heads, tk] = scores.shape;
     const total = this.#layers.length * heads;
@@ -306,10 +321,14 @@ export class Explorer {
       reduced,
       theme: this.#options.theme,
       ...(compared ? { compare: compared.spec } : {}),
+      ...(this.#cross ? { cross: this.#cross } : {}),
+      // Cross-attention has no causal mask and no window.
       arch: this.#layerMeta.map((m) => ({
-        window: m?.attention === "sliding_attention" ? m.slidingWindow! : 0,
+        window: !this.#cross && m?.attention === "sliding_attention"
+          ? m.slidingWindow!
+          : 0,
         kvHeads: m?.numKeyValueHeads ?? heads,
-        causal: m?.causal ?? true,
+        causal: !this.#cross && (m?.causal ?? true),
       })),
     };
     const arch0 = meta.arch[this.#initialLayer];
@@ -599,6 +618,29 @@ import type { LayerMeta } from "../data/layer_meta.ts";
 
 function lutBase64(color: Parameters<typeof colorTable>[0]): string {
   return colorTable(color).lut.toBase64();
+}
+
+/** Cross-attention's two label lists, checked against the shape. */
+function crossLabels(
+  shape: readonly number[],
+  options: ExploreOptions,
+): { queryLabels: string[]; keyLabels: string[] } | null {
+  const { queryLabels: q, keyLabels: k } = options;
+  if (q === undefined && k === undefined) return null;
+  if (q === undefined || k === undefined) {
+    throw new TypeError(
+      `Cannot explore cross-attention: only ${
+        q ? "queryLabels" : "keyLabels"
+      } given; pass both queryLabels (one per query row) and keyLabels (one per key column)`,
+    );
+  }
+  const [tq, , tk] = shape;
+  if (q.length !== tq || k.length !== tk) {
+    throw new RangeError(
+      `Cannot explore cross-attention: ${q.length} queryLabels and ${k.length} keyLabels for shape [${shape}]; pass ${tq} and ${tk}`,
+    );
+  }
+  return { queryLabels: q.map(String), keyLabels: k.map(String) };
 }
 
 /**

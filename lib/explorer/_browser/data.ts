@@ -7,9 +7,10 @@
  * @module
  */
 
+import { inflateSync } from "fflate";
 import { binMap, poolRowMax } from "../../charts/_scale.ts";
 import type { ExplorerMeta, Segment } from "../_protocol.ts";
-import { QUANT } from "../_protocol.ts";
+import { QUANT, TOP_QUANT } from "../_protocol.ts";
 
 /** How selected heads combine. */
 export type Combine = "mean" | "max";
@@ -17,9 +18,17 @@ export type Combine = "mean" | "max";
 /** One head's decoded arrays. */
 interface Head {
   full?: Uint16Array;
+  /** In `TOP_QUANT` steps. */
   pooled?: Uint16Array;
   topIdx?: Uint16Array | Uint32Array;
   topVal?: Uint16Array;
+}
+
+/** `TOP_QUANT` steps back on the `QUANT` scale, in place. */
+function rescaleTop(a: Uint16Array): Uint16Array {
+  const f = QUANT / TOP_QUANT;
+  for (let i = 0; i < a.length; i++) a[i] = Math.round(a[i] * f);
+  return a;
 }
 
 function base64Bytes(text: string): Uint8Array {
@@ -42,68 +51,83 @@ function joinPlanes(buffer: ArrayBuffer): Uint16Array {
   return out;
 }
 
-async function inflate(blob: Uint8Array, seg: Segment): Promise<ArrayBuffer> {
-  const part = blob.slice(seg.at, seg.at + seg.len);
-  const stream = new Blob([part]).stream().pipeThrough(
-    new DecompressionStream("deflate-raw"),
-  );
-  return await new Response(stream).arrayBuffer();
+/**
+ * One segment inflated, synchronously, into a buffer of its known size
+ * (fflate): Chromium's `DecompressionStream` took over a second for the 25
+ * MB of a T = 4,096 page, chunk by chunk through promises.
+ */
+function inflate(blob: Uint8Array, seg: Segment): ArrayBuffer {
+  const out = new Uint8Array(seg.raw);
+  inflateSync(blob.subarray(seg.at, seg.at + seg.len), { out });
+  return out.buffer;
 }
 
 /** The capture as the page holds it. */
 export class Capture {
   readonly meta: ExplorerMeta;
-  readonly heads: Head[][];
   /** Row index of each absolute position, -1 when not a captured query. */
   readonly rowOf: Int32Array;
+  #blob: Uint8Array;
+  #heads: (Head | undefined)[][];
   #pooledFull = new Map<string, Float32Array>();
 
-  private constructor(meta: ExplorerMeta, heads: Head[][]) {
+  private constructor(meta: ExplorerMeta, blob: Uint8Array) {
     this.meta = meta;
-    this.heads = heads;
+    this.#blob = blob;
+    this.#heads = meta.layers.map((l) => new Array(l.heads.length));
     this.rowOf = new Int32Array(meta.labels.length).fill(-1);
     meta.queryPositions.forEach((p, r) => {
       if (p < this.rowOf.length) this.rowOf[p] = r;
     });
   }
 
-  /** Decodes the header and blob of one explorer. */
-  static async load(meta: ExplorerMeta, blobText: string): Promise<Capture> {
-    const blob = base64Bytes(blobText.trim());
-    const u16 = async (seg: Segment) => joinPlanes(await inflate(blob, seg));
-    const k = meta.topK;
-    const heads = await Promise.all(
-      meta.layers.map((layer) =>
-        Promise.all(layer.heads.map(async (b) => {
-          const h: Head = {};
-          if (b.full) h.full = await u16(b.full);
-          if (b.pooled) h.pooled = await u16(b.pooled);
-          if (b.topVal) h.topVal = await u16(b.topVal);
-          if (b.topIdx) {
-            const idx = meta.idxBytes === 2
-              ? await u16(b.topIdx)
-              : new Uint32Array(await inflate(blob, b.topIdx));
-            // Each row's indices were stored as differences: sum them back.
-            for (let base = 0; base < idx.length; base += k) {
-              for (let j = 1; j < k; j++) idx[base + j] += idx[base + j - 1];
-            }
-            h.topIdx = idx;
-          }
-          return h;
-        }))
-      ),
-    );
-    return new Capture(meta, heads);
+  /**
+   * Reads the header and blob of one explorer. Heads are inflated when
+   * first used, so the first paint waits only for the layer it shows
+   * (a T = 4,096 page holds some 25 MB inflated).
+   */
+  static load(meta: ExplorerMeta, blobText: string): Promise<Capture> {
+    return Promise.resolve(new Capture(meta, base64Bytes(blobText.trim())));
+  }
+
+  /** One head's arrays, inflated on first use. */
+  head(layer: number, h: number): Head {
+    const done = this.#heads[layer][h];
+    if (done) return done;
+    const blob = this.#blob;
+    const b = this.meta.layers[layer].heads[h];
+    const u16 = (seg: Segment) => joinPlanes(inflate(blob, seg));
+    const k = this.meta.topK;
+    const head: Head = {};
+    if (b.full) head.full = u16(b.full);
+    // Reduced heads' weights come in `TOP_QUANT` steps: the top-k ones go
+    // on the full heads' scale (rows mix both); the overview stays.
+    if (b.pooled) head.pooled = u16(b.pooled);
+    if (b.topVal) head.topVal = rescaleTop(u16(b.topVal));
+    if (b.topIdx) {
+      const idx = this.meta.idxBytes === 2
+        ? u16(b.topIdx)
+        : new Uint32Array(inflate(blob, b.topIdx));
+      // Each row's indices were stored as differences: sum them back.
+      for (let base = 0; base < idx.length; base += k) {
+        for (let j = 1; j < k; j++) idx[base + j] += idx[base + j - 1];
+      }
+      head.topIdx = idx;
+    }
+    this.#heads[layer][h] = head;
+    return head;
   }
 
   /** Whether every one of these heads of the layer is at full resolution. */
   allFull(layer: number, heads: readonly number[]): boolean {
-    return heads.every((h) => this.heads[layer][h].full !== undefined);
+    return heads.every((h) =>
+      this.meta.layers[layer].heads[h].full !== undefined
+    );
   }
 
   /** One head's weight at (row, column); `null` when not embedded. */
   cell(layer: number, h: number, r: number, c: number): number | null {
-    const head = this.heads[layer][h];
+    const head = this.head(layer, h);
     const tk = this.meta.tk;
     if (head.full) return head.full[r * tk + c] / QUANT;
     const k = this.meta.topK;
@@ -134,7 +158,7 @@ export class Capture {
     out.fill(0);
     const tk = this.meta.tk, k = this.meta.topK;
     for (const h of heads) {
-      const head = this.heads[layer][h];
+      const head = this.head(layer, h);
       if (head.full) {
         const base = r * tk;
         const d = head.full;
@@ -188,7 +212,8 @@ export class Capture {
     const { tq, tk, keyOffset, queryPositions, pooled } = this.meta;
     grid = new Float32Array(pooled.rows * pooled.cols).fill(NaN);
     const colBin = binMap(tk, pooled.cols);
-    const full = this.heads[layer][h].full!;
+    const full = this.head(layer, h).full!;
+    const { causal } = this.arch(layer);
     for (let r = 0; r < tq; r++) {
       poolRowMax(
         full,
@@ -198,16 +223,39 @@ export class Capture {
         grid,
         Math.floor((r * pooled.rows) / tq) * pooled.cols,
         colBin,
-        queryPositions[r] + 1 - keyOffset,
+        causal ? queryPositions[r] + 1 - keyOffset : Infinity,
       );
     }
     this.#pooledFull.set(key, grid);
     return grid;
   }
 
+  /** The layer's sliding window (0: none) and whether it is causal. */
+  arch(layer: number): { window: number; causal: boolean } {
+    return this.meta.arch?.[layer] ?? { window: 0, causal: true };
+  }
+
+  /**
+   * Whether every (query, key) pair of an overview bin is masked for the
+   * layer: all in the future of a causal layer, or all outside its sliding
+   * window, as the main matrix masks single cells.
+   */
+  binMasked(layer: number, br: number, bc: number): boolean {
+    const { tq, tk, keyOffset, queryPositions, pooled } = this.meta;
+    const { window, causal } = this.arch(layer);
+    const { rows, cols } = pooled;
+    const firstRow = Math.floor((br * tq) / rows);
+    const lastRow = Math.min(tq - 1, Math.ceil(((br + 1) * tq) / rows) - 1);
+    const firstKey = keyOffset + Math.ceil((bc * tk) / cols);
+    const lastKey = keyOffset + Math.ceil(((bc + 1) * tk) / cols) - 1;
+    if (causal && firstKey > queryPositions[lastRow]) return true;
+    return window > 0 && lastKey <= queryPositions[firstRow] - window;
+  }
+
   /**
    * The whole layer as the overview grid: each head max-pooled, then the
-   * heads combined cell by cell. `NaN` marks bins entirely in the future.
+   * heads combined cell by cell. `NaN` marks masked bins (entirely in the
+   * future, or outside the sliding window), never zero attention.
    */
   pooledGrid(
     layer: number,
@@ -217,21 +265,17 @@ export class Capture {
     const { rows, cols } = this.meta.pooled;
     const out = new Float32Array(rows * cols);
     const grids = heads.map((h) => {
-      const head = this.heads[layer][h];
+      const head = this.head(layer, h);
       if (head.full) return this.#pooledOfFull(layer, h);
       const g = new Float32Array(rows * cols);
-      for (let i = 0; i < g.length; i++) g[i] = head.pooled![i] / QUANT;
+      const p = head.pooled!;
+      for (let i = 0; i < g.length; i++) g[i] = p[i] / TOP_QUANT;
       return g;
     });
-    const { tq, tk, keyOffset, queryPositions } = this.meta;
     for (let br = 0; br < rows; br++) {
-      // The latest query in this bin: keys past it are all masked.
-      const lastRow = Math.ceil(((br + 1) * tq) / rows) - 1;
-      const lastQ = queryPositions[Math.min(tq - 1, lastRow)];
       for (let bc = 0; bc < cols; bc++) {
-        const firstKey = keyOffset + Math.ceil((bc * tk) / cols);
         const i = br * cols + bc;
-        if (firstKey > lastQ) {
+        if (this.binMasked(layer, br, bc)) {
           out[i] = NaN;
           continue;
         }

@@ -44,6 +44,7 @@ export function createAxes(wrap: HTMLElement) {
       rowPos: (r: number) => number,
       colPos: (c: number) => number,
       label: AxisLabel,
+      colLabel: AxisLabel = label,
     ): void {
       const nr = v.r1 - v.r0, nc = v.c1 - v.c0;
       const rh = v.height / nr, cw = v.width / nc;
@@ -59,7 +60,7 @@ export function createAxes(wrap: HTMLElement) {
       cols.replaceChildren(...colTicks.map((i) => {
         const e = document.createElement("span");
         const p = colPos(v.c0 + i);
-        e.textContent = label(p, cw);
+        e.textContent = colLabel(p, cw);
         e.title = `key ${p}`;
         e.style.left = `${(i + 0.5) * cw}px`;
         return e;
