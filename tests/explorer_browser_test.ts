@@ -501,7 +501,13 @@ Deno.test({
         (e) => (e as HTMLElement).innerText,
       );
       assert.match(text, /needs scripts: run the notebook \(or trust it\)/);
-      assert.match(text, /Attention from query 35/); // the last prompt token
+      // The shaded text is a picture now (sanitizers keep <img>); its alt
+      // text names the query: the last prompt token.
+      const alt = await page.$eval(
+        ".ax-fallback img.ax-fb-text",
+        (e) => (e as HTMLImageElement).alt,
+      );
+      assert.match(alt, /Attention from query 35/);
       assert.deepEqual(errors, []);
     } finally {
       await browser.close();

@@ -257,7 +257,7 @@ export class Explorer {
     const labelsJson = scriptJson(this.#labels);
     const overhead = fallback.length + css.length + script.length +
       labelsJson.length * 1.2 + 4096;
-    const budget = Math.floor(((this.#options.maxBytes - overhead) * 3) / 4);
+    let budget = Math.floor(((this.#options.maxBytes - overhead) * 3) / 4);
     if (budget <= 0) {
       throw new RangeError(
         `Cannot explore in ${this.#options.maxBytes} bytes: the page itself needs about ${
@@ -265,92 +265,112 @@ export class Explorer {
         }; raise maxBytes`,
       );
     }
-    // Compare mode: a and b share the budget.
-    const share = this.#compare ? Math.floor(budget / 2) : budget;
-    const compared = this.#compare
-      ? packCompare(this.#compare, {
+    // The overhead above is an estimate (the meta JSON grows with the
+    // layers), so a page over maxBytes is packed again with the overshoot
+    // taken off the data's budget: maxBytes is a promise, not a target.
+    const build = (budget: number) => {
+      // Compare mode: a and b share the budget.
+      const share = this.#compare ? Math.floor(budget / 2) : budget;
+      const compared = this.#compare
+        ? packCompare(this.#compare, {
+          budget: share,
+          topK: this.#options.topK,
+          pooledSize: POOLED_SIZE,
+        })
+        : null;
+      const packed = packLayers(this.#layers, {
         budget: share,
         topK: this.#options.topK,
         pooledSize: POOLED_SIZE,
-      })
-      : null;
-    const packed = packLayers(this.#layers, {
-      budget: share,
-      topK: this.#options.topK,
-      pooledSize: POOLED_SIZE,
-      causal: this.#layerMeta.map((m) => !this.#cross && (m?.causal ?? true)),
-    });
-    const [tq, heads, tk] = scores.shape;
-    const total = this.#layers.length * heads;
-    const reduced = packed.reducedHeads === 0
-      ? ""
-      : `Reduced to fit ${
-        (this.#options.maxBytes / MIB).toFixed(1)
-      } MiB: ${packed.reducedHeads} of ${total} heads are embedded as a ${packed.pooled.rows}×${packed.pooled.cols} max-pooled overview plus the ${packed.topK} strongest keys of every query row (${packed.fullHeads} at full resolution)${
-        packed.topK < Math.min(this.#options.topK, tk)
-          ? `; the ${this.#options.topK} asked for did not fit`
-          : ""
-      }. In them, token shading, columns and zoomed cells use only those keys; hover marks cells that were not kept.`;
-    const meta: ExplorerMeta = {
-      version: 1,
-      title: this.#options.title,
-      tq,
-      tk,
-      keyOffset: scores.keyOffset,
-      queryPositions: [...scores.queryPositions],
-      labels: this.#labels,
-      hasLabels: this.#hasLabels,
-      types: this.#labels.map((_, p) =>
-        ({ language: "l", vision: "v", generated: "g", unknown: "u" })[
-          layer.tokenMeta.tokenType(p)
-        ]
-      ).join(""),
-      layers: packed.layers,
-      pooled: packed.pooled,
-      topK: packed.topK,
-      idxBytes: packed.idxBytes,
-      lut: {
-        matrix: lutBase64({
-          type: "linear",
-          scheme: "viridis",
-          domain: [0, 1],
-        }),
-        tokens: lutBase64({ type: "linear", scheme: "blues", domain: [0, 1] }),
-      },
-      initial: { layer: this.#initialLayer, query: this.#initialQuery },
-      reduced,
-      theme: this.#options.theme,
-      ...(compared ? { compare: compared.spec } : {}),
-      ...(this.#cross ? { cross: this.#cross } : {}),
-      // Cross-attention has no causal mask and no window.
-      arch: this.#layerMeta.map((m) => ({
-        window: !this.#cross && m?.attention === "sliding_attention"
-          ? m.slidingWindow!
-          : 0,
-        kvHeads: m?.numKeyValueHeads ?? heads,
-        causal: !this.#cross && (m?.causal ?? true),
-      })),
+        causal: this.#layerMeta.map((m) => !this.#cross && (m?.causal ?? true)),
+      });
+      const [tq, heads, tk] = scores.shape;
+      const total = this.#layers.length * heads;
+      const reduced = packed.reducedHeads === 0
+        ? ""
+        : `Reduced to fit ${
+          (this.#options.maxBytes / MIB).toFixed(1)
+        } MiB: ${packed.reducedHeads} of ${total} heads are embedded as a ${packed.pooled.rows}×${packed.pooled.cols} max-pooled overview plus the ${packed.topK} strongest keys of every query row (${packed.fullHeads} at full resolution)${
+          packed.topK < Math.min(this.#options.topK, tk)
+            ? `; the ${this.#options.topK} asked for did not fit`
+            : ""
+        }. In them, token shading, columns and zoomed cells use only those keys; hover marks cells that were not kept.`;
+      const meta: ExplorerMeta = {
+        version: 1,
+        title: this.#options.title,
+        tq,
+        tk,
+        keyOffset: scores.keyOffset,
+        queryPositions: [...scores.queryPositions],
+        labels: this.#labels,
+        hasLabels: this.#hasLabels,
+        types: this.#labels.map((_, p) =>
+          ({ language: "l", vision: "v", generated: "g", unknown: "u" })[
+            layer.tokenMeta.tokenType(p)
+          ]
+        ).join(""),
+        layers: packed.layers,
+        pooled: packed.pooled,
+        topK: packed.topK,
+        idxBytes: packed.idxBytes,
+        lut: {
+          matrix: lutBase64({
+            type: "linear",
+            scheme: "viridis",
+            domain: [0, 1],
+          }),
+          tokens: lutBase64({
+            type: "linear",
+            scheme: "blues",
+            domain: [0, 1],
+          }),
+        },
+        initial: { layer: this.#initialLayer, query: this.#initialQuery },
+        reduced,
+        theme: this.#options.theme,
+        ...(compared ? { compare: compared.spec } : {}),
+        ...(this.#cross ? { cross: this.#cross } : {}),
+        // Cross-attention has no causal mask and no window.
+        arch: this.#layerMeta.map((m) => ({
+          window: !this.#cross && m?.attention === "sliding_attention"
+            ? m.slidingWindow!
+            : 0,
+          kvHeads: m?.numKeyValueHeads ?? heads,
+          causal: !this.#cross && (m?.causal ?? true),
+        })),
+      };
+      const arch0 = meta.arch[this.#initialLayer];
+      const header =
+        `<div style="font-weight:bold;font-size:15px;margin:2px 0">${
+          escapeXml(this.#options.title)
+        }</div>`;
+      const html =
+        `<div class="attnscope-explorer" data-layer="${layer.layer}" data-heads="${
+          Array.from({ length: heads }, (_, h) => h).join(",")
+        }" data-mode="query"${
+          compared ? ' data-compare="1"' : ""
+        } data-theme="${this.#options.theme}" data-window="${
+          arch0.window || ""
+        }" data-causal="${
+          arch0.causal ? 1 : 0
+        }">${css}${header}${fallback}<script type="application/json" class="ax-meta">${
+          scriptJson(meta)
+        }</script><script type="application/octet-stream" class="ax-blob">${packed.blob.toBase64()}</script>${
+          compared
+            ? `<script type="application/octet-stream" class="ax-blob-b">${compared.blob}</script>`
+            : ""
+        }${script}</div>`;
+      return { html, packed, reduced };
     };
-    const arch0 = meta.arch[this.#initialLayer];
-    const header = `<div style="font-weight:bold;font-size:15px;margin:2px 0">${
-      escapeXml(this.#options.title)
-    }</div>`;
-    const html =
-      `<div class="attnscope-explorer" data-layer="${layer.layer}" data-heads="${
-        Array.from({ length: heads }, (_, h) => h).join(",")
-      }" data-mode="query"${
-        compared ? ' data-compare="1"' : ""
-      } data-theme="${this.#options.theme}" data-window="${
-        arch0.window || ""
-      }" data-causal="${
-        arch0.causal ? 1 : 0
-      }">${css}${header}${fallback}<script type="application/json" class="ax-meta">${
-        scriptJson(meta)
-      }</script><script type="application/octet-stream" class="ax-blob">${packed.blob.toBase64()}</script>${
-        compared
-          ? `<script type="application/octet-stream" class="ax-blob-b">${compared.blob}</script>`
-          : ""
-      }${script}</div>`;
+    let { html, packed, reduced } = build(budget);
+    for (let tries = 0; tries < 4; tries++) {
+      const over = new TextEncoder().encode(html).length -
+        this.#options.maxBytes;
+      if (over <= 0) break;
+      budget = Math.floor(budget - (over * 3) / 4 - 1024);
+      if (budget <= 0) break;
+      ({ html, packed, reduced } = build(budget));
+    }
     return {
       html,
       stats: {
@@ -375,7 +395,6 @@ export class Explorer {
    * ```ts
    * import { explore } from "./explorer.ts";
    * import { AttentionLayer } from "../data/layer.ts";
-import type { LayerMeta } from "../data/layer_meta.ts";
    * import { AttentionScores } from "../data/scores.ts";
    * import { TokenMeta } from "../data/token_meta.ts";
    * import assert from "node:assert/strict";
@@ -388,7 +407,7 @@ import type { LayerMeta } from "../data/layer_meta.ts";
    * });
    * const html = await explore(layer).toHTML();
    * assert.match(html, /class="attnscope-explorer"/);
-   * assert.match(html, /<img alt="attention heatmap/);
+   * assert.match(html, /<img class="ax-fb-heatmap" alt="attention heatmap/);
    * ```
    */
   async toHTML(): Promise<string> {
@@ -404,7 +423,6 @@ import type { LayerMeta } from "../data/layer_meta.ts";
    * ```ts
    * import { explore } from "./explorer.ts";
    * import { AttentionLayer } from "../data/layer.ts";
-import type { LayerMeta } from "../data/layer_meta.ts";
    * import { AttentionScores } from "../data/scores.ts";
    * import { TokenMeta } from "../data/token_meta.ts";
    * import assert from "node:assert/strict";
@@ -432,7 +450,6 @@ import type { LayerMeta } from "../data/layer_meta.ts";
    * ```ts
    * import { explore } from "./explorer.ts";
    * import { AttentionLayer } from "../data/layer.ts";
-import type { LayerMeta } from "../data/layer_meta.ts";
    * import { AttentionScores } from "../data/scores.ts";
    * import { TokenMeta } from "../data/token_meta.ts";
    * import assert from "node:assert/strict";
@@ -462,7 +479,6 @@ import type { LayerMeta } from "../data/layer_meta.ts";
    * ```ts
    * import { explore } from "./explorer.ts";
    * import { AttentionLayer } from "../data/layer.ts";
-import type { LayerMeta } from "../data/layer_meta.ts";
    * import { AttentionScores } from "../data/scores.ts";
    * import { TokenMeta } from "../data/token_meta.ts";
    * import assert from "node:assert/strict";
@@ -490,7 +506,6 @@ import type { LayerMeta } from "../data/layer_meta.ts";
    * ```ts
    * import { explore } from "./explorer.ts";
    * import { AttentionLayer } from "../data/layer.ts";
-import type { LayerMeta } from "../data/layer_meta.ts";
    * import { AttentionScores } from "../data/scores.ts";
    * import { TokenMeta } from "../data/token_meta.ts";
    * import assert from "node:assert/strict";
@@ -521,7 +536,6 @@ import type { LayerMeta } from "../data/layer_meta.ts";
    * ```ts
    * import { explore } from "./explorer.ts";
    * import { AttentionLayer } from "../data/layer.ts";
-import type { LayerMeta } from "../data/layer_meta.ts";
    * import { AttentionScores } from "../data/scores.ts";
    * import { TokenMeta } from "../data/token_meta.ts";
    * import assert from "node:assert/strict";
@@ -563,7 +577,6 @@ import type { LayerMeta } from "../data/layer_meta.ts";
    * ```ts
    * import { explore } from "./explorer.ts";
    * import { AttentionLayer } from "../data/layer.ts";
-import type { LayerMeta } from "../data/layer_meta.ts";
    * import { AttentionScores } from "../data/scores.ts";
    * import { TokenMeta } from "../data/token_meta.ts";
    * import assert from "node:assert/strict";
@@ -596,7 +609,6 @@ import type { LayerMeta } from "../data/layer_meta.ts";
    * import { explore } from "./explorer.ts";
    * import { JUPYTER_DISPLAY } from "../jupyter.ts";
    * import { AttentionLayer } from "../data/layer.ts";
-import type { LayerMeta } from "../data/layer_meta.ts";
    * import { AttentionScores } from "../data/scores.ts";
    * import { TokenMeta } from "../data/token_meta.ts";
    * import assert from "node:assert/strict";
