@@ -166,6 +166,9 @@ export class Forward {
       if (w.embed.data) {
         const bits = new Uint32Array(x.buffer, x.byteOffset + i * d * 4, d);
         widenInto(w.embed.data, w.embed.dtype, ids[i] * d, d, row, bits);
+      } else if (this.backend.readRow) {
+        // Row `id` of the tied head, widened exactly.
+        this.backend.readRow(w.head, ids[i], row);
       } else {
         // Row `id` of the tied head: I · W[id]ᵀ, exact (one product by 1).
         this.#identity ??= identity(d);
@@ -235,6 +238,46 @@ export class Forward {
     }
   }
 
+  /** The TypeScript softmax (with soft-capping), copying rows to the sink. */
+  #softmax(
+    scores: Float32Array,
+    m: number,
+    s: number,
+    p0: number,
+    window: number | null,
+    cap: number | null,
+    sink: Float32Array | Float16Array | undefined,
+    size: number,
+    nh: number,
+    head: number,
+  ): void {
+    for (let i = 0; i < m; i++) {
+      const pos = p0 + i;
+      const r = i * s;
+      const lo = window === null ? 0 : Math.max(0, pos - window + 1);
+      let max = -Infinity;
+      for (let k = lo; k <= pos; k++) {
+        let v = scores[r + k];
+        if (cap !== null) v = scores[r + k] = Math.tanh(v / cap) * cap;
+        if (v > max) max = v;
+      }
+      let sum = 0;
+      for (let k = lo; k <= pos; k++) {
+        const e = Math.fround(Math.exp(scores[r + k] - max));
+        scores[r + k] = e;
+        sum += e;
+      }
+      const inv = 1 / sum;
+      for (let k = 0; k < lo; k++) scores[r + k] = 0;
+      for (let k = lo; k <= pos; k++) scores[r + k] = scores[r + k] * inv;
+      for (let k = pos + 1; k < s; k++) scores[r + k] = 0;
+      if (sink && pos < size) {
+        const base = (pos * nh + head) * size;
+        for (let k = lo; k <= pos; k++) sink[base + k] = scores[r + k];
+      }
+    }
+  }
+
   #layer(l: number, m: number, p0: number, capture: CaptureSink | null): void {
     const c = this.config;
     const be = this.backend;
@@ -290,30 +333,21 @@ export class Forward {
         out: { data: scores, offset: 0, stride: s },
         alpha: scale,
       });
-      for (let i = 0; i < m; i++) {
-        const pos = p0 + i;
-        const r = i * s;
-        const lo = window === null ? 0 : Math.max(0, pos - window + 1);
-        let max = -Infinity;
-        for (let k = lo; k <= pos; k++) {
-          let v = scores[r + k];
-          if (cap !== null) v = scores[r + k] = Math.tanh(v / cap) * cap;
-          if (v > max) max = v;
+      if (cap === null && be.softmaxRows) {
+        be.softmaxRows(scores, m, s, p0, window);
+        if (sink) {
+          for (let i = 0; i < m; i++) {
+            const pos = p0 + i;
+            if (pos >= size) continue;
+            const lo = window === null ? 0 : Math.max(0, pos - window + 1);
+            sink.set(
+              scores.subarray(i * s + lo, i * s + pos + 1),
+              (pos * nh + head) * size + lo,
+            );
+          }
         }
-        let sum = 0;
-        for (let k = lo; k <= pos; k++) {
-          const e = Math.fround(Math.exp(scores[r + k] - max));
-          scores[r + k] = e;
-          sum += e;
-        }
-        const inv = 1 / sum;
-        for (let k = 0; k < lo; k++) scores[r + k] = 0;
-        for (let k = lo; k <= pos; k++) scores[r + k] = scores[r + k] * inv;
-        for (let k = pos + 1; k < s; k++) scores[r + k] = 0;
-        if (sink && pos < size) {
-          const base = (pos * nh + head) * size;
-          for (let k = lo; k <= pos; k++) sink[base + k] = scores[r + k];
-        }
+      } else {
+        this.#softmax(scores, m, s, p0, window, cap, sink, size, nh, head);
       }
       if (ablate?.has(head)) {
         for (let i = 0; i < m; i++) {
@@ -339,7 +373,10 @@ export class Forward {
     const mi = m * inter;
     const gate = this.#gate.subarray(0, mi);
     be.linear(hIn, m, lw.gate, gate);
-    if (c.activation === "gelu_tanh") {
+    if (be.activate) {
+      if (lw.up) be.linear(hIn, m, lw.up, this.#up.subarray(0, mi));
+      be.activate(gate, lw.up ? this.#up : null, mi, c.activation);
+    } else if (c.activation === "gelu_tanh") {
       const k0 = Math.sqrt(2 / Math.PI);
       for (let i = 0; i < mi; i++) {
         const v = gate[i];
@@ -348,7 +385,7 @@ export class Forward {
     } else {
       for (let i = 0; i < mi; i++) gate[i] = gate[i] / (1 + Math.exp(-gate[i]));
     }
-    if (lw.up) {
+    if (lw.up && !be.activate) {
       const up = this.#up.subarray(0, mi);
       be.linear(hIn, m, lw.up, up);
       for (let i = 0; i < mi; i++) gate[i] *= up[i];

@@ -158,6 +158,38 @@ export interface MatmulBackend {
    * `out` must not overlap `a` or `b`. Synchronous, like every call here.
    */
   matmul(op: MatmulOp): void;
+  /**
+   * In place, `gate[i] = act(gate[i]) · up[i]` (or `act(gate[i])` without
+   * `up`) for `i < n`, in float32: SiLU, or GELU with the tanh
+   * approximation. Optional: the forward pass does it in TypeScript
+   * without it.
+   */
+  activate?(
+    gate: Float32Array,
+    up: Float32Array | null,
+    n: number,
+    kind: "silu" | "gelu_tanh",
+  ): void;
+  /**
+   * In place, the causal (and sliding-window) softmax of an `m × n` block
+   * of scores whose row `i` is query position `p0 + i`: keys
+   * `[max(0, p0 + i - window + 1), p0 + i]` are kept (all up to
+   * `p0 + i` when `window` is `null`), every other column becomes 0.
+   * Optional, like {@linkcode MatmulBackend.activate}.
+   */
+  softmaxRows?(
+    scores: Float32Array,
+    m: number,
+    n: number,
+    p0: number,
+    window: number | null,
+  ): void;
+  /**
+   * Copies row `row` of a weight (one output feature's `cols` inputs),
+   * widened to float32 exactly, into `out` (for a tied head's embedding
+   * lookup). Optional: without it the caller multiplies by an identity.
+   */
+  readRow?(weight: WeightHandle, row: number, out: Float32Array): void;
   /** Frees a weight. */
   release(weight: WeightHandle): void;
   /** Frees everything, workers included. */

@@ -567,6 +567,90 @@ class WasmBackend implements MatmulBackend {
     }
   }
 
+  activate(
+    gate: Float32Array,
+    up: Float32Array | null,
+    n: number,
+    kind: "silu" | "gelu_tanh",
+  ): void {
+    this.#alive();
+    if (gate.length < n || (up && up.length < n)) {
+      throw new RangeError(
+        `Cannot activate: gate or up has fewer than ${n} elements; pass n elements in each`,
+      );
+    }
+    if (kind !== "silu" && kind !== "gelu_tanh") {
+      throw new TypeError(
+        `Cannot activate: activation ${kind} is not supported; use silu or gelu_tanh`,
+      );
+    }
+    if (n === 0) return;
+    const shard = this.#shards[0];
+    const io = shard.ioBuffer(n * 4 * (up ? 2 : 1));
+    const buf = shard.memory.buffer;
+    const g = new Float32Array(buf, io, n);
+    g.set(gate.subarray(0, n));
+    if (up) new Float32Array(buf, io + n * 4, n).set(up.subarray(0, n));
+    shard.main.activate(io, up ? io + n * 4 : 0, n, kind === "silu" ? 0 : 1);
+    gate.set(g);
+  }
+
+  softmaxRows(
+    scores: Float32Array,
+    m: number,
+    n: number,
+    p0: number,
+    window: number | null,
+  ): void {
+    this.#alive();
+    if (scores.length < m * n || p0 < 0 || (window !== null && window < 1)) {
+      throw new RangeError(
+        `Cannot take the softmax: ${scores.length} scores for ${m} x ${n}, p0 ${p0}, window ${window}; pass m * n scores, p0 >= 0 and a window of at least 1 or null`,
+      );
+    }
+    if (m === 0 || n === 0) return;
+    const shard = this.#shards[0];
+    const io = shard.ioBuffer(m * n * 4);
+    const s = new Float32Array(shard.memory.buffer, io, m * n);
+    s.set(scores.subarray(0, m * n));
+    shard.main.softmax_rows(io, m, n, p0, window ?? 0);
+    scores.set(s);
+  }
+
+  readRow(weight: WeightHandle, row: number, out: Float32Array): void {
+    this.#alive();
+    if (!(weight instanceof WasmWeight) || !weight.live) {
+      throw new TypeError(
+        "Cannot read a weight row: the handle is not a live upload of this backend; upload the weight first",
+      );
+    }
+    const { rows, cols, dtype, shard, ptr } = weight;
+    if (!Number.isInteger(row) || row < 0 || row >= rows) {
+      throw new RangeError(
+        `Cannot read a weight row: row ${row} is outside the weight's ${rows} rows; pass 0 <= row < rows`,
+      );
+    }
+    if (out.length < cols) {
+      throw new RangeError(
+        `Cannot read a weight row: out has ${out.length} elements for ${cols} columns; pass at least cols`,
+      );
+    }
+    // Panel layout: element (row, p) sits at panel row*8 + p*8 + row%8.
+    const buf = shard.memory.buffer;
+    const q = Math.floor(row / 8), c = row % 8;
+    if (dtype === "float32") {
+      const src = new Float32Array(buf, ptr + q * 8 * cols * 4, 8 * cols);
+      for (let p = 0; p < cols; p++) out[p] = src[p * 8 + c];
+    } else if (dtype === "bfloat16") {
+      const src = new Uint16Array(buf, ptr + q * 8 * cols * 2, 8 * cols);
+      const bits = new Uint32Array(out.buffer, out.byteOffset, cols);
+      for (let p = 0; p < cols; p++) bits[p] = src[p * 8 + c] << 16;
+    } else {
+      const src = new Float16Array(buf, ptr + q * 8 * cols * 2, 8 * cols);
+      for (let p = 0; p < cols; p++) out[p] = src[p * 8 + c];
+    }
+  }
+
   release(weight: WeightHandle): void {
     if (!(weight instanceof WasmWeight) || !weight.live) return;
     weight.live = false;

@@ -45,6 +45,14 @@ export interface SgemmExports {
     trans: number,
     dst: number,
   ): void;
+  activate(gate: number, up: number, n: number, kind: number): void;
+  softmax_rows(
+    s: number,
+    m: number,
+    n: number,
+    p0: number,
+    window: number,
+  ): void;
   __stack_pointer: WebAssembly.Global;
 }
 

@@ -249,3 +249,103 @@ __attribute__((export_name("pack_act"))) void pack_act(const float* b, int ldb, 
     }
   }
 }
+
+// ---- Elementwise kernels for the forward pass (attention softmax, MLP
+// activations), so their exps run four at a time instead of one Math.exp
+// per element.
+
+static inline __attribute__((always_inline)) v128_t splatf(float v) { return wasm_f32x4_splat(v); }
+
+// exp(x) for four lanes: Cephes' expf (range reduction by ln 2 in two
+// parts, a degree-5 polynomial, 2^n through the exponent bits), within
+// 1-2 ulp of the true value; x is clamped to [-87.3, 88.3], so results
+// below float's smallest normal flush to about 1.2e-38 and none overflow.
+static inline __attribute__((always_inline)) v128_t exp4(v128_t x) {
+  x = wasm_f32x4_min(wasm_f32x4_max(x, splatf(-87.33654f)), splatf(88.3762626647949f));
+  v128_t fx = wasm_f32x4_nearest(wasm_f32x4_mul(x, splatf(1.44269504088896341f)));
+  v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(fx, splatf(0.693359375f)));
+  r = wasm_f32x4_sub(r, wasm_f32x4_mul(fx, splatf(-2.12194440e-4f)));
+  v128_t y = splatf(1.9875691500E-4f);
+  y = wasm_f32x4_add(wasm_f32x4_mul(y, r), splatf(1.3981999507E-3f));
+  y = wasm_f32x4_add(wasm_f32x4_mul(y, r), splatf(8.3334519073E-3f));
+  y = wasm_f32x4_add(wasm_f32x4_mul(y, r), splatf(4.1665795894E-2f));
+  y = wasm_f32x4_add(wasm_f32x4_mul(y, r), splatf(1.6666665459E-1f));
+  y = wasm_f32x4_add(wasm_f32x4_mul(y, r), splatf(5.0000001201E-1f));
+  y = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(y, r), r), r), splatf(1.0f));
+  v128_t n = wasm_i32x4_trunc_sat_f32x4(fx);
+  v128_t pow2 = wasm_i32x4_shl(wasm_i32x4_add(n, wasm_i32x4_splat(127)), 23);
+  return wasm_f32x4_mul(y, pow2);
+}
+
+static inline float exp1(float x) {
+  return wasm_f32x4_extract_lane(exp4(wasm_f32x4_splat(x)), 0);
+}
+
+// gate[i] = act(gate[i]) * (up ? up[i] : 1) for i < n, where act is SiLU
+// (kind 0: v / (1 + e^-v)) or GELU with the tanh approximation (kind 1:
+// 0.5 v (1 + tanh(u)) with u = sqrt(2/pi) (v + 0.044715 v^3), computed as
+// the equal v / (1 + e^(-2u)), which has no cancellation).
+__attribute__((export_name("activate"))) void activate(float* gate, const float* up, int n, int kind) {
+  const v128_t one = splatf(1.0f);
+  const v128_t k2 = splatf(-2.0f * 0.7978845608028654f), c3 = splatf(0.044715f);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v128_t v = wasm_v128_load(gate + i);
+    v128_t t;
+    if (kind == 0) t = wasm_f32x4_neg(v);
+    else t = wasm_f32x4_mul(k2, wasm_f32x4_add(v, wasm_f32x4_mul(c3, wasm_f32x4_mul(v, wasm_f32x4_mul(v, v)))));
+    v128_t r = wasm_f32x4_div(v, wasm_f32x4_add(one, exp4(t)));
+    if (up) r = wasm_f32x4_mul(r, wasm_v128_load(up + i));
+    wasm_v128_store(gate + i, r);
+  }
+  for (; i < n; i++) {
+    float v = gate[i];
+    float t = kind == 0 ? -v : -2.0f * 0.7978845608028654f * (v + 0.044715f * (v * v * v));
+    float r = v / (1.0f + exp1(t));
+    gate[i] = up ? r * up[i] : r;
+  }
+}
+
+// Row-wise masked softmax in place over an m x n block of scores (row i is
+// query position p0 + i): keys [lo, p0 + i] are kept, with lo = 0, or
+// p0 + i - window + 1 for a sliding window (window > 0); every other
+// column becomes 0.
+__attribute__((export_name("softmax_rows"))) void softmax_rows(float* s, int m, int n, int p0, int window) {
+  for (int i = 0; i < m; i++) {
+    float* r = s + (long)i * n;
+    int pos = p0 + i;
+    int lo = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
+    int hi = pos + 1 < n ? pos + 1 : n;
+    v128_t mx4 = splatf(-__builtin_inff());
+    int k = lo;
+    for (; k + 4 <= hi; k += 4) mx4 = wasm_f32x4_max(mx4, wasm_v128_load(r + k));
+    float mx = wasm_f32x4_extract_lane(mx4, 0);
+    float l1 = wasm_f32x4_extract_lane(mx4, 1), l2 = wasm_f32x4_extract_lane(mx4, 2),
+          l3 = wasm_f32x4_extract_lane(mx4, 3);
+    mx = mx > l1 ? mx : l1;
+    mx = mx > l2 ? mx : l2;
+    mx = mx > l3 ? mx : l3;
+    for (; k < hi; k++) mx = mx > r[k] ? mx : r[k];
+    v128_t m4 = splatf(mx), sum4 = splatf(0.0f);
+    k = lo;
+    for (; k + 4 <= hi; k += 4) {
+      v128_t e = exp4(wasm_f32x4_sub(wasm_v128_load(r + k), m4));
+      wasm_v128_store(r + k, e);
+      sum4 = wasm_f32x4_add(sum4, e);
+    }
+    float sum = (wasm_f32x4_extract_lane(sum4, 0) + wasm_f32x4_extract_lane(sum4, 1)) +
+                (wasm_f32x4_extract_lane(sum4, 2) + wasm_f32x4_extract_lane(sum4, 3));
+    for (; k < hi; k++) {
+      float e = exp1(r[k] - mx);
+      r[k] = e;
+      sum += e;
+    }
+    float inv = 1.0f / sum;
+    v128_t inv4 = splatf(inv);
+    for (k = 0; k < lo; k++) r[k] = 0.0f;
+    k = lo;
+    for (; k + 4 <= hi; k += 4) wasm_v128_store(r + k, wasm_f32x4_mul(wasm_v128_load(r + k), inv4));
+    for (; k < hi; k++) r[k] = r[k] * inv;
+    for (k = hi; k < n; k++) r[k] = 0.0f;
+  }
+}
