@@ -96,6 +96,10 @@ static inline __attribute__((always_inline)) void tile(int mr, const float* xp, 
                                                       float alpha) {
   v128_t a0 = wasm_f32x4_splat(0), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0;
   v128_t a3 = a0, b3 = a0, a4 = a0, b4 = a0, a5 = a0, b5 = a0;
+  // Unrolled by 4 (the same sums in the same order): V8's loop overhead
+  // otherwise costs about a third of the tile's time (measured 27 -> 40
+  // GFLOP/s on one thread, 256x1536x576 bf16; 2 and 8 were slower).
+  _Pragma("clang loop unroll_count(4)")
   for (int p = 0; p < k; p++) {
     v128_t lo, hi;
     load8(w, dt, pbase + (long)p * 8, &lo, &hi);
