@@ -278,43 +278,26 @@ export class Forward {
     }
   }
 
-  #layer(l: number, m: number, p0: number, capture: CaptureSink | null): void {
+  /** Attention head by head through matmul (soft-capping, or a backend without attention). */
+  #attentionByHead(
+    l: number,
+    m: number,
+    p0: number,
+    s: number,
+    window: number | null,
+    sink: Float32Array | Float16Array | undefined,
+    size: number,
+  ): void {
     const c = this.config;
     const be = this.backend;
-    const lw = this.weights.layers[l];
-    const d = c.hiddenSize,
-      hd = c.headDim,
-      nh = c.numHeads,
-      kv = c.numKeyValueHeads;
+    const hd = c.headDim, nh = c.numHeads, kv = c.numKeyValueHeads;
     const qd = nh * hd, kvd = kv * hd;
-    const x = this.#x, h = this.#h, q = this.#q, att = this.#att, o = this.#o;
-    const md = m * d;
-    this.#norm(x, 0, h, 0, d, m, d, lw.inputNorm);
-    const hIn = h.subarray(0, md);
-    be.linear(hIn, m, lw.q, q.subarray(0, m * qd));
+    const q = this.#q, att = this.#att, scores = this.#scores;
     const kc = this.#kCache[l], vc = this.#vCache[l];
-    be.linear(hIn, m, lw.k, kc.subarray(p0 * kvd, (p0 + m) * kvd));
-    be.linear(hIn, m, lw.v, vc.subarray(p0 * kvd, (p0 + m) * kvd));
-    if (lw.qNorm && lw.kNorm) {
-      this.#norm(q, 0, q, 0, hd, m * nh, hd, lw.qNorm);
-      this.#norm(kc, p0 * kvd, kc, p0 * kvd, hd, m * kv, hd, lw.kNorm);
-    }
-    const sliding = c.layerTypes[l] === "sliding_attention";
-    const rope = sliding ? this.#ropeLocal : this.#ropeGlobal;
-    if (rope) {
-      rope.apply(q, 0, qd, m, nh, p0);
-      rope.apply(kc, p0 * kvd, kvd, m, kv, p0);
-    }
-    // Attention, head by head.
-    const s = p0 + m;
-    const scores = this.#scores;
     const scale = c.attnScaling[l];
     const cap = c.attnSoftcap;
-    const window = sliding ? c.slidingWindow : null;
     const rep = nh / kv;
     const ablate = this.#ablate[l];
-    const sink = capture?.layers[l];
-    const size = capture?.size ?? 0;
     for (let head = 0; head < nh; head++) {
       const g = Math.floor(head / rep);
       if (ablate?.has(head) && !sink) {
@@ -363,6 +346,87 @@ export class Forward {
         b: { data: vc, offset: g * hd, stride: kvd },
         out: { data: att, offset: head * hd, stride: qd },
       });
+    }
+  }
+
+  #layer(l: number, m: number, p0: number, capture: CaptureSink | null): void {
+    const c = this.config;
+    const be = this.backend;
+    const lw = this.weights.layers[l];
+    const d = c.hiddenSize,
+      hd = c.headDim,
+      nh = c.numHeads,
+      kv = c.numKeyValueHeads;
+    const qd = nh * hd, kvd = kv * hd;
+    const x = this.#x, h = this.#h, q = this.#q, att = this.#att, o = this.#o;
+    const md = m * d;
+    this.#norm(x, 0, h, 0, d, m, d, lw.inputNorm);
+    const hIn = h.subarray(0, md);
+    be.linear(hIn, m, lw.q, q.subarray(0, m * qd));
+    const kc = this.#kCache[l], vc = this.#vCache[l];
+    be.linear(hIn, m, lw.k, kc.subarray(p0 * kvd, (p0 + m) * kvd));
+    be.linear(hIn, m, lw.v, vc.subarray(p0 * kvd, (p0 + m) * kvd));
+    if (lw.qNorm && lw.kNorm) {
+      this.#norm(q, 0, q, 0, hd, m * nh, hd, lw.qNorm);
+      this.#norm(kc, p0 * kvd, kc, p0 * kvd, hd, m * kv, hd, lw.kNorm);
+    }
+    const sliding = c.layerTypes[l] === "sliding_attention";
+    const rope = sliding ? this.#ropeLocal : this.#ropeGlobal;
+    if (rope) {
+      rope.apply(q, 0, qd, m, nh, p0);
+      rope.apply(kc, p0 * kvd, kvd, m, kv, p0);
+    }
+    // Attention: all heads in one backend call where it can, else head by head.
+    const s = p0 + m;
+    const scale = c.attnScaling[l];
+    const cap = c.attnSoftcap;
+    const window = sliding ? c.slidingWindow : null;
+    const ablate = this.#ablate[l];
+    const sink = capture?.layers[l];
+    const size = capture?.size ?? 0;
+    if (cap === null && be.attention) {
+      // Heads in batches whose probabilities stay under 16 M floats.
+      const batch = Math.max(1, Math.floor((16 << 20) / (m * s)));
+      for (let h0 = 0; h0 < nh; h0 += batch) {
+        const h1 = Math.min(nh, h0 + batch);
+        const probs = be.attention({
+          m,
+          s,
+          headDim: hd,
+          heads: nh,
+          kvHeads: kv,
+          headStart: h0,
+          headEnd: h1,
+          p0,
+          window,
+          scale,
+          q,
+          k: kc,
+          v: vc,
+          out: att,
+        });
+        if (sink) {
+          for (let head = h0; head < h1; head++) {
+            for (let i = 0; i < m; i++) {
+              const pos = p0 + i;
+              if (pos >= size) continue;
+              const lo = window === null ? 0 : Math.max(0, pos - window + 1);
+              const r = ((head - h0) * m + i) * s;
+              sink.set(
+                probs.subarray(r + lo, r + pos + 1),
+                (pos * nh + head) * size + lo,
+              );
+            }
+          }
+        }
+      }
+      for (const head of ablate ?? []) {
+        for (let i = 0; i < m; i++) {
+          att.fill(0, i * qd + head * hd, i * qd + (head + 1) * hd);
+        }
+      }
+    } else {
+      this.#attentionByHead(l, m, p0, s, window, sink, size);
     }
     be.linear(att.subarray(0, m * qd), m, lw.o, o.subarray(0, md));
     if (lw.postAttnNorm) this.#norm(o, 0, o, 0, d, m, d, lw.postAttnNorm);

@@ -62,6 +62,43 @@ export interface MatmulOp {
   alpha?: number;
 }
 
+/**
+ * One layer's attention core for {@linkcode MatmulBackend.attention}: for
+ * each query head `h` in `[headStart, headEnd)` (KV head
+ * `floor(h / (heads / kvHeads))`), `P = softmax(scale · Q_h K_gᵀ)` under
+ * the causal (and sliding-window) mask, and `out_h = P V_g`.
+ */
+export interface AttentionOp {
+  /** Query rows (positions `p0 .. p0 + m - 1`). */
+  m: number;
+  /** Keys (positions `0 .. s - 1`), at least `p0 + m`. */
+  s: number;
+  /** Width of one head. */
+  headDim: number;
+  /** Query heads. */
+  heads: number;
+  /** Key/value heads (dividing `heads`). */
+  kvHeads: number;
+  /** First query head to run. */
+  headStart: number;
+  /** One past the last. */
+  headEnd: number;
+  /** Position of the first query row. */
+  p0: number;
+  /** Keys kept before each query (itself included), or `null` for all. */
+  window: number | null;
+  /** Multiplies the scores before the softmax. */
+  scale: number;
+  /** `m × heads · headDim` queries. */
+  q: Float32Array;
+  /** `s × kvHeads · headDim` keys (more rows may follow; unused). */
+  k: Float32Array;
+  /** `s × kvHeads · headDim` values, like `k`. */
+  v: Float32Array;
+  /** `m × heads · headDim`: the heads' columns are written, others kept. */
+  out: Float32Array;
+}
+
 /** A weight a backend has taken in; only that backend can use it. */
 export interface WeightHandle {
   /** Output features. */
@@ -158,6 +195,13 @@ export interface MatmulBackend {
    * `out` must not overlap `a` or `b`. Synchronous, like every call here.
    */
   matmul(op: MatmulOp): void;
+  /**
+   * Runs {@linkcode AttentionOp} and returns the probabilities as
+   * `[headEnd - headStart, m, s]` (zero where masked), a view valid until
+   * the backend's next call. Optional: without it the forward pass runs
+   * {@linkcode MatmulBackend.matmul} per head.
+   */
+  attention?(op: AttentionOp): Float32Array;
   /**
    * In place, `gate[i] = act(gate[i]) · up[i]` (or `act(gate[i])` without
    * `up`) for `i < n`, in float32: SiLU, or GELU with the tanh

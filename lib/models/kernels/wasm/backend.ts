@@ -17,6 +17,7 @@
 
 export type { MatmulBackend } from "../backend.ts";
 import type {
+  AttentionOp,
   MatmulBackend,
   MatmulOp,
   MatrixWeight,
@@ -565,6 +566,121 @@ class WasmBackend implements MatmulBackend {
         );
       }
     }
+  }
+
+  attention(op: AttentionOp): Float32Array {
+    this.#alive();
+    const {
+      m,
+      s,
+      headDim: hd,
+      heads,
+      kvHeads,
+      headStart: h0,
+      headEnd: h1,
+      p0,
+      window,
+      scale,
+    } = op;
+    const qd = heads * hd, kvd = kvHeads * hd;
+    if (
+      !(m > 0 && s >= p0 + m && hd > 0 && kvHeads > 0 &&
+        heads % kvHeads === 0 && 0 <= h0 && h0 < h1 && h1 <= heads &&
+        (window === null || window >= 1)) ||
+      op.q.length < m * qd || op.k.length < s * kvd ||
+      op.v.length < s * kvd || op.out.length < m * qd
+    ) {
+      throw new RangeError(
+        `Cannot run attention: heads [${h0}, ${h1}) of ${heads} (${kvHeads} KV), ${m} queries at ${p0} over ${s} keys, window ${window}, with q ${op.q.length}, k ${op.k.length}, v ${op.v.length}, out ${op.out.length} values; pass shapes that agree`,
+      );
+    }
+    const nh = h1 - h0;
+    const shard = this.#shards[0];
+    const ex = shard.main;
+    const threads = 2 * m * s * hd * nh >= PARALLEL_MIN
+      ? Math.min(this.#threads, nh)
+      : 1;
+    const per = ex.attn_scratch_floats(s, hd);
+    const sizes = [m * qd, s * kvd, s * kvd, nh * m * s, m * qd];
+    const floats = sizes.reduce((a, b) => a + Math.ceil(b / 4) * 4, 0) +
+      threads * per;
+    const io = shard.ioBuffer(floats * 4);
+    const ptrs: number[] = [];
+    let at = io;
+    for (const n of sizes) {
+      ptrs.push(at);
+      at += Math.ceil(n / 4) * 16;
+    }
+    const [qPtr, kPtr, vPtr, pPtr, oPtr] = ptrs;
+    const buf = shard.memory.buffer;
+    new Float32Array(buf, qPtr, m * qd).set(op.q.subarray(0, m * qd));
+    new Float32Array(buf, kPtr, s * kvd).set(op.k.subarray(0, s * kvd));
+    new Float32Array(buf, vPtr, s * kvd).set(op.v.subarray(0, s * kvd));
+    const rep = heads / kvHeads;
+    const parts = split(nh, threads);
+    const args = (t: number) => [
+      qPtr,
+      qd,
+      kPtr,
+      vPtr,
+      kvd,
+      m,
+      s,
+      hd,
+      h0 + parts[t][0],
+      h0 + parts[t][1],
+      h0,
+      rep,
+      p0,
+      window ?? 0,
+      scale,
+      pPtr,
+      oPtr,
+      qd,
+      at + t * per * 4,
+    ];
+    for (let t = 1; t < threads; t++) {
+      const b = (t - 1) * SLOT;
+      const a = b + C.args;
+      const v = args(t);
+      for (let i = 0; i < v.length; i++) this.#ctrl[a + i] = v[i];
+      this.#ctrlF[a + 14] = scale;
+      this.#ctrl[b + C.shard] = shard.index;
+      this.#command(t - 1, CMD.attn);
+    }
+    const v0 = args(0);
+    ex.attn_heads(
+      v0[0],
+      v0[1],
+      v0[2],
+      v0[3],
+      v0[4],
+      v0[5],
+      v0[6],
+      v0[7],
+      v0[8],
+      v0[9],
+      v0[10],
+      v0[11],
+      v0[12],
+      v0[13],
+      v0[14],
+      v0[15],
+      v0[16],
+      v0[17],
+      v0[18],
+    );
+    for (let t = 1; t < threads; t++) this.#wait(t - 1);
+    // Only this call's heads' columns go back.
+    const res = new Float32Array(buf, oPtr, m * qd);
+    const c0 = h0 * hd, c1 = h1 * hd;
+    if (c0 === 0 && c1 === qd) op.out.set(res);
+    else {
+      for (let i = 0; i < m; i++) {
+        op.out.set(res.subarray(i * qd + c0, i * qd + c1), i * qd + c0);
+      }
+    }
+    return new Float32Array(buf, pPtr, nh * m * s);
   }
 
   activate(

@@ -53,6 +53,28 @@ export interface SgemmExports {
     p0: number,
     window: number,
   ): void;
+  attn_scratch_floats(s: number, hd: number): number;
+  attn_heads(
+    q: number,
+    ldq: number,
+    k: number,
+    v: number,
+    ldkv: number,
+    m: number,
+    s: number,
+    hd: number,
+    h0: number,
+    h1: number,
+    hb: number,
+    rep: number,
+    p0: number,
+    window: number,
+    scale: number,
+    probs: number,
+    att: number,
+    ldo: number,
+    scratch: number,
+  ): void;
   __stack_pointer: WebAssembly.Global;
 }
 
@@ -83,9 +105,12 @@ export const C = {
   shards: 31,
 } as const;
 /** Commands. */
-export const CMD = { gemm: 1, yield: 2, exit: 3 } as const;
+export const CMD = { gemm: 1, yield: 2, exit: 3, attn: 4 } as const;
 /** Args of a gemm command: the 15 parameters of sgemm.c's gemm, alpha as float bits at index 13. */
 export const GEMM_ARGS = 15;
+
+/** Args of an attn command: the 19 parameters of sgemm.c's attn_heads, scale as float bits at index 14. */
+export const ATTN_ARGS = 19;
 
 /**
  * Instantiates the kernels on a shard's memory for one thread, with the

@@ -353,3 +353,39 @@ __attribute__((export_name("softmax_rows"))) void softmax_rows(float* s, int m, 
     for (k = hi; k < n; k++) r[k] = 0.0f;
   }
 }
+
+// Floats of scratch attn_heads needs per thread for s keys of width hd.
+__attribute__((export_name("attn_scratch_floats"))) int attn_scratch_floats(int s, int hd) {
+  int kk = s > hd ? s : hd;
+  return ((s + 7) / 8) * 8 * hd + ((hd + 7) / 8) * 8 * s + gemm_scratch_bytes(kk) / 4 + 16;
+}
+
+// The attention of query heads [h0, h1) for m query rows (positions p0 ..
+// p0 + m - 1) over s keys, all heads of one call sharing the data:
+// q is [m][ldq] with head h at column h*hd; k and v are [s][ldkv] with
+// KV head g = h / rep at column g*hd. Per head: scores = scale * Q K^T
+// into probs + (h - hb) * m * s (an m x s block), the masked softmax
+// (softmax_rows), then att[:, h*hd ..] = probs V with row stride ldo. K
+// and V are packed as panels once per KV head. `scratch` holds
+// attn_scratch_floats(s, hd) floats of this thread's own.
+__attribute__((export_name("attn_heads"))) void attn_heads(const float* q, int ldq, const float* k, const float* v,
+                                                          int ldkv, int m, int s, int hd, int h0, int h1, int hb,
+                                                          int rep, int p0, int window, float scale, float* probs,
+                                                          float* att, int ldo, float* scratch) {
+  float* pk = scratch;
+  float* pv = pk + (long)((s + 7) / 8) * 8 * hd;
+  float* gs = pv + (long)((hd + 7) / 8) * 8 * s;
+  int last = -1;
+  for (int h = h0; h < h1; h++) {
+    int g = h / rep;
+    if (g != last) {
+      pack_act(k + (long)g * hd, ldkv, s, hd, 1, pk);
+      pack_act(v + (long)g * hd, ldkv, hd, s, 0, pv);
+      last = g;
+    }
+    float* ph = probs + (long)(h - hb) * m * s;
+    gemm_dt(DT_F32, q + (long)h * hd, ldq, m, pk, hd, 0, (s + 7) / 8, ph, s, 0, s, 0, scale, gs);
+    softmax_rows(ph, m, s, p0, window);
+    gemm_dt(DT_F32, ph, s, m, pv, s, 0, (hd + 7) / 8, att + (long)h * hd, ldo, 0, hd, 0, 1.0f, gs);
+  }
+}
