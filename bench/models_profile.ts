@@ -14,6 +14,7 @@
 
 import { loadModelFromFolder } from "../lib/models/load_model.ts";
 import type {
+  AttentionOp,
   MatmulBackend,
   MatmulOp,
   WeightHandle,
@@ -40,6 +41,12 @@ function wrap(be: MatmulBackend): MatmulBackend {
       const t = performance.now();
       be.readRow!(w, r, o);
       add("readRow (tied embedding)", performance.now() - t);
+    }),
+    attention: be.attention && ((op: AttentionOp) => {
+      const t = performance.now();
+      const r = be.attention!(op);
+      add(`attention m=${op.m > 1 ? "T" : "1"}`, performance.now() - t);
+      return r;
     }),
     activate: be.activate &&
       ((

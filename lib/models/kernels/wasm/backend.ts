@@ -30,7 +30,7 @@ import {
   C,
   CMD,
   instantiateShard,
-  SCRATCH_BYTES,
+  scratchBytes,
   type SgemmExports,
   SLOT,
   STACK_BYTES,
@@ -59,6 +59,8 @@ interface Block {
 class Shard {
   readonly memory: WebAssembly.Memory;
   readonly main: SgemmExports;
+  /** Bytes of each thread's packing scratch. */
+  readonly scratch: number;
   /** Per thread: [stack top, scratch]. */
   readonly threadAreas: number[][] = [];
   top = 0;
@@ -70,7 +72,8 @@ class Shard {
     readonly maxBytes: number,
     threads: number,
   ) {
-    const perThread = STACK_BYTES + SCRATCH_BYTES;
+    this.scratch = scratchBytes(maxBytes);
+    const perThread = STACK_BYTES + this.scratch;
     const fixed = 2 * PAGE + threads * perThread;
     this.memory = new WebAssembly.Memory({
       initial: Math.ceil(fixed / PAGE) + 1,
@@ -392,6 +395,7 @@ class WasmBackend implements MatmulBackend {
       this.#ctrl[a + 7] = q0 + parts[t][1];
       this.#ctrlF[a + 13] = args[13];
       this.#ctrl[a + 14] = shard.threadAreas[t][1];
+      this.#ctrl[a + 15] = shard.scratch;
       this.#ctrl[b + C.shard] = shard.index;
       this.#command(t - 1, CMD.gemm);
     }
@@ -412,6 +416,7 @@ class WasmBackend implements MatmulBackend {
       bias,
       alpha,
       shard.threadAreas[0][1],
+      shard.scratch,
     );
     for (let t = 1; t < threads; t++) this.#wait(t - 1);
   }

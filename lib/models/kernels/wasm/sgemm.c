@@ -163,9 +163,24 @@ static inline __attribute__((always_inline)) void tile1(const float* x, const vo
   store_row(o, a0, b0, c0, c1, bias, alpha);
 }
 
+// Rows of x per packed block: enough to keep 256 KiB in L2 while the
+// panels stream by, but at least 48 (within the thread's scratch budget): with only 6
+// rows, a k = 10240 product (gemma-3-4b's down_proj) reread all of W from
+// memory for every 6 rows; one thread of 150x2560x10240 bf16 went from
+// 24 to 36 GFLOP/s (best of 4 under load ~10).
+static inline int block_rows(int k, int budget) {
+  if (k < 1) k = 1;
+  int mc = (256 * 1024) / (4 * k);
+  int cap = budget / (4 * k);
+  int lo = 48 < cap ? 48 : cap;
+  if (mc < lo) mc = lo;
+  return mc < 6 ? 6 : (mc / 6) * 6;
+}
+
 static inline __attribute__((always_inline)) void gemm_dt(int dt, const float* x, int lda, int m, const void* w,
                                                          int k, int q0, int q1, float* out, int ldc, int cb, int ce,
-                                                         const float* bias, float alpha, float* scratch) {
+                                                         const float* bias, float alpha, float* scratch,
+                                                         int budget) {
   if (m == 1) {
     for (int q = q0; q < q1; q++) {
       int f0 = q * 8;
@@ -176,9 +191,7 @@ static inline __attribute__((always_inline)) void gemm_dt(int dt, const float* x
     }
     return;
   }
-  // Rows per block: keep the packed x block in L2 while the panels stream by.
-  int mc = (256 * 1024) / (4 * (k > 0 ? k : 1));
-  mc = mc < 6 ? 6 : (mc / 6) * 6;
+  int mc = block_rows(k, budget);
   for (int i0 = 0; i0 < m; i0 += mc) {
     int i1 = i0 + mc < m ? i0 + mc : m;
     packx(x, lda, i0, i1, k, scratch);
@@ -198,22 +211,21 @@ static inline __attribute__((always_inline)) void gemm_dt(int dt, const float* x
   }
 }
 
-// Bytes of scratch gemm needs for inner dimension k.
-__attribute__((export_name("gemm_scratch_bytes"))) int gemm_scratch_bytes(int k) {
-  int mc = (256 * 1024) / (4 * (k > 0 ? k : 1));
-  mc = mc < 6 ? 6 : (mc / 6) * 6;
-  return mc * k * 4;
+// Bytes of scratch gemm needs for inner dimension k within a budget of
+// `budget` bytes (more than the budget when even 6 rows do not fit).
+__attribute__((export_name("gemm_scratch_bytes"))) int gemm_scratch_bytes(int k, int budget) {
+  return block_rows(k, budget) * k * 4;
 }
 
 // out[i, j - cb] = alpha * sum_p x[i, p] * W[j, p] + bias[j], for rows
 // i < m and features j in [cb, ce) that lie in panels [q0, q1).
-// `scratch` holds gemm_scratch_bytes(k) bytes of this thread's own.
+// `scratch` holds gemm_scratch_bytes(k, budget) bytes of this thread's own.
 __attribute__((export_name("gemm"))) void gemm(const float* x, int lda, int m, const void* w, int dt, int k,
                                                 int q0, int q1, float* out, int ldc, int cb, int ce,
-                                                const float* bias, float alpha, float* scratch) {
-  if (dt == DT_F32) gemm_dt(DT_F32, x, lda, m, w, k, q0, q1, out, ldc, cb, ce, bias, alpha, scratch);
-  else if (dt == DT_BF16) gemm_dt(DT_BF16, x, lda, m, w, k, q0, q1, out, ldc, cb, ce, bias, alpha, scratch);
-  else gemm_dt(DT_F16, x, lda, m, w, k, q0, q1, out, ldc, cb, ce, bias, alpha, scratch);
+                                                const float* bias, float alpha, float* scratch, int budget) {
+  if (dt == DT_F32) gemm_dt(DT_F32, x, lda, m, w, k, q0, q1, out, ldc, cb, ce, bias, alpha, scratch, budget);
+  else if (dt == DT_BF16) gemm_dt(DT_BF16, x, lda, m, w, k, q0, q1, out, ldc, cb, ce, bias, alpha, scratch, budget);
+  else gemm_dt(DT_F16, x, lda, m, w, k, q0, q1, out, ldc, cb, ce, bias, alpha, scratch, budget);
 }
 
 // Packs rows [r0, r0 + nrows) of a row-major [rows][k] weight (src holds
@@ -354,10 +366,12 @@ __attribute__((export_name("softmax_rows"))) void softmax_rows(float* s, int m, 
   }
 }
 
+#define ATTN_BUDGET (2 << 20)
+
 // Floats of scratch attn_heads needs per thread for s keys of width hd.
 __attribute__((export_name("attn_scratch_floats"))) int attn_scratch_floats(int s, int hd) {
   int kk = s > hd ? s : hd;
-  return ((s + 7) / 8) * 8 * hd + ((hd + 7) / 8) * 8 * s + gemm_scratch_bytes(kk) / 4 + 16;
+  return ((s + 7) / 8) * 8 * hd + ((hd + 7) / 8) * 8 * s + gemm_scratch_bytes(kk, ATTN_BUDGET) / 4 + 16;
 }
 
 // The attention of query heads [h0, h1) for m query rows (positions p0 ..
@@ -384,8 +398,8 @@ __attribute__((export_name("attn_heads"))) void attn_heads(const float* q, int l
       last = g;
     }
     float* ph = probs + (long)(h - hb) * m * s;
-    gemm_dt(DT_F32, q + (long)h * hd, ldq, m, pk, hd, 0, (s + 7) / 8, ph, s, 0, s, 0, scale, gs);
+    gemm_dt(DT_F32, q + (long)h * hd, ldq, m, pk, hd, 0, (s + 7) / 8, ph, s, 0, s, 0, scale, gs, ATTN_BUDGET);
     softmax_rows(ph, m, s, p0, window);
-    gemm_dt(DT_F32, ph, s, m, pv, s, 0, (hd + 7) / 8, att + (long)h * hd, ldo, 0, hd, 0, 1.0f, gs);
+    gemm_dt(DT_F32, ph, s, m, pv, s, 0, (hd + 7) / 8, att + (long)h * hd, ldo, 0, hd, 0, 1.0f, gs, ATTN_BUDGET);
   }
 }

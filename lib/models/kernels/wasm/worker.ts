@@ -56,6 +56,7 @@ function loop(): void {
         ctrl[a + 12] >>> 0,
         ctrlF[a + 13],
         ctrl[a + 14] >>> 0,
+        ctrl[a + 15],
       );
       Atomics.store(ctrl, base + C.done, seen);
       Atomics.notify(ctrl, base + C.done);
