@@ -166,6 +166,9 @@ export class Forward {
       if (w.embed.data) {
         const bits = new Uint32Array(x.buffer, x.byteOffset + i * d * 4, d);
         widenInto(w.embed.data, w.embed.dtype, ids[i] * d, d, row, bits);
+      } else if (this.backend.readRow) {
+        // Row `id` of the tied head, widened exactly.
+        this.backend.readRow(w.head, ids[i], row);
       } else {
         // Row `id` of the tied head: I · W[id]ᵀ, exact (one product by 1).
         this.#identity ??= identity(d);
@@ -235,6 +238,117 @@ export class Forward {
     }
   }
 
+  /** The TypeScript softmax (with soft-capping), copying rows to the sink. */
+  #softmax(
+    scores: Float32Array,
+    m: number,
+    s: number,
+    p0: number,
+    window: number | null,
+    cap: number | null,
+    sink: Float32Array | Float16Array | undefined,
+    size: number,
+    nh: number,
+    head: number,
+  ): void {
+    for (let i = 0; i < m; i++) {
+      const pos = p0 + i;
+      const r = i * s;
+      const lo = window === null ? 0 : Math.max(0, pos - window + 1);
+      let max = -Infinity;
+      for (let k = lo; k <= pos; k++) {
+        let v = scores[r + k];
+        if (cap !== null) v = scores[r + k] = Math.tanh(v / cap) * cap;
+        if (v > max) max = v;
+      }
+      let sum = 0;
+      for (let k = lo; k <= pos; k++) {
+        const e = Math.fround(Math.exp(scores[r + k] - max));
+        scores[r + k] = e;
+        sum += e;
+      }
+      const inv = 1 / sum;
+      for (let k = 0; k < lo; k++) scores[r + k] = 0;
+      for (let k = lo; k <= pos; k++) scores[r + k] = scores[r + k] * inv;
+      for (let k = pos + 1; k < s; k++) scores[r + k] = 0;
+      if (sink && pos < size) {
+        const base = (pos * nh + head) * size;
+        for (let k = lo; k <= pos; k++) sink[base + k] = scores[r + k];
+      }
+    }
+  }
+
+  /** Attention head by head through matmul (soft-capping, or a backend without attention). */
+  #attentionByHead(
+    l: number,
+    m: number,
+    p0: number,
+    s: number,
+    window: number | null,
+    sink: Float32Array | Float16Array | undefined,
+    size: number,
+  ): void {
+    const c = this.config;
+    const be = this.backend;
+    const hd = c.headDim, nh = c.numHeads, kv = c.numKeyValueHeads;
+    const qd = nh * hd, kvd = kv * hd;
+    const q = this.#q, att = this.#att, scores = this.#scores;
+    const kc = this.#kCache[l], vc = this.#vCache[l];
+    const scale = c.attnScaling[l];
+    const cap = c.attnSoftcap;
+    const rep = nh / kv;
+    const ablate = this.#ablate[l];
+    for (let head = 0; head < nh; head++) {
+      const g = Math.floor(head / rep);
+      if (ablate?.has(head) && !sink) {
+        for (let i = 0; i < m; i++) {
+          att.fill(0, i * qd + head * hd, i * qd + (head + 1) * hd);
+        }
+        continue;
+      }
+      be.matmul({
+        m,
+        n: s,
+        k: hd,
+        a: { data: q, offset: head * hd, stride: qd },
+        b: { data: kc, offset: g * hd, stride: kvd },
+        transposeB: true,
+        out: { data: scores, offset: 0, stride: s },
+        alpha: scale,
+      });
+      if (cap === null && be.softmaxRows) {
+        be.softmaxRows(scores, m, s, p0, window);
+        if (sink) {
+          for (let i = 0; i < m; i++) {
+            const pos = p0 + i;
+            if (pos >= size) continue;
+            const lo = window === null ? 0 : Math.max(0, pos - window + 1);
+            sink.set(
+              scores.subarray(i * s + lo, i * s + pos + 1),
+              (pos * nh + head) * size + lo,
+            );
+          }
+        }
+      } else {
+        this.#softmax(scores, m, s, p0, window, cap, sink, size, nh, head);
+      }
+      if (ablate?.has(head)) {
+        for (let i = 0; i < m; i++) {
+          att.fill(0, i * qd + head * hd, i * qd + (head + 1) * hd);
+        }
+        continue;
+      }
+      be.matmul({
+        m,
+        n: hd,
+        k: s,
+        a: { data: scores, offset: 0, stride: s },
+        b: { data: vc, offset: g * hd, stride: kvd },
+        out: { data: att, offset: head * hd, stride: qd },
+      });
+    }
+  }
+
   #layer(l: number, m: number, p0: number, capture: CaptureSink | null): void {
     const c = this.config;
     const be = this.backend;
@@ -262,73 +376,57 @@ export class Forward {
       rope.apply(q, 0, qd, m, nh, p0);
       rope.apply(kc, p0 * kvd, kvd, m, kv, p0);
     }
-    // Attention, head by head.
+    // Attention: all heads in one backend call where it can, else head by head.
     const s = p0 + m;
-    const scores = this.#scores;
     const scale = c.attnScaling[l];
     const cap = c.attnSoftcap;
     const window = sliding ? c.slidingWindow : null;
-    const rep = nh / kv;
     const ablate = this.#ablate[l];
     const sink = capture?.layers[l];
     const size = capture?.size ?? 0;
-    for (let head = 0; head < nh; head++) {
-      const g = Math.floor(head / rep);
-      if (ablate?.has(head) && !sink) {
+    if (cap === null && be.attention) {
+      // Heads in batches whose probabilities stay under 16 M floats.
+      const batch = Math.max(1, Math.floor((16 << 20) / (m * s)));
+      for (let h0 = 0; h0 < nh; h0 += batch) {
+        const h1 = Math.min(nh, h0 + batch);
+        const probs = be.attention({
+          m,
+          s,
+          headDim: hd,
+          heads: nh,
+          kvHeads: kv,
+          headStart: h0,
+          headEnd: h1,
+          p0,
+          window,
+          scale,
+          q,
+          k: kc,
+          v: vc,
+          out: att,
+        });
+        if (sink) {
+          for (let head = h0; head < h1; head++) {
+            for (let i = 0; i < m; i++) {
+              const pos = p0 + i;
+              if (pos >= size) continue;
+              const lo = window === null ? 0 : Math.max(0, pos - window + 1);
+              const r = ((head - h0) * m + i) * s;
+              sink.set(
+                probs.subarray(r + lo, r + pos + 1),
+                (pos * nh + head) * size + lo,
+              );
+            }
+          }
+        }
+      }
+      for (const head of ablate ?? []) {
         for (let i = 0; i < m; i++) {
           att.fill(0, i * qd + head * hd, i * qd + (head + 1) * hd);
         }
-        continue;
       }
-      be.matmul({
-        m,
-        n: s,
-        k: hd,
-        a: { data: q, offset: head * hd, stride: qd },
-        b: { data: kc, offset: g * hd, stride: kvd },
-        transposeB: true,
-        out: { data: scores, offset: 0, stride: s },
-        alpha: scale,
-      });
-      for (let i = 0; i < m; i++) {
-        const pos = p0 + i;
-        const r = i * s;
-        const lo = window === null ? 0 : Math.max(0, pos - window + 1);
-        let max = -Infinity;
-        for (let k = lo; k <= pos; k++) {
-          let v = scores[r + k];
-          if (cap !== null) v = scores[r + k] = Math.tanh(v / cap) * cap;
-          if (v > max) max = v;
-        }
-        let sum = 0;
-        for (let k = lo; k <= pos; k++) {
-          const e = Math.fround(Math.exp(scores[r + k] - max));
-          scores[r + k] = e;
-          sum += e;
-        }
-        const inv = 1 / sum;
-        for (let k = 0; k < lo; k++) scores[r + k] = 0;
-        for (let k = lo; k <= pos; k++) scores[r + k] = scores[r + k] * inv;
-        for (let k = pos + 1; k < s; k++) scores[r + k] = 0;
-        if (sink && pos < size) {
-          const base = (pos * nh + head) * size;
-          for (let k = lo; k <= pos; k++) sink[base + k] = scores[r + k];
-        }
-      }
-      if (ablate?.has(head)) {
-        for (let i = 0; i < m; i++) {
-          att.fill(0, i * qd + head * hd, i * qd + (head + 1) * hd);
-        }
-        continue;
-      }
-      be.matmul({
-        m,
-        n: hd,
-        k: s,
-        a: { data: scores, offset: 0, stride: s },
-        b: { data: vc, offset: g * hd, stride: kvd },
-        out: { data: att, offset: head * hd, stride: qd },
-      });
+    } else {
+      this.#attentionByHead(l, m, p0, s, window, sink, size);
     }
     be.linear(att.subarray(0, m * qd), m, lw.o, o.subarray(0, md));
     if (lw.postAttnNorm) this.#norm(o, 0, o, 0, d, m, d, lw.postAttnNorm);
@@ -339,7 +437,10 @@ export class Forward {
     const mi = m * inter;
     const gate = this.#gate.subarray(0, mi);
     be.linear(hIn, m, lw.gate, gate);
-    if (c.activation === "gelu_tanh") {
+    if (be.activate) {
+      if (lw.up) be.linear(hIn, m, lw.up, this.#up.subarray(0, mi));
+      be.activate(gate, lw.up ? this.#up : null, mi, c.activation);
+    } else if (c.activation === "gelu_tanh") {
       const k0 = Math.sqrt(2 / Math.PI);
       for (let i = 0; i < mi; i++) {
         const v = gate[i];
@@ -348,7 +449,7 @@ export class Forward {
     } else {
       for (let i = 0; i < mi; i++) gate[i] = gate[i] / (1 + Math.exp(-gate[i]));
     }
-    if (lw.up) {
+    if (lw.up && !be.activate) {
       const up = this.#up.subarray(0, mi);
       be.linear(hIn, m, lw.up, up);
       for (let i = 0; i < mi; i++) gate[i] *= up[i];

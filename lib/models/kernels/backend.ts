@@ -62,6 +62,43 @@ export interface MatmulOp {
   alpha?: number;
 }
 
+/**
+ * One layer's attention core for {@linkcode MatmulBackend.attention}: for
+ * each query head `h` in `[headStart, headEnd)` (KV head
+ * `floor(h / (heads / kvHeads))`), `P = softmax(scale · Q_h K_gᵀ)` under
+ * the causal (and sliding-window) mask, and `out_h = P V_g`.
+ */
+export interface AttentionOp {
+  /** Query rows (positions `p0 .. p0 + m - 1`). */
+  m: number;
+  /** Keys (positions `0 .. s - 1`), at least `p0 + m`. */
+  s: number;
+  /** Width of one head. */
+  headDim: number;
+  /** Query heads. */
+  heads: number;
+  /** Key/value heads (dividing `heads`). */
+  kvHeads: number;
+  /** First query head to run. */
+  headStart: number;
+  /** One past the last. */
+  headEnd: number;
+  /** Position of the first query row. */
+  p0: number;
+  /** Keys kept before each query (itself included), or `null` for all. */
+  window: number | null;
+  /** Multiplies the scores before the softmax. */
+  scale: number;
+  /** `m × heads · headDim` queries. */
+  q: Float32Array;
+  /** `s × kvHeads · headDim` keys (more rows may follow; unused). */
+  k: Float32Array;
+  /** `s × kvHeads · headDim` values, like `k`. */
+  v: Float32Array;
+  /** `m × heads · headDim`: the heads' columns are written, others kept. */
+  out: Float32Array;
+}
+
 /** A weight a backend has taken in; only that backend can use it. */
 export interface WeightHandle {
   /** Output features. */
@@ -158,6 +195,45 @@ export interface MatmulBackend {
    * `out` must not overlap `a` or `b`. Synchronous, like every call here.
    */
   matmul(op: MatmulOp): void;
+  /**
+   * Runs {@linkcode AttentionOp} and returns the probabilities as
+   * `[headEnd - headStart, m, s]` (zero where masked), a view valid until
+   * the backend's next call. Optional: without it the forward pass runs
+   * {@linkcode MatmulBackend.matmul} per head.
+   */
+  attention?(op: AttentionOp): Float32Array;
+  /**
+   * In place, `gate[i] = act(gate[i]) · up[i]` (or `act(gate[i])` without
+   * `up`) for `i < n`, in float32: SiLU, or GELU with the tanh
+   * approximation. Optional: the forward pass does it in TypeScript
+   * without it.
+   */
+  activate?(
+    gate: Float32Array,
+    up: Float32Array | null,
+    n: number,
+    kind: "silu" | "gelu_tanh",
+  ): void;
+  /**
+   * In place, the causal (and sliding-window) softmax of an `m × n` block
+   * of scores whose row `i` is query position `p0 + i`: keys
+   * `[max(0, p0 + i - window + 1), p0 + i]` are kept (all up to
+   * `p0 + i` when `window` is `null`), every other column becomes 0.
+   * Optional, like {@linkcode MatmulBackend.activate}.
+   */
+  softmaxRows?(
+    scores: Float32Array,
+    m: number,
+    n: number,
+    p0: number,
+    window: number | null,
+  ): void;
+  /**
+   * Copies row `row` of a weight (one output feature's `cols` inputs),
+   * widened to float32 exactly, into `out` (for a tied head's embedding
+   * lookup). Optional: without it the caller multiplies by an identity.
+   */
+  readRow?(weight: WeightHandle, row: number, out: Float32Array): void;
   /** Frees a weight. */
   release(weight: WeightHandle): void;
   /** Frees everything, workers included. */

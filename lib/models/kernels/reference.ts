@@ -310,6 +310,47 @@ export class ReferenceBackend implements MatmulBackend {
   }
 
   /**
+   * Copies row `row` of a weight, widened to float32, into `out`.
+   *
+   * @param weight A handle from this backend.
+   * @param row The output feature.
+   * @param out At least `cols` values.
+   *
+   * @example
+   * ```ts
+   * import { ReferenceBackend } from "./reference.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const backend = new ReferenceBackend();
+   * const w = backend.upload({ rows: 2, cols: 2, dtype: "bfloat16", data: new Uint16Array([0x3f80, 0, 0xc000, 0x4000]) });
+   * const out = new Float32Array(2);
+   * backend.readRow(w, 1, out);
+   * assert.deepEqual([...out], [-2, 2]);
+   * ```
+   */
+  readRow(weight: WeightHandle, row: number, out: Float32Array): void {
+    const w = weight as ReferenceWeight;
+    if (!this.#weights.has(w) || !w.data) {
+      throw new TypeError(
+        "Cannot read a weight row: the weight was not uploaded to this backend or was released; upload it first",
+      );
+    }
+    if (!Number.isInteger(row) || row < 0 || row >= w.rows) {
+      throw new RangeError(
+        `Cannot read a weight row: row ${row} is outside the weight's ${w.rows} rows; pass 0 <= row < rows`,
+      );
+    }
+    widenInto(
+      w.data,
+      w.dtype,
+      row * w.cols,
+      w.cols,
+      out,
+      new Uint32Array(out.buffer, out.byteOffset, w.cols),
+    );
+  }
+
+  /**
    * Drops a weight; using its handle afterwards throws.
    *
    * @param weight A handle from this backend.

@@ -17,6 +17,7 @@
 
 export type { MatmulBackend } from "../backend.ts";
 import type {
+  AttentionOp,
   MatmulBackend,
   MatmulOp,
   MatrixWeight,
@@ -29,7 +30,7 @@ import {
   C,
   CMD,
   instantiateShard,
-  SCRATCH_BYTES,
+  scratchBytes,
   type SgemmExports,
   SLOT,
   STACK_BYTES,
@@ -58,6 +59,8 @@ interface Block {
 class Shard {
   readonly memory: WebAssembly.Memory;
   readonly main: SgemmExports;
+  /** Bytes of each thread's packing scratch. */
+  readonly scratch: number;
   /** Per thread: [stack top, scratch]. */
   readonly threadAreas: number[][] = [];
   top = 0;
@@ -69,7 +72,8 @@ class Shard {
     readonly maxBytes: number,
     threads: number,
   ) {
-    const perThread = STACK_BYTES + SCRATCH_BYTES;
+    this.scratch = scratchBytes(maxBytes);
+    const perThread = STACK_BYTES + this.scratch;
     const fixed = 2 * PAGE + threads * perThread;
     this.memory = new WebAssembly.Memory({
       initial: Math.ceil(fixed / PAGE) + 1,
@@ -391,6 +395,7 @@ class WasmBackend implements MatmulBackend {
       this.#ctrl[a + 7] = q0 + parts[t][1];
       this.#ctrlF[a + 13] = args[13];
       this.#ctrl[a + 14] = shard.threadAreas[t][1];
+      this.#ctrl[a + 15] = shard.scratch;
       this.#ctrl[b + C.shard] = shard.index;
       this.#command(t - 1, CMD.gemm);
     }
@@ -411,6 +416,7 @@ class WasmBackend implements MatmulBackend {
       bias,
       alpha,
       shard.threadAreas[0][1],
+      shard.scratch,
     );
     for (let t = 1; t < threads; t++) this.#wait(t - 1);
   }
@@ -564,6 +570,205 @@ class WasmBackend implements MatmulBackend {
           out.offset + i * out.stride,
         );
       }
+    }
+  }
+
+  attention(op: AttentionOp): Float32Array {
+    this.#alive();
+    const {
+      m,
+      s,
+      headDim: hd,
+      heads,
+      kvHeads,
+      headStart: h0,
+      headEnd: h1,
+      p0,
+      window,
+      scale,
+    } = op;
+    const qd = heads * hd, kvd = kvHeads * hd;
+    if (
+      !(m > 0 && s >= p0 + m && hd > 0 && kvHeads > 0 &&
+        heads % kvHeads === 0 && 0 <= h0 && h0 < h1 && h1 <= heads &&
+        (window === null || window >= 1)) ||
+      op.q.length < m * qd || op.k.length < s * kvd ||
+      op.v.length < s * kvd || op.out.length < m * qd
+    ) {
+      throw new RangeError(
+        `Cannot run attention: heads [${h0}, ${h1}) of ${heads} (${kvHeads} KV), ${m} queries at ${p0} over ${s} keys, window ${window}, with q ${op.q.length}, k ${op.k.length}, v ${op.v.length}, out ${op.out.length} values; pass shapes that agree`,
+      );
+    }
+    const nh = h1 - h0;
+    const shard = this.#shards[0];
+    const ex = shard.main;
+    const threads = 2 * m * s * hd * nh >= PARALLEL_MIN
+      ? Math.min(this.#threads, nh)
+      : 1;
+    const per = ex.attn_scratch_floats(s, hd);
+    const sizes = [m * qd, s * kvd, s * kvd, nh * m * s, m * qd];
+    const floats = sizes.reduce((a, b) => a + Math.ceil(b / 4) * 4, 0) +
+      threads * per;
+    const io = shard.ioBuffer(floats * 4);
+    const ptrs: number[] = [];
+    let at = io;
+    for (const n of sizes) {
+      ptrs.push(at);
+      at += Math.ceil(n / 4) * 16;
+    }
+    const [qPtr, kPtr, vPtr, pPtr, oPtr] = ptrs;
+    const buf = shard.memory.buffer;
+    new Float32Array(buf, qPtr, m * qd).set(op.q.subarray(0, m * qd));
+    new Float32Array(buf, kPtr, s * kvd).set(op.k.subarray(0, s * kvd));
+    new Float32Array(buf, vPtr, s * kvd).set(op.v.subarray(0, s * kvd));
+    const rep = heads / kvHeads;
+    const parts = split(nh, threads);
+    const args = (t: number) => [
+      qPtr,
+      qd,
+      kPtr,
+      vPtr,
+      kvd,
+      m,
+      s,
+      hd,
+      h0 + parts[t][0],
+      h0 + parts[t][1],
+      h0,
+      rep,
+      p0,
+      window ?? 0,
+      scale,
+      pPtr,
+      oPtr,
+      qd,
+      at + t * per * 4,
+    ];
+    for (let t = 1; t < threads; t++) {
+      const b = (t - 1) * SLOT;
+      const a = b + C.args;
+      const v = args(t);
+      for (let i = 0; i < v.length; i++) this.#ctrl[a + i] = v[i];
+      this.#ctrlF[a + 14] = scale;
+      this.#ctrl[b + C.shard] = shard.index;
+      this.#command(t - 1, CMD.attn);
+    }
+    const v0 = args(0);
+    ex.attn_heads(
+      v0[0],
+      v0[1],
+      v0[2],
+      v0[3],
+      v0[4],
+      v0[5],
+      v0[6],
+      v0[7],
+      v0[8],
+      v0[9],
+      v0[10],
+      v0[11],
+      v0[12],
+      v0[13],
+      v0[14],
+      v0[15],
+      v0[16],
+      v0[17],
+      v0[18],
+    );
+    for (let t = 1; t < threads; t++) this.#wait(t - 1);
+    // Only this call's heads' columns go back.
+    const res = new Float32Array(buf, oPtr, m * qd);
+    const c0 = h0 * hd, c1 = h1 * hd;
+    if (c0 === 0 && c1 === qd) op.out.set(res);
+    else {
+      for (let i = 0; i < m; i++) {
+        op.out.set(res.subarray(i * qd + c0, i * qd + c1), i * qd + c0);
+      }
+    }
+    return new Float32Array(buf, pPtr, nh * m * s);
+  }
+
+  activate(
+    gate: Float32Array,
+    up: Float32Array | null,
+    n: number,
+    kind: "silu" | "gelu_tanh",
+  ): void {
+    this.#alive();
+    if (gate.length < n || (up && up.length < n)) {
+      throw new RangeError(
+        `Cannot activate: gate or up has fewer than ${n} elements; pass n elements in each`,
+      );
+    }
+    if (kind !== "silu" && kind !== "gelu_tanh") {
+      throw new TypeError(
+        `Cannot activate: activation ${kind} is not supported; use silu or gelu_tanh`,
+      );
+    }
+    if (n === 0) return;
+    const shard = this.#shards[0];
+    const io = shard.ioBuffer(n * 4 * (up ? 2 : 1));
+    const buf = shard.memory.buffer;
+    const g = new Float32Array(buf, io, n);
+    g.set(gate.subarray(0, n));
+    if (up) new Float32Array(buf, io + n * 4, n).set(up.subarray(0, n));
+    shard.main.activate(io, up ? io + n * 4 : 0, n, kind === "silu" ? 0 : 1);
+    gate.set(g);
+  }
+
+  softmaxRows(
+    scores: Float32Array,
+    m: number,
+    n: number,
+    p0: number,
+    window: number | null,
+  ): void {
+    this.#alive();
+    if (scores.length < m * n || p0 < 0 || (window !== null && window < 1)) {
+      throw new RangeError(
+        `Cannot take the softmax: ${scores.length} scores for ${m} x ${n}, p0 ${p0}, window ${window}; pass m * n scores, p0 >= 0 and a window of at least 1 or null`,
+      );
+    }
+    if (m === 0 || n === 0) return;
+    const shard = this.#shards[0];
+    const io = shard.ioBuffer(m * n * 4);
+    const s = new Float32Array(shard.memory.buffer, io, m * n);
+    s.set(scores.subarray(0, m * n));
+    shard.main.softmax_rows(io, m, n, p0, window ?? 0);
+    scores.set(s);
+  }
+
+  readRow(weight: WeightHandle, row: number, out: Float32Array): void {
+    this.#alive();
+    if (!(weight instanceof WasmWeight) || !weight.live) {
+      throw new TypeError(
+        "Cannot read a weight row: the handle is not a live upload of this backend; upload the weight first",
+      );
+    }
+    const { rows, cols, dtype, shard, ptr } = weight;
+    if (!Number.isInteger(row) || row < 0 || row >= rows) {
+      throw new RangeError(
+        `Cannot read a weight row: row ${row} is outside the weight's ${rows} rows; pass 0 <= row < rows`,
+      );
+    }
+    if (out.length < cols) {
+      throw new RangeError(
+        `Cannot read a weight row: out has ${out.length} elements for ${cols} columns; pass at least cols`,
+      );
+    }
+    // Panel layout: element (row, p) sits at panel row*8 + p*8 + row%8.
+    const buf = shard.memory.buffer;
+    const q = Math.floor(row / 8), c = row % 8;
+    if (dtype === "float32") {
+      const src = new Float32Array(buf, ptr + q * 8 * cols * 4, 8 * cols);
+      for (let p = 0; p < cols; p++) out[p] = src[p * 8 + c];
+    } else if (dtype === "bfloat16") {
+      const src = new Uint16Array(buf, ptr + q * 8 * cols * 2, 8 * cols);
+      const bits = new Uint32Array(out.buffer, out.byteOffset, cols);
+      for (let p = 0; p < cols; p++) bits[p] = src[p * 8 + c] << 16;
+    } else {
+      const src = new Float16Array(buf, ptr + q * 8 * cols * 2, 8 * cols);
+      for (let p = 0; p < cols; p++) out[p] = src[p * 8 + c];
     }
   }
 

@@ -10,6 +10,7 @@ import { SGEMM_WASM_BASE64 } from "./sgemm_wasm.ts";
 
 /** The exports of sgemm.c. */
 export interface SgemmExports {
+  /** sgemm.c's `gemm`. */
   gemm(
     x: number,
     lda: number,
@@ -26,8 +27,11 @@ export interface SgemmExports {
     bias: number,
     alpha: number,
     scratch: number,
+    budget: number,
   ): void;
-  gemm_scratch_bytes(k: number): number;
+  /** sgemm.c's `gemm_scratch_bytes`. */
+  gemm_scratch_bytes(k: number, budget: number): number;
+  /** sgemm.c's `pack`. */
   pack(
     src: number,
     es: number,
@@ -37,6 +41,7 @@ export interface SgemmExports {
     k: number,
     dst: number,
   ): void;
+  /** sgemm.c's `pack_act`. */
   pack_act(
     b: number,
     ldb: number,
@@ -45,6 +50,41 @@ export interface SgemmExports {
     trans: number,
     dst: number,
   ): void;
+  /** sgemm.c's `activate`. */
+  activate(gate: number, up: number, n: number, kind: number): void;
+  /** sgemm.c's `softmax_rows`. */
+  softmax_rows(
+    s: number,
+    m: number,
+    n: number,
+    p0: number,
+    window: number,
+  ): void;
+  /** sgemm.c's `attn_scratch_floats`. */
+  attn_scratch_floats(s: number, hd: number): number;
+  /** sgemm.c's `attn_heads`. */
+  attn_heads(
+    q: number,
+    ldq: number,
+    k: number,
+    v: number,
+    ldkv: number,
+    m: number,
+    s: number,
+    hd: number,
+    h0: number,
+    h1: number,
+    hb: number,
+    rep: number,
+    p0: number,
+    window: number,
+    scale: number,
+    probs: number,
+    att: number,
+    ldo: number,
+    scratch: number,
+  ): void;
+  /** The instance's stack pointer (set per thread). */
   __stack_pointer: WebAssembly.Global;
 }
 
@@ -61,8 +101,20 @@ export function sgemmModule(): WebAssembly.Module {
 
 /** Bytes of stack each thread's instance gets (the kernels use about 1 KiB). */
 export const STACK_BYTES = 64 * 1024;
-/** Bytes of packing scratch each thread gets per shard (gemm_scratch_bytes is at most 256 KiB + 24·k). */
-export const SCRATCH_BYTES = 1024 * 1024;
+/**
+ * Most bytes of packing scratch each thread gets per shard (a shard of
+ * under 64 MiB, as tests make, gives each a 32nd of itself, at least 256
+ * KiB); gemm stays within it for k up to a 24th of it.
+ */
+export const SCRATCH_BYTES = 2 * 1024 * 1024;
+
+/** The per-thread scratch of a shard of `maxBytes`. */
+export function scratchBytes(maxBytes: number): number {
+  return Math.min(
+    SCRATCH_BYTES,
+    Math.max(256 * 1024, Math.floor(maxBytes / 32 / 65536) * 65536),
+  );
+}
 /** Int32 slots of the control block per worker. */
 export const SLOT = 32;
 /** Slot indices inside one worker's block. */
@@ -75,9 +127,12 @@ export const C = {
   shards: 31,
 } as const;
 /** Commands. */
-export const CMD = { gemm: 1, yield: 2, exit: 3 } as const;
-/** Args of a gemm command: the 15 parameters of sgemm.c's gemm, alpha as float bits at index 13. */
-export const GEMM_ARGS = 15;
+export const CMD = { gemm: 1, yield: 2, exit: 3, attn: 4 } as const;
+/** Args of a gemm command: the 16 parameters of sgemm.c's gemm, alpha as float bits at index 13. */
+export const GEMM_ARGS = 16;
+
+/** Args of an attn command: the 19 parameters of sgemm.c's attn_heads, scale as float bits at index 14. */
+export const ATTN_ARGS = 19;
 
 /**
  * Instantiates the kernels on a shard's memory for one thread, with the

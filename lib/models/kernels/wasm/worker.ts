@@ -56,6 +56,33 @@ function loop(): void {
         ctrl[a + 12] >>> 0,
         ctrlF[a + 13],
         ctrl[a + 14] >>> 0,
+        ctrl[a + 15],
+      );
+      Atomics.store(ctrl, base + C.done, seen);
+      Atomics.notify(ctrl, base + C.done);
+    } else if (cmd === CMD.attn) {
+      const a = base + C.args;
+      const ex = shards[ctrl[base + C.shard]];
+      ex.attn_heads(
+        ctrl[a] >>> 0,
+        ctrl[a + 1],
+        ctrl[a + 2] >>> 0,
+        ctrl[a + 3] >>> 0,
+        ctrl[a + 4],
+        ctrl[a + 5],
+        ctrl[a + 6],
+        ctrl[a + 7],
+        ctrl[a + 8],
+        ctrl[a + 9],
+        ctrl[a + 10],
+        ctrl[a + 11],
+        ctrl[a + 12],
+        ctrl[a + 13],
+        ctrlF[a + 14],
+        ctrl[a + 15] >>> 0,
+        ctrl[a + 16] >>> 0,
+        ctrl[a + 17],
+        ctrl[a + 18] >>> 0,
       );
       Atomics.store(ctrl, base + C.done, seen);
       Atomics.notify(ctrl, base + C.done);
