@@ -27,6 +27,8 @@ import { spanAttentionChart } from "../lib/charts/span.ts";
 import { SpanAttention } from "../lib/analysis/span.ts";
 import { retrievalHeadsChart, sinksChart } from "../lib/charts/sweep.ts";
 import { figureRow, plotFigure } from "../lib/charts/compose.ts";
+import { topTokensChart } from "../lib/charts/top_tokens.ts";
+import { AttentionAnalyzer } from "../lib/analysis/analyzer.ts";
 import { syntheticLabels, syntheticLayer } from "./charts_fixtures.ts";
 
 const CI = Deno.env.get("CI") === "true";
@@ -47,6 +49,13 @@ function charts(theme: "light" | "dark" | "auto") {
     text: tokenTextImage(layer, labels, { mark: [8], theme, width: 420 }),
     grid: headsGrid([layer], { theme }),
     types: tokenTypeChart(layer, { theme }),
+    top: topTokensChart(
+      new AttentionAnalyzer(layer.scores, layer.tokenMeta).topAttendedTokens(
+        T - 1,
+        { avgHeads: true, topK: 5 },
+      ),
+      { labels, mark: [8], theme },
+    ),
     metrics: headSummaryChart(
       new HeadSummary({
         layers: [0, 1],
