@@ -1,7 +1,8 @@
 /// <reference lib="dom" />
 /**
  * The static charts' `theme` option, measured in Debian's Chromium: a dark
- * heatmap, token text image, heads grid and token-type chart paint the dark background on a
+ * heatmap, token text image, heads grid, token-type chart, head metrics,
+ * span, sweep and composed Plot charts paint the dark background on a
  * white page, every text is drawn light enough for WCAG AA (contrast at
  * least 4.5:1 against what is behind it, computed from the colours
  * Chromium resolves, `currentColor` included); light charts keep dark text
@@ -19,6 +20,15 @@ import { tokenTextImage } from "../lib/charts/token_text.ts";
 import { headsGrid } from "../lib/charts/heads_grid.ts";
 import { tokenTypeChart } from "../lib/charts/token_types.ts";
 import { DARK_PALETTE, LIGHT_PALETTE } from "../lib/charts/_theme.ts";
+import * as Plot from "npm:@observablehq/plot@^0.6.17";
+import { headSummaryChart } from "../lib/charts/metrics.ts";
+import { HeadSummary } from "../lib/analysis/metrics/head_summary.ts";
+import { spanAttentionChart } from "../lib/charts/span.ts";
+import { SpanAttention } from "../lib/analysis/span.ts";
+import { retrievalHeadsChart, sinksChart } from "../lib/charts/sweep.ts";
+import { figureRow, plotFigure } from "../lib/charts/compose.ts";
+import { topTokensChart } from "../lib/charts/top_tokens.ts";
+import { AttentionAnalyzer } from "../lib/analysis/analyzer.ts";
 import { syntheticLabels, syntheticLayer } from "./charts_fixtures.ts";
 
 const CI = Deno.env.get("CI") === "true";
@@ -39,8 +49,68 @@ function charts(theme: "light" | "dark" | "auto") {
     text: tokenTextImage(layer, labels, { mark: [8], theme, width: 420 }),
     grid: headsGrid([layer], { theme }),
     types: tokenTypeChart(layer, { theme }),
+    top: topTokensChart(
+      new AttentionAnalyzer(layer.scores, layer.tokenMeta).topAttendedTokens(
+        T - 1,
+        { avgHeads: true, topK: 5 },
+      ),
+      { labels, mark: [8], theme },
+    ),
+    metrics: headSummaryChart(
+      new HeadSummary({
+        layers: [0, 1],
+        metrics: {
+          induction: [
+            new Float64Array([0.1, 0.2]),
+            new Float64Array([0.05, 0.9]),
+          ],
+        },
+      }),
+      { theme },
+    ),
+    span: spanAttentionChart(
+      new SpanAttention({
+        query: 9,
+        positions: [1, 2],
+        text: "alpha",
+        layers: [0, 1],
+        numHeads: 2,
+        heads: [[0, 0, 0.1], [0, 1, 0.05], [1, 0, 0.95], [1, 1, 0.2]]
+          .map(([layer, head, mass]) => ({ layer, head, mass })),
+      }),
+      { theme },
+    ),
+    sinks: sinksChart({ study: "sinks", heads: sweepHeads } as never, {
+      theme,
+    }),
+    retrieval: retrievalHeadsChart(
+      { study: "needle", trials: [], heads: sweepHeads } as never,
+      { theme },
+    ),
+    plot: figureRow([
+      plotFigure({
+        title: "Bars",
+        subtitle: "a plot",
+        theme,
+        marks: [Plot.barY([1, 3, 2]), Plot.ruleY([0])],
+      }),
+    ], { theme }),
   };
 }
+
+const sweepHeads = [64, 128].flatMap((length) =>
+  [0, 1].map((layer) => ({
+    length,
+    depth: 50,
+    seed: 0,
+    layer,
+    head: 0,
+    sink_mass: layer * 0.4,
+    entropy: 0.5,
+    needle_mass: 0.3,
+    retrieval: 0.2,
+  }))
+);
 
 interface Measured {
   background: string;
@@ -85,21 +155,18 @@ async function measure(page: Page, svg: string): Promise<Measured> {
       if (!text.textContent?.trim()) continue;
       const fill = rgb(getComputedStyle(text).fill);
       if (!fill) continue;
-      // Behind a text: a filled rect beside it, or at the top of its
-      // block, that covers its centre (a token's shade, the text block's
+      // Behind a text: the topmost filled rect under its centre, as
+      // Chromium hit-tests it (a cell, a token's shade, a text block's
       // background); else the chart's background.
-      const block = text.closest("svg")!;
-      const covering = [
-        ...(text.parentElement?.querySelectorAll(":scope > rect") ?? []),
-        ...(block === root ? [] : block.querySelectorAll(":scope > rect")),
-      ].find((r) => {
-        if (!getComputedStyle(r).fill.startsWith("rgb")) return false;
-        const a = (r as SVGGraphicsElement).getBBox();
-        const b = text.getBBox();
-        const [cx, cy] = [b.x + b.width / 2, b.y + b.height / 2];
-        return cx > a.x && cx < a.x + a.width && cy > a.y &&
-          cy < a.y + a.height;
-      });
+      const box = text.getBoundingClientRect();
+      const covering = document.elementsFromPoint(
+        box.x + box.width / 2,
+        box.y + box.height / 2,
+      ).find((r) =>
+        r instanceof SVGRectElement && root.contains(r) &&
+        getComputedStyle(r).fill.startsWith("rgb") &&
+        Number(getComputedStyle(r).fillOpacity) > 0.5
+      );
       const behind = rgb(getComputedStyle(covering ?? backRect).fill)!;
       const r = ratio(fill, behind);
       if (r < worst) {

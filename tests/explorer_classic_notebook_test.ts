@@ -15,10 +15,12 @@
  *   explorer (arrows, `[`, `]`, Escape, and command-mode letters a, b, x,
  *   j, k) neither add, delete nor move cells; the same keys outside do;
  * - executed in the kernel, the new output mounts too;
- * - a chart's `asImage()` output shows as a loaded image untrusted (its
- *   inline-SVG output is reduced to its labels there, which is logged).
+ * - a chart's default display (as the kernel makes it) shows its PNG copy
+ *   untrusted, with no SVG and no leftover labels visible, and its SVG alone
+ *   trusted; its `asImage()` output shows as a loaded image untrusted.
  *
- * Screenshots of the untrusted fallback (light and dark) go to
+ * Screenshots of the untrusted fallback (light and dark) and of the chart
+ * cell (untrusted, trusted) go to
  * `.artifacts/`. Where Jupyter's notebook server or Chromium is missing the
  * test is skipped with the reason; under `CI=true` it fails.
  */
@@ -30,6 +32,7 @@ import { explore } from "../lib/explorer/explorer.ts";
 import { loadCapture } from "../lib/sources/files/capture_file.ts";
 import { JUPYTER_DISPLAY } from "../lib/jupyter.ts";
 import { attentionHeatmap } from "../lib/charts/heatmap.ts";
+import { setImageFallback } from "../lib/charts/_fallback.ts";
 
 const CI = Deno.env.get("CI") === "true";
 const NEEDLE = new URL("../notebooks/captures/needle.attn", import.meta.url);
@@ -47,6 +50,18 @@ const missing = !chromium.ok
   : "";
 if (missing) {
   console.log(`${CI ? "FAIL" : "Skipping"} classic notebook test: ${missing}`);
+}
+
+/** A figure's bundle as Deno's kernel makes it (the PNG copy on). */
+async function kernelBundle(
+  figure: { [JUPYTER_DISPLAY](): Record<string, unknown> },
+): Promise<Record<string, unknown>> {
+  await setImageFallback(true);
+  try {
+    return figure[JUPYTER_DISPLAY]();
+  } finally {
+    await setImageFallback(false);
+  }
 }
 
 /** The notebook: two explorer outputs (light, dark) and two small cells. */
@@ -116,12 +131,31 @@ async function writeNotebook(path: string): Promise<void> {
         outputs: [],
       },
       { cell_type: "markdown", metadata: {}, source: "The end." },
-      // A chart as inline SVG (what a Figure shows), then as an image.
-      figureCell(figure[JUPYTER_DISPLAY](), 3),
+      // A chart as a Figure shows itself in the kernel (inline SVG plus its
+      // PNG copy), then as an image.
+      figureCell(await kernelBundle(figure), 3),
       figureCell((await figure.asImage())[JUPYTER_DISPLAY](), 4),
     ].map((c, i) => ({ id: `cell-${i}`, ...c })),
   };
   await Deno.writeTextFile(path, JSON.stringify(notebook));
+}
+
+/** The chart cells' outputs (cells 4 and 5): what shows of each. */
+function chartOutputs(page: Page) {
+  return page.$$eval(".cell", (cells) =>
+    cells.slice(4).map((c) => {
+      const out = c.querySelector<HTMLElement>(".output_subarea")!;
+      const img = out.querySelector("img");
+      const svg = out.querySelector("svg");
+      return {
+        text: out.innerText.trim(),
+        svg: out.querySelectorAll("svg").length,
+        svgShown: (svg?.getBoundingClientRect().width ?? 0) > 0,
+        shown: (img?.getBoundingClientRect().width ?? 0) > 0,
+        width: img?.naturalWidth ?? 0,
+        alt: img?.alt ?? "",
+      };
+    }));
 }
 
 function freePort(): number {
@@ -306,26 +340,21 @@ Deno.test({
         assert.match(byClass["ax-fb-text"].alt, /alpha: 1729/);
         assert.match(r.text, /needs scripts/);
       }
-      // Charts: inline SVG is stripped to its labels; asImage() survives.
-      const charts = await page.$$eval(
-        ".cell",
-        (cells) =>
-          cells.slice(4).map((c) => {
-            const out = c.querySelector<HTMLElement>(".output_subarea")!;
-            const img = out.querySelector("img");
-            return {
-              text: out.innerText,
-              svg: out.querySelectorAll("svg").length,
-              width: img?.naturalWidth ?? 0,
-              alt: img?.alt ?? "",
-            };
-          }),
-      );
+      // Charts: a Figure's inline SVG is stripped (its labels left in a
+      // hidden box), its PNG copy shows; asImage() survives too.
+      const charts = await chartOutputs(page);
       console.log(
-        `untrusted Figure (inline SVG): ${charts[0].svg} svg left, text ${
+        `untrusted Figure: ${charts[0].svg} svg left, visible text ${
           JSON.stringify(charts[0].text.slice(0, 80))
-        }…`,
+        }, image ${charts[0].width}px wide`,
       );
+      assert.equal(charts[0].svg, 0, "the sanitizer strips the SVG");
+      assert.ok(
+        charts[0].shown && charts[0].width > 100,
+        `the Figure's PNG copy loads: ${JSON.stringify(charts[0])}`,
+      );
+      assert.match(charts[0].alt, /^Heatmap of layer/);
+      assert.equal(charts[0].text, "", "no leftover labels show");
       assert.ok(charts[1].width > 100, `asImage() loads: ${charts[1].width}`);
       assert.match(charts[1].alt, /^Heatmap of layer/);
       await Deno.mkdir(ARTIFACTS, { recursive: true });
@@ -343,6 +372,12 @@ Deno.test({
           shot,
         );
       }
+
+      const chartCells = await page.$$(".cell");
+      await Deno.writeFile(
+        new URL("classic-untrusted-chart.png", ARTIFACTS),
+        await chartCells[4].screenshot({ type: "png" }),
+      );
 
       await page.close({ runBeforeUnload: false });
 
@@ -371,6 +406,17 @@ Deno.test({
         (els) => els.map((e) => (e as HTMLElement).offsetParent === null),
       );
       assert.deepEqual(fallbackHidden, [true, true], "live: fallback hidden");
+      const trustedCharts = await chartOutputs(page);
+      assert.ok(trustedCharts[0].svg > 0, "trusted: the Figure's SVG");
+      assert.ok(trustedCharts[0].svgShown, "trusted: the SVG shows");
+      assert.equal(trustedCharts[0].shown, false, "trusted: copy hidden");
+      await Deno.mkdir(ARTIFACTS, { recursive: true });
+      await page.setViewport({ width: 1000, height: 3200 });
+      const trustedCells = await page.$$(".cell");
+      await Deno.writeFile(
+        new URL("classic-trusted-chart.png", ARTIFACTS),
+        await trustedCells[4].screenshot({ type: "png" }),
+      );
       const before = await weights(page, 0);
       const roots = await page.$$(".attnscope-explorer");
       const tok = await roots[0].$$(".ax-tok");

@@ -14,6 +14,7 @@ import { writeFileAtomic } from "../atomic_write.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
 import { type RasterizeOptions, rasterizeSvg } from "./_rasterize.ts";
 import { autoDarkStyle, chartPalette, type ChartTheme } from "./_theme.ts";
+import { fallbackHtml } from "./_fallback.ts";
 
 /** The SVG namespace, written on every SVG root so viewers that load the SVG as an image accept it. */
 export const SVG_NS = "http://www.w3.org/2000/svg";
@@ -380,7 +381,11 @@ export class Figure {
   /**
    * The MIME bundle for Deno's Jupyter kernel: `text/html` (preferred by
    * nbconvert, which strips `image/svg+xml` of its drawing), `image/svg+xml`
-   * for SVG charts, and a short `text/plain`.
+   * for SVG charts, and a short `text/plain`. Inside the kernel (or after
+   * `setImageFallback(true)`) an SVG chart's `text/html` also carries a PNG
+   * copy that untrusted notebooks, GitHub and nbviewer show where they strip
+   * the SVG; trusted front ends show the SVG alone. {@linkcode Figure.toHTML}
+   * and saved pages are not sanitized and carry no copy.
    *
    * @returns The bundle.
    *
@@ -396,9 +401,17 @@ export class Figure {
    */
   [JUPYTER_DISPLAY](): MimeBundle {
     const bundle: MimeBundle = { "text/plain": this.#summary };
-    bundle["text/html"] = this.#html;
+    bundle["text/html"] = this.#svg === null ? this.#html : this.#withImage();
     if (this.#svg !== null) bundle["image/svg+xml"] = this.#svg;
     return bundle;
+  }
+
+  /** The HTML with a PNG copy for sanitizers, when that is on. */
+  #withImage(): string {
+    const svg = this.#svg!;
+    const { width, height } = svgSize(svg);
+    return fallbackHtml(svg, width, height, escapeXml(this.#summary)) ??
+      this.#html;
   }
 }
 

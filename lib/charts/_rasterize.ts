@@ -69,6 +69,47 @@ let systemFonts:
   | null = null;
 
 /**
+ * Loads resvg's WebAssembly and the system fonts, once; after it,
+ * {@linkcode rasterizeSvgSync} works.
+ *
+ * @returns When ready.
+ *
+ * @example
+ * ```ts
+ * import { prepareRasterizer, rasterizerReady } from "./_rasterize.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await prepareRasterizer();
+ * assert.equal(rasterizerReady(), true);
+ * ```
+ */
+export async function prepareRasterizer(): Promise<void> {
+  await (ready ??= loadWasm());
+  await findFonts();
+  loaded = true;
+}
+
+let loaded = false;
+
+/**
+ * Whether {@linkcode prepareRasterizer} has finished.
+ *
+ * @returns `true` once SVG can be rasterized synchronously.
+ *
+ * @example
+ * ```ts
+ * import { prepareRasterizer, rasterizerReady } from "./_rasterize.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await prepareRasterizer();
+ * assert.ok(rasterizerReady());
+ * ```
+ */
+export function rasterizerReady(): boolean {
+  return loaded;
+}
+
+/**
  * Rasterizes an SVG document to PNG.
  *
  * @param svg The SVG markup (with `xmlns`).
@@ -88,15 +129,63 @@ export async function rasterizeSvg(
   svg: string,
   options: RasterizeOptions = {},
 ): Promise<Uint8Array> {
-  const { scale = 2, background = "white", fontFiles = [] } = options;
+  checkScale(options.scale ?? 2);
+  await prepareRasterizer();
+  const extra = await Promise.all(
+    (options.fontFiles ?? []).map((f) => Deno.readFile(f)),
+  );
+  return render(svg, options, extra);
+}
+
+/**
+ * Rasterizes an SVG document to PNG without waiting, once
+ * {@linkcode prepareRasterizer} has finished (for display methods, which
+ * must answer synchronously).
+ *
+ * @param svg The SVG markup (with `xmlns`).
+ * @param options Scale, background and fonts (font files are read synchronously).
+ * @returns The PNG file's bytes.
+ * @throws {Error} When the rasterizer is not prepared yet.
+ *
+ * @example
+ * ```ts
+ * import { prepareRasterizer, rasterizeSvgSync } from "./_rasterize.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await prepareRasterizer();
+ * const png = rasterizeSvgSync('<svg xmlns="http://www.w3.org/2000/svg" width="3" height="2"/>', { scale: 1 });
+ * assert.equal(new DataView(png.buffer).getUint32(16), 3);
+ * ```
+ */
+export function rasterizeSvgSync(
+  svg: string,
+  options: RasterizeOptions = {},
+): Uint8Array {
+  checkScale(options.scale ?? 2);
+  if (!loaded) {
+    throw new Error(
+      "Cannot rasterize SVG synchronously: the rasterizer is not loaded yet; await prepareRasterizer() first",
+    );
+  }
+  const extra = (options.fontFiles ?? []).map((f) => Deno.readFileSync(f));
+  return render(svg, options, extra);
+}
+
+function checkScale(scale: number): void {
   if (!(scale > 0)) {
     throw new RangeError(
       `Cannot rasterize SVG: scale ${scale} is not positive; pass e.g. { scale: 2 }`,
     );
   }
-  await (ready ??= loadWasm());
-  const fonts = await findFonts();
-  const extra = await Promise.all(fontFiles.map((f) => Deno.readFile(f)));
+}
+
+function render(
+  svg: string,
+  options: RasterizeOptions,
+  extra: Uint8Array[],
+): Uint8Array {
+  const { scale = 2, background = "white" } = options;
+  const fonts = systemFonts!;
   const buffers = [...extra, ...fonts.buffers];
   if (buffers.length === 0) {
     warn(

@@ -24,6 +24,7 @@ import {
   swatchLegend,
 } from "./_figure.ts";
 import { isPng, pngDataUrl } from "../png.ts";
+import { chartPalette, type ChartTheme } from "./_theme.ts";
 
 /** Options for {@linkcode plotFigure}: Plot's options plus the figure's text. */
 export interface PlotFigureOptions extends PlotOptionsPassThrough {
@@ -43,6 +44,13 @@ export interface PlotFigureOptions extends PlotOptionsPassThrough {
    * `"swatches"`) draws the legend above the chart as SVG.
    */
   color?: ScaleOptionsPassThrough;
+  /**
+   * Background, text and axis colours, as `explore(x, { theme })` takes
+   * them: `"light"`, `"dark"`, or `"auto"` (light, turning dark under
+   * `prefers-color-scheme: dark` where the SVG is shown inline).
+   * @default {"light"}
+   */
+  theme?: ChartTheme;
 }
 
 /** Plot scale types whose legend is a list of swatches, not a ramp. */
@@ -79,7 +87,9 @@ const CATEGORICAL = new Set(["ordinal", "categorical", "point", "band"]);
  * ```
  */
 export function plotFigure(options: PlotFigureOptions): Figure {
-  const { title, subtitle, caption, summary, color, ...plotOptions } = options;
+  const { title, subtitle, caption, summary, color, theme, ...plotOptions } =
+    options;
+  chartPalette(theme);
   const legend = color?.legend;
   // Plot's own legends are HTML beside the SVG; attnscope draws them as SVG
   // so the figure stays one document that saves and rasterizes whole.
@@ -96,6 +106,7 @@ export function plotFigure(options: PlotFigureOptions): Figure {
     if (scale) legends.push(colorLegend({ ...scale, label }, legend));
   }
   return new Figure({
+    theme,
     kind: "plot",
     summary: summary ?? title ?? "Observable Plot chart",
     title,
@@ -140,6 +151,13 @@ export interface FigureRowOptions {
    * @default {the figures' summaries, one per line}
    */
   summary?: string;
+  /**
+   * Background, text and axis colours, as `explore(x, { theme })` takes
+   * them: `"light"`, `"dark"`, or `"auto"` (light, turning dark under
+   * `prefers-color-scheme: dark` where the SVG is shown inline).
+   * @default {"light"}
+   */
+  theme?: ChartTheme;
 }
 
 /**
@@ -196,6 +214,7 @@ export function figureRow(
   }
   const width = x - gap;
   return new Figure({
+    theme: options.theme,
     kind: "figure row",
     summary,
     chart: {
@@ -223,6 +242,13 @@ export interface ImageFigureOptions {
   caption?: string;
   /** Alternative text, also the `text/plain` summary. */
   alt?: string;
+  /**
+   * Background, text and axis colours, as `explore(x, { theme })` takes
+   * them: `"light"`, `"dark"`, or `"auto"` (light, turning dark under
+   * `prefers-color-scheme: dark` where the SVG is shown inline).
+   * @default {"light"}
+   */
+  theme?: ChartTheme;
 }
 
 /**
@@ -267,6 +293,7 @@ export function imageFigure(
   const height = Math.round(pixelsHigh * scale);
   const alt = options.alt ?? `${pixelsWide}x${pixelsHigh} PNG`;
   return new Figure({
+    theme: options.theme,
     kind: "image",
     summary: alt,
     title: options.title,

@@ -28,6 +28,7 @@ import {
   SVG_NS,
 } from "./_figure.ts";
 import { attentionHeatmap, type HeatmapOptions } from "./heatmap.ts";
+import { chartPalette, type ChartTheme } from "./_theme.ts";
 
 /** Options for {@linkcode headSummaryChart}. */
 export interface HeadSummaryChartOptions {
@@ -71,6 +72,13 @@ export interface HeadSummaryChartOptions {
    * @default {the layer and head counts}
    */
   subtitle?: string;
+  /**
+   * Background, text and axis colours, as `explore(x, { theme })` takes
+   * them: `"light"`, `"dark"`, or `"auto"` (light, turning dark under
+   * `prefers-color-scheme: dark` where the SVG is shown inline).
+   * @default {"light"}
+   */
+  theme?: ChartTheme;
 }
 
 const METRIC_TITLES: Record<HeadMetricName, string> = {
@@ -115,8 +123,10 @@ export function headSummaryChart(
   const totalWidth = options.width ?? 1000;
   const focus = options.focus === undefined ? summary.focus : options.focus;
   const diverging = options.diverging ?? false;
+  const theme = options.theme;
+  chartPalette(theme);
   const panels = names.map((name) =>
-    metricPanel(summary, name, panelWidth, diverging)
+    metricPanel(summary, name, panelWidth, diverging, theme)
   );
   const blocks: FigureBlock[] = [tile(panels, totalWidth)];
   if (focus) {
@@ -132,6 +142,7 @@ export function headSummaryChart(
       head: focus.head,
       labels: options.labels ?? summary.labels ?? undefined,
       title: `Layer ${focus.layer} · head ${focus.head}`,
+      theme,
     });
     const svg = heat.toSVG();
     blocks.push({
@@ -145,6 +156,7 @@ export function headSummaryChart(
     ? `, mean of ${summary.captureCount} captures`
     : "";
   return new Figure({
+    theme,
     kind: "head-summary",
     summary: summary.toString(),
     title: options.title ??
@@ -298,6 +310,7 @@ function metricPanel(
   name: HeadMetricName,
   width: number,
   diverging: boolean,
+  theme: ChartTheme | undefined,
 ): FigureBlock {
   const values = summary.values(name);
   const finite = values.map((v) => v.value).filter(Number.isFinite);
@@ -377,6 +390,7 @@ function metricPanel(
     ],
   } as Plot.PlotOptions);
   const svg = composeSvg({
+    theme,
     kind: "head-metric",
     summary: title,
     title,

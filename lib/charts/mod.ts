@@ -54,6 +54,7 @@ export {
   tokenTextView,
 } from "./token_text.ts";
 export type { ChartTheme } from "./_theme.ts";
+export { type ImageFallbackOptions, setImageFallback } from "./_fallback.ts";
 export {
   attentionByTokenType,
   tokenTypeChart,

@@ -11,6 +11,7 @@ import type { HeadMass, SpanAttention } from "../analysis/span.ts";
 import { JUPYTER_DISPLAY, registerRenderer } from "../jupyter.ts";
 import { Figure, plotBlock, plotDocument, rampLegend } from "./_figure.ts";
 import { MARK_COLOR } from "./_tokens.ts";
+import { chartPalette, type ChartTheme } from "./_theme.ts";
 
 /** Options for {@linkcode spanAttentionChart}. */
 export interface SpanAttentionChartOptions {
@@ -34,6 +35,13 @@ export interface SpanAttentionChartOptions {
    * @default {the query and the span's positions}
    */
   subtitle?: string;
+  /**
+   * Background, text and axis colours, as `explore(x, { theme })` takes
+   * them: `"light"`, `"dark"`, or `"auto"` (light, turning dark under
+   * `prefers-color-scheme: dark` where the SVG is shown inline).
+   * @default {"light"}
+   */
+  theme?: ChartTheme;
 }
 
 const percent = (m: number) => `${(100 * m).toFixed(1)}%`;
@@ -68,6 +76,7 @@ export function spanAttentionChart(
   result: SpanAttention,
   options: SpanAttentionChartOptions = {},
 ): Figure {
+  chartPalette(options.theme);
   const heads = Array.from({ length: result.numHeads }, (_, h) => h);
   const layers = [...result.layers];
   const top = result.top(options.top ?? 3);
@@ -145,6 +154,7 @@ export function spanAttentionChart(
     `${i + 1}. layer ${h.layer} · head ${h.head}: ${percent(h.mass)}`
   );
   return new Figure({
+    theme: options.theme,
     kind: "span-attention",
     summary: result.toString(),
     title: options.title ??

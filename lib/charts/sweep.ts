@@ -17,6 +17,18 @@ import {
 } from "./_figure.ts";
 import type { Sweep } from "../studies/sweep.ts";
 import { retrievalScores } from "../studies/reduce.ts";
+import { chartPalette, type ChartTheme } from "./_theme.ts";
+
+/** Options every sweep chart takes. */
+export interface SweepChartOptions {
+  /**
+   * Background, text and axis colours, as `explore(x, { theme })` takes
+   * them: `"light"`, `"dark"`, or `"auto"` (light, turning dark under
+   * `prefers-color-scheme: dark` where the SVG is shown inline).
+   * @default {"light"}
+   */
+  theme?: ChartTheme;
+}
 
 const PALETTE = [
   "#4269d0",
@@ -28,6 +40,22 @@ const PALETTE = [
   "#a463f2",
   "#97bbf5",
 ];
+
+/** {@linkcode PALETTE} lightened to read on the dark background (7:1 and up). */
+const DARK_SERIES = [
+  "#8fa9ec",
+  "#f5c94f",
+  "#ff9a8a",
+  "#8ed8c6",
+  "#6fcf7e",
+  "#ffb0d0",
+  "#c29af7",
+  "#b9d1f9",
+];
+
+/** The series colours for a theme. */
+const series = (theme: ChartTheme | undefined) =>
+  theme === "dark" ? DARK_SERIES : PALETTE;
 
 /** Kamradt's red, yellow, green. */
 export const NEEDLE_COLORS = ["#F0496E", "#EBB839", "#0CD79F"] as const;
@@ -70,8 +98,9 @@ function groupMean<T>(
  */
 export function needleHeatmap(
   sweep: Pick<Sweep, "study" | "trials">,
-  options: { title?: string } = {},
+  options: { title?: string } & SweepChartOptions = {},
 ): Figure {
+  chartPalette(options.theme);
   const lengths = [...new Set(sweep.trials.map((t) => t.length))].sort((a, b) =>
     a - b
   );
@@ -130,6 +159,7 @@ export function needleHeatmap(
   });
   const ok = sweep.trials.filter((t) => t.error === null).length;
   return new Figure({
+    theme: options.theme,
     kind: "needle-heatmap",
     summary:
       `Needle heatmap: ${lengths.length} lengths x ${depths.length} depths, ${ok} of ${sweep.trials.length} trials answered`,
@@ -161,7 +191,11 @@ export function needleHeatmap(
  * assert.match(svg, /0\.90/);
  * ```
  */
-export function needleMassChart(sweep: Pick<Sweep, "study" | "heads">): Figure {
+export function needleMassChart(
+  sweep: Pick<Sweep, "study" | "heads">,
+  options: SweepChartOptions = {},
+): Figure {
+  chartPalette(options.theme);
   // Max over heads per trial and layer, then mean over seeds.
   const perTrial = new Map<string, { layer: number; col: string; v: number }>();
   for (const h of sweep.heads) {
@@ -219,6 +253,7 @@ export function needleMassChart(sweep: Pick<Sweep, "study" | "heads">): Figure {
     ],
   });
   return new Figure({
+    theme: options.theme,
     kind: "needle-mass",
     summary:
       `Needle mass per layer: ${layers.length} layers x ${cols.length} cells`,
@@ -257,7 +292,10 @@ export function needleMassChart(sweep: Pick<Sweep, "study" | "heads">): Figure {
  */
 export function retrievalHeadsChart(
   sweep: Pick<Sweep, "study" | "trials" | "heads">,
+  options: SweepChartOptions = {},
 ): Figure {
+  chartPalette(options.theme);
+  const ink = options.theme === "dark" ? chartPalette("dark").text : "#333";
   const scores = retrievalScores(sweep.trials, sweep.heads);
   const layers = [...new Set(sweep.heads.map((h) => h.layer))].sort((a, b) =>
     a - b
@@ -306,12 +344,12 @@ export function retrievalHeadsChart(
     y: { label: "retrieval score", domain: [0, hi], grid: true },
     marks: [
       Plot.ruleY([0.1], { stroke: "#F0496E", strokeDasharray: "4 3" }),
-      Plot.line(ranked, { x: "rank", y: "score", stroke: "#333" }),
+      Plot.line(ranked, { x: "rank", y: "score", stroke: ink }),
       Plot.dot(ranked, {
         x: "rank",
         y: "score",
         r: 2.5,
-        fill: "#333",
+        fill: ink,
         title: (s) => `${s.name}: ${s.score.toFixed(3)}`,
       }),
       Plot.text(ranked.slice(0, 3), {
@@ -334,6 +372,7 @@ export function retrievalHeadsChart(
   const above = scores.filter((s) => s.score > 0.1).length;
   const trialsOk = sweep.trials.filter((t) => t.correct).length;
   return new Figure({
+    theme: options.theme,
     kind: "retrieval-heads",
     summary:
       `Retrieval heads: ${above} of ${scores.length} heads above 0.1; top ${
@@ -378,7 +417,9 @@ export function retrievalHeadsChart(
  */
 export function lostInTheMiddleChart(
   sweep: Pick<Sweep, "study" | "trials" | "heads">,
+  options: SweepChartOptions = {},
 ): Figure {
+  chartPalette(options.theme);
   const acc = groupMean(
     sweep.trials,
     (t) => `${t.length}|${t.depth}`,
@@ -416,7 +457,7 @@ export function lostInTheMiddleChart(
     marginRight: 20,
     x: { label: "gold record position (% of records)", domain: [0, 100] },
     y: { label: "accuracy / attention mass", domain: [0, 1], grid: true },
-    color: { domain: lengths, range: PALETTE },
+    color: { domain: lengths, range: series(options.theme) },
     marks: [
       Plot.line(rows.filter((r) => r.measure === "accuracy"), {
         x: "depth",
@@ -442,6 +483,7 @@ export function lostInTheMiddleChart(
     ],
   });
   return new Figure({
+    theme: options.theme,
     kind: "lost-in-the-middle",
     summary: `Lost in the middle: ${rows.length / 2} positions x lengths`,
     title: `Lost in the middle (${sweep.study})`,
@@ -449,7 +491,7 @@ export function lostInTheMiddleChart(
       swatchLegend(
         lengths.map((l, i) => ({
           label: `${l} tokens`,
-          color: PALETTE[i % PALETTE.length],
+          color: series(options.theme)[i % PALETTE.length],
         })),
         { label: "length" },
       ),
@@ -473,7 +515,11 @@ export function lostInTheMiddleChart(
  * assert.match(sinksChart({ study: "sinks", heads } as never).toSVG(), /sink mass/);
  * ```
  */
-export function sinksChart(sweep: Pick<Sweep, "study" | "heads">): Figure {
+export function sinksChart(
+  sweep: Pick<Sweep, "study" | "heads">,
+  options: SweepChartOptions = {},
+): Figure {
+  chartPalette(options.theme);
   const sink = groupMean(
     sweep.heads,
     (h) => `${h.layer}|${h.length}`,
@@ -504,6 +550,7 @@ export function sinksChart(sweep: Pick<Sweep, "study" | "heads">): Figure {
     fx: { label: null },
     x: { type: "log", label: "context length (tokens)" },
     y: { domain: [0, 1], grid: true, label: null },
+    ...(options.theme === "dark" ? { color: { range: DARK_SERIES } } : {}),
     marks: [
       Plot.frame({ stroke: "#ccc" }),
       Plot.line(rows, {
@@ -532,12 +579,15 @@ export function sinksChart(sweep: Pick<Sweep, "study" | "heads">): Figure {
           dx: 6,
           textAnchor: "start",
           fontSize: 10,
-          fill: "layer",
+          // Series colours (yellow) are too faint for text; the label sits
+          // at its line's end.
+          fill: "currentColor",
         }),
       ),
     ],
   });
   return new Figure({
+    theme: options.theme,
     kind: "sinks",
     summary: `Sinks and entropy: ${
       new Set(rows.map((r) => r.layer)).size
@@ -564,7 +614,9 @@ export function sinksChart(sweep: Pick<Sweep, "study" | "heads">): Figure {
  */
 export function causalChart(
   sweep: Pick<Sweep, "study" | "trials" | "causal">,
+  options: SweepChartOptions = {},
 ): Figure {
+  chartPalette(options.theme);
   const c = sweep.causal;
   if (!c || !c.ran || !c.top || !c.random) {
     throw new TypeError(
@@ -611,6 +663,7 @@ export function causalChart(
     ],
   });
   return new Figure({
+    theme: options.theme,
     kind: "causal-test",
     summary: `Causal test: top heads ${
       c.topHeads.map(([l, h]) => `L${l}h${h}`).join(", ")

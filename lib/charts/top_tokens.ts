@@ -26,7 +26,7 @@ import {
   positionLabel,
   TOKEN_TYPE_COLORS,
 } from "./_tokens.ts";
-import { chartPalette, type ChartTheme } from "./_theme.ts";
+import { chartPalette, type ChartTheme, contrastRatio } from "./_theme.ts";
 
 /** Options for {@linkcode topTokensChart}; other Plot options pass through. */
 export interface TopTokensOptions extends PlotOptionsPassThrough {
@@ -129,7 +129,11 @@ export function topTokensChart(
     theme,
     ...plotOptions
   } = options;
-  chartPalette(theme);
+  const palette = chartPalette(theme);
+  // Labels beside short bars sit on the background: light on dark.
+  const dark = theme === "dark";
+  const ink = dark ? palette.text : "#111";
+  const markInk = dark ? "#ff6fa0" : MARK_COLOR;
   const list = isSingle(results) ? [results] : [...results];
   if (list.length === 0 || list.every((r) => r.length === 0)) {
     throw new TypeError(
@@ -243,11 +247,12 @@ export function topTokensChart(
           text: "text",
           textAnchor: "start",
           dx: 5,
-          fill: (
-            b: Bar,
-          ) => (b.type === "language" || b.type === "generated"
-            ? "white"
-            : "#111"),
+          // White or near-black, whichever reads better on the bar.
+          fill: (b: Bar) =>
+            contrastRatio("#ffffff", TOKEN_TYPE_COLORS[b.type]) >
+                contrastRatio("#111111", TOKEN_TYPE_COLORS[b.type])
+              ? "white"
+              : "#111",
           fontWeight: isMarked ? "bold" : "normal",
           fontSize: 11,
         }),
@@ -258,7 +263,7 @@ export function topTokensChart(
           text: "text",
           textAnchor: "start",
           dx: 5,
-          fill: isMarked ? MARK_COLOR : "#111",
+          fill: isMarked ? markInk : ink,
           fontWeight: isMarked ? "bold" : "normal",
           fontSize: 11,
         }),
