@@ -14,7 +14,7 @@
  * @module
  */
 
-import { Base64Span, decodeBase64 } from "./base64.ts";
+import { Base64Span, decodeBase64, takeDecodedSlices } from "./base64.ts";
 import {
   type DecodeJob,
   DecodePool,
@@ -185,7 +185,18 @@ export async function extractAttentionFromResponse(
 /** The decode job of a planned layer: the one per-layer path of every entry point. */
 function layerJob(l: PlannedLayer): DecodeJob {
   const where = `layer ${l.layer}`;
-  return { where, shape: l.shape, gzip: () => decodeBase64(l.data, where) };
+  const job: DecodeJob = {
+    where,
+    shape: l.shape,
+    gzip: () => decodeBase64(l.data, where),
+  };
+  const data = l.data;
+  // A streamed span's slices go to a worker as they are, each emptied
+  // there once inflated.
+  if (data instanceof Base64Span && data.slices) {
+    job.gzipSlices = () => takeDecodedSlices(data) ?? [job.gzip()];
+  }
+  return job;
 }
 
 function isBytes(
@@ -438,8 +449,8 @@ function planLayer(
   // inflate to it (the base64 length bounds the gzip size from above).
   const count = checkWireLayer(
     shape,
-    data instanceof Base64Span && data.decoded
-      ? data.decoded.length
+    data instanceof Base64Span && data.decodedLength !== null
+      ? data.decodedLength
       : base64DecodedBound(data.length),
     { action: `decode layer ${layer}` },
   );
@@ -688,17 +699,30 @@ export async function readAttentionStream(
     let result: Promise<ScoresArray>;
     if (pool) {
       queued++;
-      const gzip = job.gzip;
-      job.gzip = () => {
+      const taken = () => {
         queued--;
         wake?.();
+      };
+      const { gzip, gzipSlices } = job;
+      job.gzip = () => {
+        taken();
         return gzip();
       };
+      if (gzipSlices) {
+        job.gzipSlices = () => {
+          taken();
+          return gzipSlices();
+        };
+      }
       result = pool.decode([job], { dtype }).then(([scores]) => scores);
     } else {
       // Small layers: decoding here costs less than a worker's start-up.
       result = Promise.resolve(
-        decodeScores(job.gzip(), job.shape, { dtype, where: job.where }),
+        decodeScores(job.gzipSlices?.() ?? job.gzip(), job.shape, {
+          dtype,
+          where: job.where,
+          releaseInput: true,
+        }),
       );
     }
     result.then(() => tracker.finished(), () => {});
