@@ -749,7 +749,12 @@ export async function readAttentionStream(
         await new Promise<void>((resolve) => (wake = resolve));
         wake = null;
       }
-      const { done, value } = await Promise.race([reader.read(), abortion]);
+      // Not raced against `abortion`: a race per chunk would leave a
+      // reaction on that long-lived promise holding each chunk (the whole
+      // body, measured in bench/large_response.ts). An abort cancels the
+      // reader instead, which ends this read.
+      const { done, value } = await reader.read();
+      if (signal?.aborted) throw abortError(signal);
       if (done) break;
       tracker.received(value.length);
       await options.onChunk?.(value);

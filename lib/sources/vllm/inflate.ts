@@ -397,7 +397,10 @@ function inflateSlices(
   } finally {
     stream.close();
   }
-  if (trailing > 0) {
+  // Bytes after the data that zlib stops at (a zero byte, not a further
+  // member) are what gunzipSync ignores: the output-buffer path (float16)
+  // ignores them as inflateExact does; the chunked path refuses them.
+  if (trailing > 0 && !target.out) {
     throw new RangeError(
       `Cannot decode ${where}: ${trailing} bytes follow the gzip data; the payload is corrupt, fetch it again`,
     );
