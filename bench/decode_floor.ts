@@ -4,7 +4,8 @@
  * workers as the decoder's pool; `_floor.ts`), at T=4096, H=8, 3 and 9
  * layers, float32 and float16 output. Runs alternate (floor, float32,
  * float16, ...) so drift on a shared machine hits all alike; prints a
- * markdown table of medians and the decode / floor ratios.
+ * markdown table of medians, the decode / floor ratio of the medians and
+ * the median of each run's decode / the floor run just before it.
  *
  *   deno run -A bench/decode_floor.ts [--layers=3,9] [--runs=5] [--t=4096]
  *
@@ -72,19 +73,25 @@ for (const layers of values.layers.split(",").map(Number)) {
   }
   const f = median(times.floor);
   const a = median(times.float32), b = median(times.float16);
+  // Each run's decode against the floor run just before it: on a shared
+  // machine whose load swings, adjacent runs are the fairer pairs.
+  const paired = (xs: number[]) =>
+    median(xs.map((x, i) => x / times.floor[i])).toFixed(2);
   rows.push(
     `| T=${t} x ${layers} layers (${
       (body.length / 2 ** 20).toFixed(0)
     } MiB) | ${f.toFixed(0)} | ${a.toFixed(0)} | ${(a / f).toFixed(2)}x | ${
-      b.toFixed(0)
-    } | ${(b / f).toFixed(2)}x |`,
+      paired(times.float32)
+    }x | ${b.toFixed(0)} | ${(b / f).toFixed(2)}x | ${
+      paired(times.float16)
+    }x |`,
   );
 }
 console.log(
   `\nDecode vs the inflate floor (${FloorPool.defaultSize()} workers each), median of ${runs} alternating runs, ms:\n`,
 );
 console.log(
-  "| body | floor: base64 + node:zlib | attnscope float32 | / floor | attnscope float16 | / floor |",
+  "| body | floor: base64 + node:zlib | attnscope float32 | / floor | median of paired runs | attnscope float16 | / floor | median of paired runs |",
 );
-console.log("|---|---|---|---|---|---|");
+console.log("|---|---|---|---|---|---|---|---|");
 for (const row of rows) console.log(row);

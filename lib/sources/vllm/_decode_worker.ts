@@ -11,7 +11,8 @@ import { decodeScores } from "./decode.ts";
 import type { ScoresDType, ScoresShape } from "../../data/scores.ts";
 
 interface Job {
-  gz: Uint8Array;
+  /** The payload as consecutive slices (one slice for a whole payload). */
+  gz: Uint8Array[];
   shape: ScoresShape;
   dtype: ScoresDType;
   where: string;
@@ -20,7 +21,13 @@ interface Job {
 self.onmessage = (event: MessageEvent<Job>) => {
   const { gz, shape, dtype, where } = event.data;
   try {
-    const data = decodeScores(gz, shape, { dtype, where });
+    // The slices were transferred here: each is emptied once inflated, so
+    // the compressed bytes shrink while the output grows.
+    const data = decodeScores(gz.length === 1 ? gz[0] : gz, shape, {
+      dtype,
+      where,
+      releaseInput: true,
+    });
     const buffer = data.buffer as ArrayBuffer;
     self.postMessage({ buffer }, [buffer]);
   } catch (error) {

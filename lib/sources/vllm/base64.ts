@@ -27,6 +27,12 @@ export class Base64Span {
   readonly bytes: Uint8Array;
   /** The decoded bytes, when already decoded; taken by `decodeBase64`. */
   decoded: Uint8Array | null;
+  /**
+   * The decoded bytes as consecutive slices, each in a resizable buffer of
+   * its own, when the streaming scan decoded them on the way; taken by
+   * {@linkcode takeDecodedSlices} (or joined by `decodeBase64`).
+   */
+  slices: Uint8Array[] | null = null;
 
   /**
    * Wraps a span of the body.
@@ -52,6 +58,64 @@ export class Base64Span {
   get length(): number {
     return this.bytes.length;
   }
+
+  /**
+   * Number of decoded bytes, when the span was decoded on the way (whole or
+   * in slices), else `null`.
+   *
+   * @example
+   * ```ts
+   * import { Base64Span } from "./base64.ts";
+   * import assert from "node:assert/strict";
+   *
+   * assert.equal(new Base64Span(new Uint8Array(4), new Uint8Array(3)).decodedLength, 3);
+   * assert.equal(new Base64Span(new Uint8Array(4)).decodedLength, null);
+   * ```
+   */
+  get decodedLength(): number | null {
+    if (this.decoded) return this.decoded.length;
+    if (!this.slices) return null;
+    let n = 0;
+    for (const s of this.slices) n += s.length;
+    return n;
+  }
+}
+
+/**
+ * Hands over a span's decoded slices, once (the caller may transfer their
+ * buffers): `null` when the span was not decoded in slices.
+ *
+ * @param span The span.
+ * @returns Its slices, which the span then no longer holds.
+ *
+ * @example
+ * ```ts
+ * import { Base64Span, takeDecodedSlices } from "./base64.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const span = new Base64Span(new TextEncoder().encode("AQID"));
+ * span.slices = [Uint8Array.of(1), Uint8Array.of(2, 3)];
+ * assert.equal(takeDecodedSlices(span)?.length, 2);
+ * assert.equal(takeDecodedSlices(span), null);
+ * ```
+ */
+export function takeDecodedSlices(span: Base64Span): Uint8Array[] | null {
+  const slices = span.slices;
+  span.slices = null;
+  return slices;
+}
+
+/** The slices as one fresh buffer. */
+function join(slices: readonly Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const s of slices) n += s.length;
+  const all = new Uint8Array(n);
+  n = 0;
+  for (const s of slices) {
+    all.set(s, n);
+    n += s.length;
+  }
+  return all;
 }
 
 /** Chunk of base64 characters turned into a string at a time. */
@@ -91,6 +155,8 @@ export function decodeBase64(
       text.decoded = null;
       return decoded;
     }
+    const slices = takeDecodedSlices(text);
+    if (slices) return join(slices);
     let ascii = text.bytes;
     if (ascii.indexOf(0x5c) >= 0) ascii = unescapeJson(ascii, where);
     return decodeAscii(ascii);

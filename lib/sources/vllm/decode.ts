@@ -14,7 +14,12 @@
  */
 
 import { float16ToFloat32 } from "../float16.ts";
-import { checkMagic, inflateExact, inflateExactInto } from "./inflate.ts";
+import {
+  checkMagic,
+  inflateExact,
+  inflateExactInto,
+  inflateExactSlices,
+} from "./inflate.ts";
 import { allocateScores, checkWireLayer } from "./_limits.ts";
 import type {
   ScoresArray,
@@ -36,12 +41,20 @@ export interface DecodeScoresOptions {
    * @default {"the capture"}
    */
   where?: string;
+  /**
+   * With the payload as slices: empty each slice's (resizable) buffer as
+   * soon as it is inflated, so the compressed bytes shrink as the output
+   * grows. Only for slices nothing else will read.
+   * @default {false}
+   */
+  releaseInput?: boolean;
 }
 
 /**
  * Inflates one layer's gzip payload and views or converts it as scores.
  *
- * @param gz The gzip bytes of the float16 array.
+ * @param gz The gzip bytes of the float16 array, whole or as consecutive
+ *   slices (as the streaming scan decodes them).
  * @param shape `[Tq, H, Tk]`; the payload must inflate to `Tq*H*Tk*2` bytes.
  * @param options Output dtype and the name for errors.
  * @returns `Tq*H*Tk` values.
@@ -65,25 +78,32 @@ export interface DecodeScoresOptions {
  * ```
  */
 export function decodeScores(
-  gz: Uint8Array,
+  gz: Uint8Array | readonly Uint8Array[],
   shape: ScoresShape,
   options: DecodeScoresOptions = {},
 ): ScoresArray {
   const { dtype = "float32", where = "the capture" } = options;
+  const slices = gz instanceof Uint8Array ? null : gz;
+  let gzBytes = 0;
+  if (slices) { for (const s of slices) gzBytes += s.length; }
+  else gzBytes = (gz as Uint8Array).length;
   // Evidence before allocation: the count must be exact and the payload
   // able to hold it, or nothing is allocated.
-  const count = checkWireLayer(shape, gz.length, {
+  const count = checkWireLayer(shape, gzBytes, {
     action: `decode ${where}`,
   });
+  const release = { release: options.releaseInput ?? false };
   if (dtype === "float16") {
-    // inflateExact returns a buffer of its own: the view starts at 0.
-    const bytes = inflateExact(gz, count * 2, where);
+    // Both return a buffer of their own: the view starts at 0.
+    const bytes = slices
+      ? inflateExactSlices(slices, count * 2, where, release)
+      : inflateExact(gz as Uint8Array, count * 2, where);
     return new Float16Array(bytes.buffer, bytes.byteOffset, count);
   }
   // Converting chunk by chunk while each is in cache, instead of inflating
   // the whole float16 layer first, saves writing (and page-faulting) a
   // buffer of half the output's size.
-  checkMagic(gz, where);
+  if (!slices) checkMagic(gz as Uint8Array, where);
   const out = allocateScores(count, "float32", `decode ${where}`);
   inflateExactInto(gz, count * 2, where, (chunk, at) => {
     const halves = new Uint16Array(
@@ -92,7 +112,7 @@ export function decodeScores(
       chunk.length >> 1,
     );
     float16ToFloat32(halves, out.subarray(at >> 1, (at >> 1) + halves.length));
-  });
+  }, release);
   return out;
 }
 
@@ -109,6 +129,14 @@ export interface DecodeJob {
    * view of part of a buffer is copied.
    */
   gzip: () => Uint8Array;
+  /**
+   * Produces the gzip bytes as consecutive slices instead (preferred by a
+   * pool when present): each slice is transferred to the worker, which
+   * empties it once inflated, so a layer's compressed bytes shrink while it
+   * decodes. The slices must be the caller's to give away.
+   * @default {undefined} `gzip` is used
+   */
+  gzipSlices?: () => Uint8Array[];
 }
 
 /** Options for {@linkcode decodeScoresBatch}. */
@@ -441,9 +469,9 @@ export class DecodePool {
         task.reject(new Error("Cannot decode: an earlier layer failed"));
         continue;
       }
-      let gz: Uint8Array;
+      let gz: Uint8Array[];
       try {
-        gz = task.job.gzip();
+        gz = task.job.gzipSlices?.() ?? [task.job.gzip()];
       } catch (error) {
         task.batch.failed = true;
         task.reject(error as Error);
@@ -451,15 +479,18 @@ export class DecodePool {
       }
       // Bytes that fill their buffer move to the worker; a view of part of
       // a buffer (the body, Buffer's pool) is copied so its owner keeps it.
-      if (gz.byteOffset !== 0 || gz.byteLength !== gz.buffer.byteLength) {
-        gz = new Uint8Array(gz);
-      }
+      gz = gz.map((g) =>
+        g.byteOffset !== 0 || g.byteLength !== g.buffer.byteLength
+          ? new Uint8Array(g)
+          : g
+      );
       const slot = this.#idle.pop()!;
       const worker = this.#workers[slot];
       this.#running[slot] = task;
+      const transfer = [...new Set(gz.map((g) => g.buffer as ArrayBuffer))];
       worker.postMessage(
         { gz, shape: task.job.shape, dtype: task.dtype, where: task.job.where },
-        [gz.buffer as ArrayBuffer],
+        transfer,
       );
     }
   }

@@ -278,14 +278,15 @@ export class ResponseScanner {
 }
 
 /**
- * A span decoded while it streamed in: it keeps the decoded bytes and the
- * length of its text, not the text.
+ * A span decoded while it streamed in: it keeps the decoded bytes (as
+ * slices) and the length of its text, not the text.
  */
 class StreamedSpan extends Base64Span {
   #length: number;
 
-  constructor(length: number, decoded: Uint8Array) {
-    super(new Uint8Array(0), decoded);
+  constructor(length: number, slices: Uint8Array[]) {
+    super(new Uint8Array(0));
+    this.slices = slices;
     this.#length = length;
   }
 
@@ -294,16 +295,28 @@ class StreamedSpan extends Base64Span {
   }
 }
 
-/** Most bytes one layer's payload may decode to (virtual, reserved only). */
-const MAX_DECODED = 2 ** 33;
+/**
+ * Bytes per slice of a decoded payload. Each slice is a resizable buffer of
+ * its own, so a decoder can empty it as soon as it has inflated it: the
+ * compressed bytes of a layer then shrink while its output grows, instead
+ * of being held whole until the layer is done.
+ */
+const SLICE = 2 << 20;
+
+/** Where the decoding stood when a piece came (to undo it on giving up). */
+interface Mark {
+  slices: number;
+  written: number;
+  carry: string;
+}
 
 /**
  * One `"data"` string as it arrives. Its first `threshold` bytes are kept
  * as they are (a short string goes back into the skeleton); past that the
- * base64 is decoded piece by piece into one growing buffer, so neither the
- * text nor a copy of it is held. Anything unusual (a JSON escape, a
- * character that is not base64) turns it back into kept text (the part
- * already decoded re-encoded, which decodes the same), for
+ * base64 is decoded piece by piece into slices of {@linkcode SLICE} bytes,
+ * so neither the text nor a copy of it is held. Anything unusual (a JSON
+ * escape, a character that is not base64) turns it back into kept text (the
+ * part already decoded re-encoded, which decodes the same), for
  * {@linkcode decodeBase64} to resolve or report later.
  */
 class DataString {
@@ -314,7 +327,9 @@ class DataString {
   length = 0;
   #decoding = false;
   #stuck = false;
-  #buffer: ArrayBuffer | null = null;
+  /** Full slices, then the one being written. */
+  #slices: ArrayBuffer[] = [];
+  /** Bytes written in the last slice. */
   #written = 0;
   #carry = "";
   /** The text decoded so far ended in padding: nothing may follow it. */
@@ -339,7 +354,6 @@ class DataString {
       const all = concat(this.#raw, this.length);
       this.#raw = [];
       this.#decoding = true;
-      this.#buffer = new ArrayBuffer(0, { maxByteLength: MAX_DECODED });
       this.#feed(all);
     }
   }
@@ -354,25 +368,37 @@ class DataString {
       this.#decodeText(this.#carry, "loose", new Uint8Array(0));
     }
     if (!this.#decoding) return new Base64Span(this.raw());
-    const buffer = this.#buffer!;
-    buffer.resize(this.#written);
-    return new StreamedSpan(this.length, new Uint8Array(buffer));
+    const last = this.#slices.at(-1);
+    last?.resize(this.#written);
+    const slices = this.#slices.filter((b) => b.byteLength > 0).map((b) =>
+      new Uint8Array(b)
+    );
+    this.#slices = [];
+    return new StreamedSpan(this.length, slices);
   }
 
   #feed(bytes: Uint8Array): void {
-    if (bytes.indexOf(BACKSLASH) >= 0) return this.#giveUp(bytes);
+    if (bytes.indexOf(BACKSLASH) >= 0) return this.#giveUp(bytes, this.#mark());
     // The base64 decoder would skip these whitespace bytes, and would go on
     // after padding when the next piece starts a new quad; neither is plain
     // base64 in a JSON string, so the text is kept for the checks the
     // whole-body scan makes (a raw control character is a syntax error).
-    if (bytes.length && this.#padded) return this.#giveUp(bytes);
+    if (bytes.length && this.#padded) return this.#giveUp(bytes, this.#mark());
     for (const c of WHITESPACE_CONTROLS) {
-      if (bytes.indexOf(c) >= 0) return this.#giveUp(bytes);
+      if (bytes.indexOf(c) >= 0) return this.#giveUp(bytes, this.#mark());
     }
     const text = this.#decoder.decode(bytes);
     // Non-ASCII: not base64.
-    if (text.length !== bytes.length) return this.#giveUp(bytes);
+    if (text.length !== bytes.length) return this.#giveUp(bytes, this.#mark());
     this.#decodeText(this.#carry + text, "stop-before-partial", bytes);
+  }
+
+  #mark(): Mark {
+    return {
+      slices: this.#slices.length,
+      written: this.#written,
+      carry: this.#carry,
+    };
   }
 
   #decodeText(
@@ -380,33 +406,64 @@ class DataString {
     handling: "loose" | "stop-before-partial",
     bytes: Uint8Array,
   ): void {
-    const buffer = this.#buffer!;
-    const need = this.#written + Math.ceil(text.length / 4) * 3;
-    if (need > buffer.byteLength) {
-      buffer.resize(
-        Math.min(MAX_DECODED, Math.max(need, buffer.byteLength * 1.5)),
-      );
-    }
+    const mark = this.#mark();
+    let at = 0;
     try {
-      const result = new Uint8Array(buffer, this.#written).setFromBase64(
-        text,
-        { lastChunkHandling: handling },
-      );
-      this.#written += result.written;
-      this.#carry = text.slice(result.read);
-      this.#padded = result.read > 0 &&
-        text.charCodeAt(result.read - 1) === EQUALS;
+      while (at < text.length) {
+        if (this.#padded) throw new SyntaxError("data after padding");
+        let slice = this.#slices.at(-1);
+        if (!slice || SLICE - this.#written < 3) {
+          slice?.resize(this.#written);
+          slice = new ArrayBuffer(SLICE, { maxByteLength: SLICE });
+          this.#slices.push(slice);
+          this.#written = 0;
+        }
+        // Whole quads that fit; the rest goes to the next slice.
+        const fit = Math.floor((SLICE - this.#written) / 3) * 4;
+        const end = Math.min(text.length, at + fit);
+        const piece = at === 0 && end === text.length
+          ? text
+          : text.substring(at, end);
+        const result = new Uint8Array(slice, this.#written).setFromBase64(
+          piece,
+          {
+            lastChunkHandling: end === text.length
+              ? handling
+              : "stop-before-partial",
+          },
+        );
+        this.#written += result.written;
+        this.#padded = result.read > 0 &&
+          piece.charCodeAt(result.read - 1) === EQUALS;
+        at += result.read;
+        if (result.read < piece.length) break;
+      }
+      this.#carry = text.slice(at);
     } catch {
-      this.#giveUp(bytes);
+      this.#giveUp(bytes, mark);
     }
   }
 
-  /** Back to kept text: what was decoded, re-encoded, then the rest. */
-  #giveUp(bytes: Uint8Array): void {
-    const decoded = new Uint8Array(this.#buffer!, 0, this.#written);
-    const before = new TextEncoder().encode(decoded.toBase64() + this.#carry);
+  /**
+   * Back to kept text: what was decoded before `mark`, re-encoded, then the
+   * text not decoded at that point.
+   */
+  #giveUp(bytes: Uint8Array, mark: Mark): void {
+    const kept = this.#slices.slice(0, mark.slices);
+    const parts = kept.map((b, i) =>
+      new Uint8Array(b, 0, i === mark.slices - 1 ? mark.written : b.byteLength)
+    );
+    let n = 0;
+    for (const p of parts) n += p.length;
+    const decoded = new Uint8Array(n);
+    n = 0;
+    for (const p of parts) {
+      decoded.set(p, n);
+      n += p.length;
+    }
+    const before = new TextEncoder().encode(decoded.toBase64() + mark.carry);
     this.#raw = [before, bytes];
-    this.#buffer = null;
+    this.#slices = [];
     this.#written = 0;
     this.#carry = "";
     this.#padded = false;
