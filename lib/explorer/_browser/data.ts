@@ -7,7 +7,7 @@
  * @module
  */
 
-import { inflateSync } from "fflate";
+import { inflateSync } from "npm:fflate@^0.8.3";
 import { binMap, poolRowMax } from "../../charts/_scale.ts";
 import type { ExplorerMeta, Segment } from "../_protocol.ts";
 import { QUANT, TOP_QUANT } from "../_protocol.ts";
