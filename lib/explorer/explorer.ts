@@ -24,7 +24,8 @@ import { packLayers } from "./_payload.ts";
 import type { ExplorerMeta } from "./_protocol.ts";
 import { EXPLORER_CSS } from "./_style.ts";
 import { resolveLayerMeta } from "./_layer_meta.ts";
-import { compareLayers, packCompare } from "./_compare.ts";
+import { packCompare } from "./_compare.ts";
+import { type Aligned, alignCaptures, type CompareAlign } from "./_align.ts";
 import { inlineScript, scriptJson } from "./_safe.ts";
 
 /** What {@linkcode explore} takes: a capture in either shape, or one layer. */
@@ -78,11 +79,29 @@ export interface ExploreOptions {
    */
   layerMeta?: LayerMeta | readonly LayerMeta[];
   /**
-   * Capture b, of the same tokens (same layers, shapes and positions): the
-   * page opens on the difference a - b and toggles between a, b and a - b.
+   * Capture b: the page opens on the difference a - b and toggles between
+   * a, b and a - b. Of the same tokens (same layers, shapes and positions),
+   * or of other tokens lined up by `align`.
    * @default {undefined} no comparison
    */
   compare?: ExploreSource;
+  /**
+   * How `compare` lines up with the capture: `"auto"` by position when the
+   * shapes and positions match, else as `"span"`; `"positions"` by position
+   * only; `"span"` on the longest run of identical token labels; `{ text }`
+   * on the tokens that spell it in both (`findSpan`). A span crops both
+   * captures to that window in queries and keys (the probabilities as
+   * captured, not renormalized), rebased so the window starts at 0; `query`
+   * still counts in capture a's positions. The root's `data-align` and the
+   * status line name the window, e.g. `a[3,20) b[0,17)`.
+   * @default {"auto"}
+   */
+  align?: CompareAlign;
+  /**
+   * Token text of `compare` per absolute position, when it carries none.
+   * @default {undefined} its own labels
+   */
+  compareLabels?: readonly string[];
   /**
    * Cross-attention (query tokens that are not the key tokens, shape
    * `[Tq, H, Tk]`): one label per query row; give `keyLabels` too. The page
@@ -126,6 +145,7 @@ export class Explorer {
   >;
   #layerMeta: (LayerMeta | null)[];
   #compare: AttentionLayer[] | null;
+  #alignment: Aligned["alignment"] = null;
   #initialLayer: number;
   #initialQuery: number;
   #cross: { queryLabels: string[]; keyLabels: string[] } | null;
@@ -137,6 +157,7 @@ export class Explorer {
     labels: string[],
     hasLabels: boolean,
     options: ExploreOptions,
+    compared: Aligned | null = null,
   ) {
     this.#layers = layers;
     this.#labels = labels;
@@ -156,9 +177,8 @@ export class Explorer {
     }
     this.#layerMeta = resolveLayerMeta(layers, options.layerMeta);
     this.#cross = crossLabels(layers[0].scores.shape, options);
-    this.#compare = options.compare === undefined
-      ? null
-      : compareLayers(layers, options.compare);
+    this.#compare = compared?.b ?? null;
+    this.#alignment = compared?.alignment ?? null;
     const li = options.layer === undefined
       ? layers.length - 1
       : layers.findIndex((l) => l.layer === options.layer);
@@ -276,7 +296,7 @@ export class Explorer {
           budget: share,
           topK: this.#options.topK,
           pooledSize: POOLED_SIZE,
-        })
+        }, this.#alignment?.label)
         : null;
       const packed = packLayers(this.#layers, {
         budget: share,
@@ -349,6 +369,10 @@ export class Explorer {
           Array.from({ length: heads }, (_, h) => h).join(",")
         }" data-mode="query"${
           compared ? ' data-compare="1"' : ""
+        }${
+          this.#alignment
+            ? ` data-align="${escapeXml(this.#alignment.label)}"`
+            : ""
         } data-theme="${this.#options.theme}" data-window="${
           arch0.window || ""
         }" data-causal="${
@@ -706,5 +730,31 @@ export function explore(
     { length: n },
     (_, p) => given?.[p] ?? String(p),
   );
-  return new Explorer(layers, labels, given !== null, options);
+  const compared = compareWith(layers, given, options);
+  if (compared?.alignment) {
+    const from = compared.alignment.a.start;
+    return new Explorer(compared.a, [...compared.labels!], true, {
+      ...options,
+      query: options.query === undefined ? undefined : options.query - from,
+    }, compared);
+  }
+  return new Explorer(layers, labels, given !== null, options, compared);
+}
+
+/** Capture b lined up with a (`options.align`), or `null` without `compare`. */
+function compareWith(
+  layers: AttentionLayer[],
+  labels: readonly string[] | null,
+  options: ExploreOptions,
+): Aligned | null {
+  const source = options.compare;
+  if (source === undefined) return null;
+  const b = source instanceof AttentionLayer
+    ? { layers: [source], labels: null }
+    : normalizeCapture(source, "compare attention");
+  return alignCaptures(
+    { layers, labels },
+    { layers: b.layers, labels: options.compareLabels ?? b.labels },
+    options.align ?? "auto",
+  );
 }
