@@ -25,8 +25,10 @@ import type { ExplorerMeta } from "./_protocol.ts";
 import { EXPLORER_CSS } from "./_style.ts";
 import { resolveLayerMeta } from "./_layer_meta.ts";
 import { packCompare } from "./_compare.ts";
-import { type Aligned, alignCaptures, type CompareAlign } from "./_align.ts";
+import { alignCaptures, type Aligned, type CompareAlign } from "./_align.ts";
 import { inlineScript, scriptJson } from "./_safe.ts";
+
+export type { CompareAlign } from "./_align.ts";
 
 /** What {@linkcode explore} takes: a capture in either shape, or one layer. */
 export type ExploreSource = CaptureLike | AttentionLayer;
@@ -367,9 +369,7 @@ export class Explorer {
       const html =
         `<div class="attnscope-explorer" data-layer="${layer.layer}" data-heads="${
           Array.from({ length: heads }, (_, h) => h).join(",")
-        }" data-mode="query"${
-          compared ? ' data-compare="1"' : ""
-        }${
+        }" data-mode="query"${compared ? ' data-compare="1"' : ""}${
           this.#alignment
             ? ` data-align="${escapeXml(this.#alignment.label)}"`
             : ""
@@ -689,7 +689,8 @@ function crossLabels(
  * @param source `captureAttention`'s result, an `AttentionCapture`, or one layer.
  * @param options Labels, size budget, top-k, first layer and query.
  * @returns The view (render with `toHTML`, `save`, or show it in a cell).
- * @throws {TypeError} When the capture is empty or its layers differ in shape.
+ * @throws {TypeError} When the capture is empty or its layers differ in
+ * shape, or `compare` cannot be lined up with it (see `align`).
  *
  * @example
  * ```ts
@@ -697,6 +698,31 @@ function crossLabels(
  * import assert from "node:assert/strict";
  *
  * assert.throws(() => explore({}), /^TypeError: Cannot explore attention: the capture holds no layers/);
+ * ```
+ *
+ * @example Comparing a prompt with a longer one that holds it (aligned by span)
+ * ```ts
+ * import { explore } from "./explorer.ts";
+ * import { AttentionLayer } from "../data/layer.ts";
+ * import { AttentionScores } from "../data/scores.ts";
+ * import { TokenMeta } from "../data/token_meta.ts";
+ * import assert from "node:assert/strict";
+ *
+ * // Uniform causal attention over the labels' tokens, one layer, one head.
+ * const capture = (labels: string[]) => {
+ *   const t = labels.length, data = new Float32Array(t * t);
+ *   for (let q = 0; q < t; q++) for (let k = 0; k <= q; k++) data[q * t + k] = 1 / (q + 1);
+ *   const layer = new AttentionLayer({ layer: 0, model: null, scores: new AttentionScores(data, [t, 1, t]),
+ *     tokenMeta: new TokenMeta({ promptLen: t, totalLen: t }) });
+ *   return { attention: { 0: layer }, labels };
+ * };
+ * const clean = capture(["<bos>", "The", " cat", " sat"]);
+ * const longer = capture(["<bos>", "Hi", ".", "The", " cat", " sat"]);
+ * // Both cropped to "The cat sat": a[1,4), b[3,6); the weights as captured.
+ * const html = await explore(clean, { compare: longer, align: "span" }).toHTML();
+ * assert.match(html, /data-compare="1" data-align="a\[1,4\) b\[3,6\)"/);
+ * assert.throws(() => explore(clean, { compare: longer, align: "positions" }),
+ *   /^TypeError: Cannot compare attention: layer 0 of capture b has shape \[6,1,6\]/);
  * ```
  */
 export function explore(
