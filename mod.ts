@@ -97,6 +97,7 @@ export { encodePng, type EncodePngOptions, pngDataUrl } from "./lib/png.ts";
 
 // Explorer: the offline interactive page.
 export {
+  type CompareAlign,
   explore,
   type ExploreOptions,
   Explorer,

@@ -1,10 +1,11 @@
 /// <reference lib="dom" />
 /**
- * Compare mode, `explore(a, { compare: b })`: refused clearly when b is not
- * of a's tokens; in Debian's Chromium (npm:puppeteer-core) it opens on
+ * Compare mode, `explore(a, { compare: b })`: refused clearly when b cannot
+ * be lined up with a; in Debian's Chromium (npm:puppeteer-core) it opens on
  * a - b with `data-compare="1"`, every token's `data-weight` is the signed
  * difference of what each capture alone shows (to 1e-3), and the toggle
- * shows a and b exactly. Skipped with the reason where Chromium is missing;
+ * shows a and b exactly; captures of different lengths aligned by span show
+ * a - b of the two cropped windows, with the window named. Skipped with the reason where Chromium is missing;
  * under `CI=true` that fails.
  */
 
@@ -26,8 +27,19 @@ if (!chromium.ok) {
 Deno.test("explore() refuses to compare captures of other tokens or layers, saying what to do", () => {
   const a = explorerCapture(20, 2, 2, { seed: 1 });
   assert.throws(
-    () => explore(a, { compare: explorerCapture(21, 2, 2, { seed: 2 }) }),
-    /^TypeError: Cannot compare attention: layer 0 of capture b has shape \[21,2,21\] from position 0 but capture a has \[20,2,20\] from 0; compare captures of the same tokens$/,
+    () =>
+      explore(a, {
+        compare: explorerCapture(21, 2, 2, { seed: 2 }),
+        align: "positions",
+      }),
+    /^TypeError: Cannot compare attention: layer 0 of capture b has shape \[21,2,21\] from position 0 but capture a has \[20,2,20\] from 0; compare captures of the same tokens, or align them with align: "span"$/,
+  );
+  assert.throws(
+    () =>
+      explore(a, {
+        compare: explorerCapture(21, 2, 2, { seed: 2, labels: false }),
+      }),
+    /^TypeError: Cannot compare attention: layer 0 of capture b has shape \[21,2,21\] from position 0 but capture a has \[20,2,20\] from 0, and capture b has no token labels to align by; pass captures with labels/,
   );
   assert.throws(
     () => explore(a, { compare: explorerCapture(20, 2, 1, { seed: 2 }) }),
@@ -53,8 +65,8 @@ Deno.test("explore() in compare mode embeds b beside a and marks the root", asyn
 Deno.test("explore() in compare mode keeps both captures within maxBytes", async () => {
   const a = explorerCapture(300, 2, 1, { seed: 3 });
   const b = explorerCapture(300, 2, 1, { seed: 4 });
-  const stats = await explore(a, { compare: b, maxBytes: 600_000 }).stats();
-  assert.ok(stats.bytes <= 600_000, `${stats.bytes} bytes`);
+  const stats = await explore(a, { compare: b, maxBytes: 700_000 }).stats();
+  assert.ok(stats.bytes <= 700_000, `${stats.bytes} bytes`);
   assert.ok(stats.reducedHeads >= 1, "the budget forced reduced heads");
 });
 
@@ -190,6 +202,93 @@ Deno.test({
           );
           assertClose(await weights(page), want, "received a - b of key 5");
         },
+      );
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+      await Deno.remove(path);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "explore() compare of captures with different lengths, aligned by span, shows a - b of the cropped windows (data-weight to 1e-3)",
+  ignore: !chromium.ok && !CI,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    if (!chromium.ok) assert.fail(`Cannot drive Chromium: ${chromium.reason}`);
+    // a: 20 tokens; b, a corrupted copy: 2 other tokens instead of a's
+    // first 3, then a's tokens 3..19. The window is a[3,20) = b[2,19).
+    const a = explorerCapture(20, 3, 2, { seed: 1 });
+    const b = explorerCapture(19, 3, 2, { seed: 8 });
+    a.labels = Array.from({ length: 20 }, (_, p) => ` w${p}`);
+    b.labels = [" x", " y", ...a.labels.slice(3)];
+    const W = 17, SA = 3, SB = 2;
+    const sa = (Object.values(a.attention!) as AttentionLayer[])[1].scores;
+    const sb = (Object.values(b.attention!) as AttentionLayer[])[1].scores;
+    const heads = [0, 1, 2];
+    // a - b from the captures as given, shifted by hand (not via alignCaptures).
+    const diff = (q: number) =>
+      Array.from({ length: W }, (_, k) => {
+        const m = (s: typeof sa, start: number) =>
+          heads.reduce((acc, h) => acc + s.get(q + start, h, k + start), 0) /
+          heads.length;
+        return m(sa, SA) - m(sb, SB);
+      });
+    const path = await Deno.makeTempFile({ suffix: ".html" });
+    await Deno.writeTextFile(
+      path,
+      `<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>${await explore(
+        a,
+        { compare: b },
+      ).toHTML()}</body></html>`,
+    );
+    const browser = await puppeteer.launch({
+      executablePath: chromium.path,
+      headless: true,
+      args: ["--no-sandbox", "--disable-gpu", "--no-first-run"],
+    });
+    try {
+      const page = await browser.newPage();
+      await page.setViewport({ width: 1200, height: 1000 });
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(String(e)));
+      await page.goto(`file://${path}`, { waitUntil: "load" });
+      await page.waitForFunction(
+        () => {
+          const r = document.querySelector<HTMLElement>(".attnscope-explorer");
+          return r?.dataset.ready || r?.dataset.error;
+        },
+        { timeout: 15000 },
+      );
+      const d = await page.$eval(".attnscope-explorer", (r) => ({
+        ...(r as HTMLElement).dataset,
+      }));
+      assert.equal(d.error, undefined);
+      assert.equal(d.compare, "1");
+      assert.equal(d.side, "diff");
+      assert.equal(d.align, "a[3,20) b[2,19)");
+      const status = await page.$eval(".ax-status", (e) => e.textContent ?? "");
+      assert.match(status, /aligned tokens a\[3,20\) b\[2,19\)/);
+      const texts = await page.$$eval(
+        ".ax-app .ax-tok",
+        (es) => es.map((e) => e.textContent),
+      );
+      assert.deepEqual(texts, a.labels.slice(3));
+      // Opens on a's last prompt token (position 15), row 12 of the window.
+      assert.equal(d.query, "12");
+      for (const q of [12, 0, 7, 16]) {
+        if (q !== 12) {
+          await (await page.$(`.ax-app .ax-tok[data-index="${q}"]`))!.hover();
+        }
+        const want = diff(q);
+        assertClose(await weights(page), want, `aligned a - b at ${q}`);
+      }
+      assert.ok(
+        diff(16).some((v) => v < -0.01) && diff(16).some((v) => v > 0.01),
+        "the fixture differs both ways",
       );
       assert.deepEqual(errors, []);
     } finally {

@@ -99,5 +99,7 @@ export interface ExplorerMeta {
     packing: Pick<ExplorerMeta, "layers" | "pooled" | "topK" | "idxBytes">;
     names: { a: string; b: string };
     lut: string;
+    /** The aligned window, e.g. `"a[3,20) b[0,17)"`, when b was aligned by span. */
+    align?: string;
   };
 }

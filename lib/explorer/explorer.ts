@@ -24,8 +24,11 @@ import { packLayers } from "./_payload.ts";
 import type { ExplorerMeta } from "./_protocol.ts";
 import { EXPLORER_CSS } from "./_style.ts";
 import { resolveLayerMeta } from "./_layer_meta.ts";
-import { compareLayers, packCompare } from "./_compare.ts";
+import { packCompare } from "./_compare.ts";
+import { alignCaptures, type Aligned, type CompareAlign } from "./_align.ts";
 import { inlineScript, scriptJson } from "./_safe.ts";
+
+export type { CompareAlign } from "./_align.ts";
 
 /** What {@linkcode explore} takes: a capture in either shape, or one layer. */
 export type ExploreSource = CaptureLike | AttentionLayer;
@@ -78,11 +81,29 @@ export interface ExploreOptions {
    */
   layerMeta?: LayerMeta | readonly LayerMeta[];
   /**
-   * Capture b, of the same tokens (same layers, shapes and positions): the
-   * page opens on the difference a - b and toggles between a, b and a - b.
+   * Capture b: the page opens on the difference a - b and toggles between
+   * a, b and a - b. Of the same tokens (same layers, shapes and positions),
+   * or of other tokens lined up by `align`.
    * @default {undefined} no comparison
    */
   compare?: ExploreSource;
+  /**
+   * How `compare` lines up with the capture: `"auto"` by position when the
+   * shapes and positions match, else as `"span"`; `"positions"` by position
+   * only; `"span"` on the longest run of identical token labels; `{ text }`
+   * on the tokens that spell it in both (`findSpan`). A span crops both
+   * captures to that window in queries and keys (the probabilities as
+   * captured, not renormalized), rebased so the window starts at 0; `query`
+   * still counts in capture a's positions. The root's `data-align` and the
+   * status line name the window, e.g. `a[3,20) b[0,17)`.
+   * @default {"auto"}
+   */
+  align?: CompareAlign;
+  /**
+   * Token text of `compare` per absolute position, when it carries none.
+   * @default {undefined} its own labels
+   */
+  compareLabels?: readonly string[];
   /**
    * Cross-attention (query tokens that are not the key tokens, shape
    * `[Tq, H, Tk]`): one label per query row; give `keyLabels` too. The page
@@ -126,6 +147,7 @@ export class Explorer {
   >;
   #layerMeta: (LayerMeta | null)[];
   #compare: AttentionLayer[] | null;
+  #alignment: Aligned["alignment"] = null;
   #initialLayer: number;
   #initialQuery: number;
   #cross: { queryLabels: string[]; keyLabels: string[] } | null;
@@ -137,6 +159,7 @@ export class Explorer {
     labels: string[],
     hasLabels: boolean,
     options: ExploreOptions,
+    compared: Aligned | null = null,
   ) {
     this.#layers = layers;
     this.#labels = labels;
@@ -156,9 +179,8 @@ export class Explorer {
     }
     this.#layerMeta = resolveLayerMeta(layers, options.layerMeta);
     this.#cross = crossLabels(layers[0].scores.shape, options);
-    this.#compare = options.compare === undefined
-      ? null
-      : compareLayers(layers, options.compare);
+    this.#compare = compared?.b ?? null;
+    this.#alignment = compared?.alignment ?? null;
     const li = options.layer === undefined
       ? layers.length - 1
       : layers.findIndex((l) => l.layer === options.layer);
@@ -276,7 +298,7 @@ export class Explorer {
           budget: share,
           topK: this.#options.topK,
           pooledSize: POOLED_SIZE,
-        })
+        }, this.#alignment?.label)
         : null;
       const packed = packLayers(this.#layers, {
         budget: share,
@@ -347,8 +369,10 @@ export class Explorer {
       const html =
         `<div class="attnscope-explorer" data-layer="${layer.layer}" data-heads="${
           Array.from({ length: heads }, (_, h) => h).join(",")
-        }" data-mode="query"${
-          compared ? ' data-compare="1"' : ""
+        }" data-mode="query"${compared ? ' data-compare="1"' : ""}${
+          this.#alignment
+            ? ` data-align="${escapeXml(this.#alignment.label)}"`
+            : ""
         } data-theme="${this.#options.theme}" data-window="${
           arch0.window || ""
         }" data-causal="${
@@ -665,7 +689,8 @@ function crossLabels(
  * @param source `captureAttention`'s result, an `AttentionCapture`, or one layer.
  * @param options Labels, size budget, top-k, first layer and query.
  * @returns The view (render with `toHTML`, `save`, or show it in a cell).
- * @throws {TypeError} When the capture is empty or its layers differ in shape.
+ * @throws {TypeError} When the capture is empty or its layers differ in
+ * shape, or `compare` cannot be lined up with it (see `align`).
  *
  * @example
  * ```ts
@@ -673,6 +698,31 @@ function crossLabels(
  * import assert from "node:assert/strict";
  *
  * assert.throws(() => explore({}), /^TypeError: Cannot explore attention: the capture holds no layers/);
+ * ```
+ *
+ * @example Comparing a prompt with a longer one that holds it (aligned by span)
+ * ```ts
+ * import { explore } from "./explorer.ts";
+ * import { AttentionLayer } from "../data/layer.ts";
+ * import { AttentionScores } from "../data/scores.ts";
+ * import { TokenMeta } from "../data/token_meta.ts";
+ * import assert from "node:assert/strict";
+ *
+ * // Uniform causal attention over the labels' tokens, one layer, one head.
+ * const capture = (labels: string[]) => {
+ *   const t = labels.length, data = new Float32Array(t * t);
+ *   for (let q = 0; q < t; q++) for (let k = 0; k <= q; k++) data[q * t + k] = 1 / (q + 1);
+ *   const layer = new AttentionLayer({ layer: 0, model: null, scores: new AttentionScores(data, [t, 1, t]),
+ *     tokenMeta: new TokenMeta({ promptLen: t, totalLen: t }) });
+ *   return { attention: { 0: layer }, labels };
+ * };
+ * const clean = capture(["<bos>", "The", " cat", " sat"]);
+ * const longer = capture(["<bos>", "Hi", ".", "The", " cat", " sat"]);
+ * // Both cropped to "The cat sat": a[1,4), b[3,6); the weights as captured.
+ * const html = await explore(clean, { compare: longer, align: "span" }).toHTML();
+ * assert.match(html, /data-compare="1" data-align="a\[1,4\) b\[3,6\)"/);
+ * assert.throws(() => explore(clean, { compare: longer, align: "positions" }),
+ *   /^TypeError: Cannot compare attention: layer 0 of capture b has shape \[6,1,6\]/);
  * ```
  */
 export function explore(
@@ -706,5 +756,31 @@ export function explore(
     { length: n },
     (_, p) => given?.[p] ?? String(p),
   );
-  return new Explorer(layers, labels, given !== null, options);
+  const compared = compareWith(layers, given, options);
+  if (compared?.alignment) {
+    const from = compared.alignment.a.start;
+    return new Explorer(compared.a, [...compared.labels!], true, {
+      ...options,
+      query: options.query === undefined ? undefined : options.query - from,
+    }, compared);
+  }
+  return new Explorer(layers, labels, given !== null, options, compared);
+}
+
+/** Capture b lined up with a (`options.align`), or `null` without `compare`. */
+function compareWith(
+  layers: AttentionLayer[],
+  labels: readonly string[] | null,
+  options: ExploreOptions,
+): Aligned | null {
+  const source = options.compare;
+  if (source === undefined) return null;
+  const b = source instanceof AttentionLayer
+    ? { layers: [source], labels: null }
+    : normalizeCapture(source, "compare attention");
+  return alignCaptures(
+    { layers, labels },
+    { layers: b.layers, labels: options.compareLabels ?? b.labels },
+    options.align ?? "auto",
+  );
 }

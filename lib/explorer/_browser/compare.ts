@@ -4,11 +4,13 @@
  * view reads (`row`, `column`, `cell`, `pooledGrid`, `allFull`, `rowOf`).
  * It shows capture a, capture b, or the signed difference a - b of what each
  * alone would show; the view picks the diverging colours when `signed`.
+ * The overview of a - b pools by the value of largest magnitude, sign kept.
  *
  * @module
  */
 
 import type { ExplorerMeta } from "../_protocol.ts";
+import { binMap } from "../../charts/_scale.ts";
 import { Capture, type Combine } from "./data.ts";
 
 /** What the view reads from its data: one capture, or a comparison. */
@@ -27,6 +29,7 @@ export class Compared implements CaptureView {
   side: Side = "diff";
   readonly rowOf: Int32Array;
   #scratch: Float64Array;
+  #pooled = new Map<string, Float32Array>();
 
   constructor(a: Capture, b: Capture) {
     this.a = a;
@@ -108,11 +111,83 @@ export class Compared implements CaptureView {
   ): Float32Array {
     if (this.side === "a") return this.a.pooledGrid(layer, heads, combine);
     if (this.side === "b") return this.b.pooledGrid(layer, heads, combine);
+    if (this.a.allFull(layer, heads) && this.b.allFull(layer, heads)) {
+      return this.#pooledDiff(layer, heads, combine);
+    }
+    // Reduced heads hold only their max-pooled overviews: the difference
+    // of those is all there is.
     const x = this.a.pooledGrid(layer, heads, combine);
     const y = this.b.pooledGrid(layer, heads, combine);
     const out = new Float32Array(x.length);
     for (let i = 0; i < x.length; i++) out[i] = x[i] - y[i];
     return out;
+  }
+
+  /**
+   * The difference a - b of the combined heads, cell by cell, pooled to the
+   * overview by the value of largest magnitude with its sign (a max would
+   * hide where b reads more than a); masked bins are `NaN`. Cached.
+   */
+  #pooledDiff(
+    layer: number,
+    heads: readonly number[],
+    combine: Combine,
+  ): Float32Array {
+    const key = `${layer}/${heads.join(",")}/${combine}`;
+    const done = this.#pooled.get(key);
+    if (done) return done;
+    const { tq, tk, pooled: { rows, cols } } = this.a.meta;
+    const out = new Float32Array(rows * cols).fill(NaN);
+    const colBin = binMap(tk, cols);
+    const x = new Float64Array(tk), y = new Float64Array(tk);
+    for (let r = 0; r < tq; r++) {
+      this.a.row(layer, heads, combine, r, x);
+      this.b.row(layer, heads, combine, r, y);
+      for (let c = 0; c < tk; c++) x[c] -= y[c];
+      poolSignedMax(x, out, Math.floor((r * rows) / tq) * cols, colBin);
+    }
+    for (let br = 0; br < rows; br++) {
+      for (let bc = 0; bc < cols; bc++) {
+        if (this.a.binMasked(layer, br, bc)) out[br * cols + bc] = NaN;
+      }
+    }
+    this.#pooled.set(key, out);
+    return out;
+  }
+}
+
+/**
+ * Pools one row of signed values into a grid row by the value of largest
+ * magnitude, keeping its sign: item `j` goes to `out[outBase + colBin[j]]`
+ * (`NaN` cells are empty).
+ *
+ * @param row Signed values, one per column.
+ * @param out The grid, `NaN`-filled before the first row.
+ * @param outBase Index in `out` of the grid row.
+ * @param colBin The bin of each column.
+ *
+ * @example
+ * ```ts
+ * import { poolSignedMax } from "./compare.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const out = new Float32Array(2).fill(NaN);
+ * poolSignedMax([0.25, -0.5, 0.125, 0], out, 0, Int32Array.of(0, 0, 1, 1));
+ * assert.deepEqual([...out], [-0.5, 0.125]);
+ * ```
+ */
+export function poolSignedMax(
+  row: ArrayLike<number>,
+  out: Float32Array,
+  outBase: number,
+  colBin: Int32Array,
+): void {
+  for (let j = 0; j < row.length; j++) {
+    const v = row[j];
+    if (Number.isNaN(v)) continue;
+    const at = outBase + colBin[j];
+    const cur = out[at];
+    if (Number.isNaN(cur) || Math.abs(v) > Math.abs(cur)) out[at] = v;
   }
 }
 

@@ -247,6 +247,10 @@ export function createControls(
       s.mode === "query" ? "attention from" : "attention received by"
     } ${what} ${sel.join(" + ")}${
       pooled ? " · matrix max-pooled to " + pooled : ""
+    }${
+      meta.compare?.align
+        ? ` · compared on the aligned tokens ${meta.compare.align}`
+        : ""
     }`;
   }
 
