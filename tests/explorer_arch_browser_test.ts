@@ -300,10 +300,10 @@ Deno.test({
       assert.equal(hex(await pixel(".ax-matrix", 40, 3)), masked, "outside");
       assert.equal(hex(await pixel(".ax-matrix", 3, 45)), masked, "future");
       assert.notEqual(hex(await pixel(".ax-matrix", 40, 39)), masked, "inside");
+      // Drawn in idle slices: each thumbnail says so when it is.
       await page.waitForFunction(() =>
-        document.querySelectorAll(".ax-thumb").length === 8
+        document.querySelectorAll(".ax-thumb[data-drawn]").length === 8
       );
-      await new Promise((r) => setTimeout(r, 500)); // drawn in idle slices
       const thumb = '.ax-thumb[data-layer="0"][data-head="0"]';
       assert.equal(hex(await pixel(thumb, 44, 2)), masked, "thumb outside");
       assert.equal(hex(await pixel(thumb, 2, 44)), masked, "thumb future");

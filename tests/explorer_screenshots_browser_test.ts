@@ -83,8 +83,14 @@ Deno.test({
           },
           { timeout: 15000 },
         );
-        // The layer x head thumbnails draw after the first paint.
-        await new Promise((r) => setTimeout(r, 1500));
+        // The layer x head thumbnails draw after the first paint; each says
+        // when it has.
+        await page.waitForFunction(
+          () =>
+            document.querySelectorAll(".ax-thumb").length > 0 &&
+            document.querySelector(".ax-thumb:not([data-drawn])") === null,
+          { timeout: 60_000 },
+        );
         assert.equal(
           await page.$eval(
             ".attnscope-explorer",

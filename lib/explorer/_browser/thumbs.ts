@@ -70,6 +70,8 @@ export function createThumbs(ctx: ViewContext): Thumbs {
     tmp.getContext("2d")!.putImageData(img, 0, 0);
     g2.imageSmoothingEnabled = false;
     g2.drawImage(tmp, 0, 0, THUMB, THUMB);
+    // Said on the element, so a reader (a test, a screenshot) can wait for it.
+    thumbEls[li][h].dataset.drawn = "1";
   }
 
   function start(): void {
