@@ -77,8 +77,10 @@ def wait_reply(kc, msg_id, timeout, km=None):
     return None
 
 
-def result_of(kc, msg_id, timeout):
-    """The execute_result text of a cell, read from iopub until idle."""
+def result_of(kc, msg_id, timeout, seen=None):
+    """The execute_result text of a cell, read from iopub until idle; the
+    cell's other iopub messages go to `seen` (type and a short summary), so
+    that a report shows what the kernel sent instead."""
     deadline = time.monotonic() + timeout
     text = None
     while time.monotonic() < deadline:
@@ -88,9 +90,13 @@ def result_of(kc, msg_id, timeout):
             continue
         if msg["parent_header"].get("msg_id") != msg_id:
             continue
-        if msg["msg_type"] == "execute_result":
+        kind = msg["msg_type"]
+        if seen is not None:
+            content = msg["content"]
+            seen.append(kind + ":" + json.dumps(content.get("execution_state") or content.get("data") or content.get("text") or content.get("evalue") or "")[:200])
+        if kind == "execute_result":
             text = msg["content"]["data"].get("text/plain")
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+        if kind == "status" and msg["content"]["execution_state"] == "idle":
             return text
     return text
 
@@ -107,10 +113,12 @@ def reply_summary(reply):
 
 def interrupt(folder, setup, slow, after, delay):
     """Waits are generous (a cold cache, a loaded machine): each returns as
-    soon as its reply comes. AFTER_CODE is tried up to three times until it
-    gives a result: an interrupt by message can be consumed by the next cell
-    to run (the kernel's limitation, not attnscope's); a lost state would
-    fail all three."""
+    soon as its reply comes. AFTER_CODE is tried up to twelve times until it
+    gives a result: after an interrupt by message, Deno's kernel (2.9.6) can
+    answer the next cells with an ok reply but no execute_result (found: one
+    to three such cells on a loaded machine; the kernel's limitation, not
+    attnscope's). Each attempt's iopub messages go in the report; a lost
+    state would fail every attempt."""
     from jupyter_client.manager import KernelManager
 
     km = KernelManager(kernel_name="deno")
@@ -135,14 +143,18 @@ def interrupt(folder, setup, slow, after, delay):
         report["alive"] = km.is_alive()
         if report["alive"]:
             report["after_attempts"] = []
-            for _ in range(3):
+            for attempt in range(12):
+                if attempt:
+                    time.sleep(0.3)
                 after_id = kc.execute(after)
                 t1 = time.monotonic()
                 after_reply = wait_reply(kc, after_id, 300, km)
-                result = result_of(kc, after_id, 60)
+                seen = []
+                result = result_of(kc, after_id, 60, seen)
                 report["after_attempts"].append({
                     "reply": reply_summary(after_reply),
                     "result": result,
+                    "iopub": seen,
                     "s": round(time.monotonic() - t1, 2),
                 })
                 report["after_status"] = None if after_reply is None else after_reply.get("status")

@@ -5,7 +5,9 @@
  * - `interrupt_mode: "message"`: the kernel survives with its state. The
  *   awaited capture is not reliably stopped (it usually runs on to its end,
  *   later than it would have; sometimes the interrupt lands on a later
- *   cell instead). That is the kernel's limitation and its timing varies
+ *   cell instead), and the next few cells may get an ok reply with no
+ *   execute_result (the helper retries the check cell until one comes).
+ *   That is the kernel's limitation and its timing varies
  *   with the machine, so the test asserts only what attnscope relies on:
  *   the kernel and its state survive. `deno task kernel` keeps Jupyter's
  *   default (SIGINT).
