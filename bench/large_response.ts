@@ -28,6 +28,7 @@ import {
 import { startReplayServer } from "../server/replay.ts";
 import { benchCapture } from "./_data.ts";
 import { gzipSync } from "node:zlib";
+import process from "node:process";
 
 const [mode, file, dtype] = Deno.args;
 /** Interleaved runs per row (`--runs N`). */
@@ -41,6 +42,12 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
+/** CPU time of this process (all its threads, user and system). */
+function cpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+}
+
 /** Peak resident memory of this process, from /proc. */
 async function peakMiB(): Promise<number> {
   const status = await Deno.readTextFile("/proc/self/status");
@@ -50,6 +57,7 @@ async function peakMiB(): Promise<number> {
 if (mode === "--buffered" || mode === "--streaming") {
   // One capture from the replay server at `file` (its base URL).
   const t0 = performance.now();
+  const cpu0 = cpuMs();
   let first = 0;
   let bytes = 0;
   let layers: { scores: { row(q: number, h: number): ArrayLike<number> } }[];
@@ -86,6 +94,7 @@ if (mode === "--buffered" || mode === "--streaming") {
     layers: layers.length,
     first_ms: first,
     ms,
+    cpu_ms: cpuMs() - cpu0,
     peak_mib: await peakMiB(),
   }));
 } else if (mode === "--child") {
@@ -99,6 +108,7 @@ if (mode === "--buffered" || mode === "--streaming") {
     stringPath = `fails: ${(error as Error).message}`;
   }
   const t0 = performance.now();
+  const cpu0 = cpuMs();
   const capture = await extractAttentionFromResponse(body, {
     dtype: dtype as "float32" | "float16",
   });
@@ -117,6 +127,7 @@ if (mode === "--buffered" || mode === "--streaming") {
     shape: layers[0].scores.shape,
     ms,
     output_bytes: layers.reduce((n, l) => n + l.scores.data.byteLength, 0),
+    cpu_ms: cpuMs() - cpu0,
     peak_mib: await peakMiB(),
     string_path: stringPath,
   }));
@@ -138,6 +149,7 @@ if (mode === "--buffered" || mode === "--streaming") {
     "| body | dtype | decode alone (bytes) | streaming end to end | vs decode alone | first layer | output | peak RSS | bound | peak / output | within bound |",
   );
   console.log("|---|---|---|---|---|---|---|---|---|---|---|");
+  const cpuRows: string[] = [];
   for (const body of bodies) {
     const size = (await Deno.stat(body.path)).size;
     // The replay server in this process, each client in its own.
@@ -148,14 +160,26 @@ if (mode === "--buffered" || mode === "--streaming") {
       const alones = [], streams = [];
       for (let i = 0; i < RUNS; i++) {
         alones.push(await child(["--child", body.path, dtype]));
-        streams.push(await child(["--streaming", replay.baseUrl, dtype]));
+        const before = cpuMs();
+        const run = await child(["--streaming", replay.baseUrl, dtype]);
+        streams.push({ ...run, server_cpu_ms: cpuMs() - before });
       }
       const alone = { ...alones[0], ms: median(alones.map((a) => a.ms)) };
       const r = {
         ms: median(streams.map((a) => a.ms)),
         first_ms: median(streams.map((a) => a.first_ms)),
         peak_mib: Math.max(...streams.map((a) => a.peak_mib)),
+        cpu_ms: median(streams.map((a) => a.cpu_ms)),
+        server_cpu_ms: median(streams.map((a) => a.server_cpu_ms)),
       };
+      alone.cpu_ms = median(alones.map((a) => a.cpu_ms));
+      cpuRows.push(
+        `| ${body.name} | ${dtype} | ${(alone.cpu_ms / 1000).toFixed(1)} s | ${
+          (r.cpu_ms / 1000).toFixed(1)
+        } s | ${(r.server_cpu_ms / 1000).toFixed(1)} s | ${
+          ((r.cpu_ms + r.server_cpu_ms) / alone.cpu_ms).toFixed(2)
+        }x |`,
+      );
       const outMiB = alone.output_bytes / 2 ** 20;
       const bound = 1.25 * outMiB + 150e6 / 2 ** 20;
       console.log(
@@ -173,6 +197,16 @@ if (mode === "--buffered" || mode === "--streaming") {
       );
     }
   }
+  console.log("");
+  console.log(
+    "CPU time over the timed part (medians, all threads): decode alone; streaming, the client and the replay server (this process) while it served; their sum over decode alone's",
+  );
+  console.log("");
+  console.log(
+    "| body | dtype | decode alone CPU | streaming client CPU | replay server CPU | (client + server) / alone |",
+  );
+  console.log("|---|---|---|---|---|---|");
+  for (const row of cpuRows) console.log(row);
   if (Deno.args.includes("--buffered")) {
     console.log("");
     console.log(

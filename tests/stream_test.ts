@@ -368,3 +368,30 @@ Deno.test("readAttentionStream() refuses base64 that goes on after padding, with
     assert.equal(streamed, whole, `cuts ${cuts}`);
   }
 });
+
+Deno.test("readAttentionStream() refuses non-ASCII inside base64, with chunk boundaries inside the character, as the whole-body decode does", async () => {
+  const text = JSON.stringify(response([layerEntry(0, [64, 2, 64])]));
+  const start = text.indexOf('"data":"') + 8;
+  // Before `at` the body is ASCII, so character and byte positions agree.
+  const at = start + 5000;
+  for (const char of ["é", "€", "\u0100", "\u00ff"]) {
+    const bad = text.slice(0, at) + char + text.slice(at + 1);
+    const size = new TextEncoder().encode(char).length;
+    for (const cuts of [[], [at], [at + 1], [at + size - 1, at + size]]) {
+      for (const layers of [undefined, [1]]) {
+        const { whole, streamed } = await bothDecodes(bad, cuts, { layers });
+        if (!layers) {
+          assert.match(
+            whole,
+            /^Cannot decode layer 0: data is not valid base64/,
+          );
+        }
+        assert.equal(
+          streamed,
+          whole,
+          `${char}, cuts ${cuts}, layers ${layers}`,
+        );
+      }
+    }
+  }
+});

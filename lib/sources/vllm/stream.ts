@@ -13,7 +13,7 @@
  * @module
  */
 
-import { Base64Span } from "./base64.ts";
+import { Base64Span, latin1 } from "./base64.ts";
 import {
   CaptureEntryTracker,
   concat,
@@ -334,7 +334,6 @@ class DataString {
   #carry = "";
   /** The text decoded so far ended in padding: nothing may follow it. */
   #padded = false;
-  #decoder = new TextDecoder();
 
   constructor(threshold: number, start: number) {
     this.#threshold = threshold;
@@ -387,9 +386,9 @@ class DataString {
     for (const c of WHITESPACE_CONTROLS) {
       if (bytes.indexOf(c) >= 0) return this.#giveUp(bytes, this.#mark());
     }
-    const text = this.#decoder.decode(bytes);
-    // Non-ASCII: not base64.
-    if (text.length !== bytes.length) return this.#giveUp(bytes, this.#mark());
+    // A byte past ASCII becomes a character base64 refuses: #decodeText
+    // then gives up, as for any other bad character.
+    const text = latin1(bytes);
     this.#decodeText(this.#carry + text, "stop-before-partial", bytes);
   }
 
